@@ -1,0 +1,56 @@
+//! JSON types of the HTTP API (`/api/...`), shared by the server and the app.
+
+use crate::ids::{CaseId, DocumentId, StaffId};
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/session`: sign in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignIn {
+    /// The staff member's username.
+    pub username: String,
+    /// Their password.
+    pub password: String,
+}
+
+/// `GET /api/me` and the answer to a sign-in: who is signed in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Me {
+    /// Staff id.
+    pub id: StaffId,
+    /// Username used to sign in.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// `practitioner`, `senior`, `manager` or `admin`.
+    pub role: String,
+    /// Name of the staff member's team.
+    pub team: String,
+}
+
+/// One row of `GET /api/cases`: a case the signed-in user may open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    /// The case.
+    pub id: CaseId,
+    /// The person's name.
+    pub person_name: String,
+    /// Case reference shown to staff (for example `CJ-2026-0042`).
+    pub reference: String,
+    /// Order or licence the person is on.
+    pub order_type: String,
+    /// The allocated worker's name.
+    pub worker_name: String,
+    /// How the signed-in user relates to the case: `worker` or `co-worker`.
+    pub relation: String,
+    /// The case's chronology document.
+    pub chronology: DocumentId,
+}
+
+/// The body of every error answer from the HTTP API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    /// A stable code (`unauthorised`, `invalid`, ...).
+    pub code: String,
+    /// A sentence for the person using the app.
+    pub message: String,
+}

@@ -1,0 +1,431 @@
+//! The case chronology (lifeline) as an Automerge document.
+//!
+//! # Schema
+//! The document root is a map from entry id (a UUID string) to one entry map. Entries live at
+//! the root so that two devices creating entries offline never race to create a shared
+//! container (two concurrently created containers under one key would hide one of them).
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `event_date` | string `YYYY-MM-DD` | when it happened |
+//! | `date_approximate` | bool | the date is approximate |
+//! | `what_happened` | text | brief, factual; a text object so concurrent edits merge by character |
+//! | `source` | string | person or agency the information came from |
+//! | `impact` | string | `positive`, `negative` or `neutral` |
+//! | `action_taken` | text | what was done about it |
+//! | `category` | string | one of [`CATEGORIES`] |
+//! | `withheld` | bool | withheld from the person's copy |
+//! | `recorded_by` | string | staff id of the author (claimed by the device; see below) |
+//! | `recorded_by_name` | string | display name of the author at the time |
+//! | `recorded_at` | int | Unix milliseconds on the recording device |
+//!
+//! The author fields are what the recording device wrote; the server separately records which
+//! signed-in user and device sent every change.
+
+use crate::dates::Date;
+use crate::ids::StaffId;
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest accepted text in one field, in characters.
+pub const MAX_TEXT_CHARS: usize = 4_000;
+
+/// Categories a chronology entry can have.
+pub const CATEGORIES: &[&str] = &[
+    "Offence or court",
+    "Supervision contact",
+    "Risk assessment",
+    "Police or partner information",
+    "Accommodation",
+    "Health",
+    "Relationships",
+    "Child or adult protection",
+    "Employment or education",
+    "Other",
+];
+
+/// Whether an event helped or harmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Impact {
+    /// The event reduced risk or helped the person.
+    Positive,
+    /// The event increased risk or harmed someone.
+    Negative,
+    /// No clear effect yet.
+    #[default]
+    Neutral,
+}
+
+impl Impact {
+    /// Every impact, in form order.
+    pub const ALL: [Impact; 3] = [Impact::Negative, Impact::Neutral, Impact::Positive];
+
+    /// The stored and form value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Impact::Positive => "positive",
+            Impact::Negative => "negative",
+            Impact::Neutral => "neutral",
+        }
+    }
+
+    /// Parses the stored value; anything unknown reads as neutral.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "positive" => Impact::Positive,
+            "negative" => Impact::Negative,
+            _ => Impact::Neutral,
+        }
+    }
+}
+
+impl fmt::Display for Impact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a worker types into the entry form: every editable field of an entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EntryDraft {
+    /// When it happened, as typed (`YYYY-MM-DD`).
+    pub event_date: String,
+    /// The date is approximate.
+    pub date_approximate: bool,
+    /// What happened (brief, factual).
+    pub what_happened: String,
+    /// Person or agency the information came from.
+    pub source: String,
+    /// Positive, negative or neutral.
+    pub impact: Impact,
+    /// What was done about it.
+    pub action_taken: String,
+    /// One of [`CATEGORIES`].
+    pub category: String,
+    /// Leave out of the person's copy.
+    pub withheld: bool,
+}
+
+/// One problem with a draft, tied to the field it concerns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// The field's key (as in the schema table).
+    pub field: &'static str,
+    /// What to do about it, in plain words.
+    pub message: String,
+}
+
+impl EntryDraft {
+    /// Checks the draft; returns every problem at once so a form can show them all.
+    pub fn validate(&self) -> Result<Date, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut err = |field, message: &str| {
+            errors.push(FieldError {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        let date = self.event_date.parse::<Date>();
+        if let Err(e) = &date {
+            err("event_date", &e.to_string());
+        }
+        if self.what_happened.trim().is_empty() {
+            err("what_happened", "Say briefly what happened.");
+        }
+        if self.source.trim().is_empty() {
+            err(
+                "source",
+                "Say who the information came from (a person or an agency).",
+            );
+        }
+        for (field, text) in [
+            ("what_happened", &self.what_happened),
+            ("action_taken", &self.action_taken),
+            ("source", &self.source),
+        ] {
+            if text.chars().count() > MAX_TEXT_CHARS {
+                err(field, "This is too long: keep it under 4,000 characters.");
+            }
+        }
+        if !CATEGORIES.contains(&self.category.as_str()) {
+            err("category", "Choose a category.");
+        }
+        match date {
+            Ok(d) if errors.is_empty() => Ok(d),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Who is recording an entry, as the device knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorder {
+    /// Staff id of the signed-in user.
+    pub staff: StaffId,
+    /// Their display name.
+    pub name: String,
+    /// Unix milliseconds now, on the device.
+    pub now_ms: i64,
+}
+
+/// One entry as read from a chronology document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChronologyEntry {
+    /// The entry's key in the document.
+    pub id: String,
+    /// The editable fields.
+    pub draft: EntryDraft,
+    /// Staff id of the author, as written by the recording device.
+    pub recorded_by: String,
+    /// Display name of the author at the time.
+    pub recorded_by_name: String,
+    /// Unix milliseconds on the recording device.
+    pub recorded_at: i64,
+}
+
+/// Errors from changing a chronology document.
+#[derive(Debug, thiserror::Error)]
+pub enum ChronologyError {
+    /// The draft is incomplete or wrong.
+    #[error("the entry has {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    /// No entry has that id.
+    #[error("no chronology entry has that id")]
+    NoSuchEntry,
+    /// Automerge refused the operation.
+    #[error("document error: {0}")]
+    Document(#[from] automerge::AutomergeError),
+}
+
+/// Adds a new entry with the id `entry_id` (a fresh UUID chosen by the caller).
+pub fn add_entry(
+    doc: &mut AutoCommit,
+    entry_id: &str,
+    draft: &EntryDraft,
+    recorder: &Recorder,
+) -> Result<(), ChronologyError> {
+    draft.validate().map_err(ChronologyError::Invalid)?;
+    let entry = doc.put_object(ROOT, entry_id, ObjType::Map)?;
+    doc.put(&entry, "recorded_by", recorder.staff.to_string())?;
+    doc.put(&entry, "recorded_by_name", recorder.name.as_str())?;
+    doc.put(&entry, "recorded_at", recorder.now_ms)?;
+    let what = doc.put_object(&entry, "what_happened", ObjType::Text)?;
+    doc.update_text(&what, &draft.what_happened)?;
+    let action = doc.put_object(&entry, "action_taken", ObjType::Text)?;
+    doc.update_text(&action, &draft.action_taken)?;
+    write_scalars(doc, &entry, draft)?;
+    doc.commit();
+    Ok(())
+}
+
+/// Changes an existing entry to match `draft`. Only fields that differ are written, and text
+/// fields are changed by character, so an edit made concurrently elsewhere to another field,
+/// or to another part of the same text, survives the merge.
+pub fn update_entry(
+    doc: &mut AutoCommit,
+    entry_id: &str,
+    draft: &EntryDraft,
+) -> Result<(), ChronologyError> {
+    draft.validate().map_err(ChronologyError::Invalid)?;
+    let entry = match doc.get(ROOT, entry_id)? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => return Err(ChronologyError::NoSuchEntry),
+    };
+    for (key, text) in [
+        ("what_happened", &draft.what_happened),
+        ("action_taken", &draft.action_taken),
+    ] {
+        match doc.get(&entry, key)? {
+            Some((Value::Object(ObjType::Text), obj)) => {
+                if doc.text(&obj)? != *text {
+                    doc.update_text(&obj, text)?;
+                }
+            }
+            _ => {
+                let obj = doc.put_object(&entry, key, ObjType::Text)?;
+                doc.update_text(&obj, text)?;
+            }
+        }
+    }
+    let current = read_entry(doc, entry_id, &entry)?;
+    if current.draft != *draft {
+        write_scalars(doc, &entry, draft)?;
+    }
+    doc.commit();
+    Ok(())
+}
+
+fn write_scalars(
+    doc: &mut AutoCommit,
+    entry: &automerge::ObjId,
+    draft: &EntryDraft,
+) -> Result<(), automerge::AutomergeError> {
+    let existing = |doc: &AutoCommit, key: &str| -> Option<ScalarValue> {
+        match doc.get(entry, key).ok().flatten() {
+            Some((Value::Scalar(s), _)) => Some(s.into_owned()),
+            _ => None,
+        }
+    };
+    let fields: [(&str, ScalarValue); 6] = [
+        ("event_date", draft.event_date.trim().into()),
+        ("date_approximate", draft.date_approximate.into()),
+        ("source", draft.source.trim().into()),
+        ("impact", draft.impact.as_str().into()),
+        ("category", draft.category.as_str().into()),
+        ("withheld", draft.withheld.into()),
+    ];
+    for (key, value) in fields {
+        // Writing an unchanged value would still create an op that wins over a concurrent
+        // real edit of the same field elsewhere: only write what changed.
+        if existing(doc, key).as_ref() != Some(&value) {
+            doc.put(entry, key, value)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_entry(
+    doc: &AutoCommit,
+    id: &str,
+    obj: &automerge::ObjId,
+) -> Result<ChronologyEntry, automerge::AutomergeError> {
+    let string = |key: &str| -> String {
+        match doc.get(obj, key).ok().flatten() {
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Str(s) => s.to_string(),
+                _ => String::new(),
+            },
+            Some((Value::Object(ObjType::Text), text)) => doc.text(&text).unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
+    let boolean = |key: &str| -> bool {
+        matches!(
+            doc.get(obj, key).ok().flatten(),
+            Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Boolean(true))
+        )
+    };
+    let recorded_at = match doc.get(obj, "recorded_at")? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Int(i) => *i,
+            ScalarValue::Uint(u) => *u as i64,
+            ScalarValue::Timestamp(t) => *t,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    Ok(ChronologyEntry {
+        id: id.to_owned(),
+        draft: EntryDraft {
+            event_date: string("event_date"),
+            date_approximate: boolean("date_approximate"),
+            what_happened: string("what_happened"),
+            source: string("source"),
+            impact: Impact::parse(&string("impact")),
+            action_taken: string("action_taken"),
+            category: string("category"),
+            withheld: boolean("withheld"),
+        },
+        recorded_by: string("recorded_by"),
+        recorded_by_name: string("recorded_by_name"),
+        recorded_at,
+    })
+}
+
+/// Every entry, oldest event first (ties by recording time, then id, so every replica shows
+/// the same order).
+pub fn entries(doc: &AutoCommit) -> Vec<ChronologyEntry> {
+    let mut out: Vec<ChronologyEntry> = doc
+        .map_range(ROOT, ..)
+        .filter_map(|item| match item.value {
+            automerge::ValueRef::Object(ObjType::Map) => {
+                read_entry(doc, item.key.as_ref(), &item.id()).ok()
+            }
+            _ => None,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.draft.event_date, a.recorded_at, &a.id).cmp(&(
+            &b.draft.event_date,
+            b.recorded_at,
+            &b.id,
+        ))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::ActorId;
+
+    fn draft(what: &str) -> EntryDraft {
+        EntryDraft {
+            event_date: "2026-03-01".into(),
+            what_happened: what.into(),
+            source: "Police Scotland".into(),
+            category: "Police or partner information".into(),
+            ..Default::default()
+        }
+    }
+
+    fn recorder() -> Recorder {
+        Recorder {
+            staff: StaffId::from_random_bytes([1; 16]),
+            name: "Alex Worker".into(),
+            now_ms: 5,
+        }
+    }
+
+    #[test]
+    fn an_added_entry_reads_back_with_its_author() {
+        let mut doc = AutoCommit::new();
+        add_entry(&mut doc, "e1", &draft("Arrested for breach"), &recorder()).unwrap();
+        let all = entries(&doc);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].draft, draft("Arrested for breach"));
+        assert_eq!(all[0].recorded_by_name, "Alex Worker");
+    }
+
+    #[test]
+    fn an_incomplete_draft_names_every_missing_field() {
+        let errors = EntryDraft::default().validate().unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            ["event_date", "what_happened", "source", "category"]
+        );
+    }
+
+    #[test]
+    fn concurrent_edits_to_one_entry_keep_both_words() {
+        let mut a = AutoCommit::new().with_actor(ActorId::from(b"aaaa".as_slice()));
+        add_entry(&mut a, "e1", &draft("Seen at home"), &recorder()).unwrap();
+        let mut b = a.fork().with_actor(ActorId::from(b"bbbb".as_slice()));
+        update_entry(&mut a, "e1", &draft("Seen at home today")).unwrap();
+        let mut other = draft("Briefly seen at home");
+        other.source = "Housing officer".into();
+        update_entry(&mut b, "e1", &other).unwrap();
+        a.merge(&mut b).unwrap();
+        let merged = &entries(&a)[0].draft;
+        assert_eq!(merged.what_happened, "Briefly seen at home today");
+        assert_eq!(merged.source, "Housing officer");
+    }
+
+    #[test]
+    fn entries_sort_by_event_date() {
+        let mut doc = AutoCommit::new();
+        let mut later = draft("later");
+        later.event_date = "2026-05-01".into();
+        add_entry(&mut doc, "b", &later, &recorder()).unwrap();
+        add_entry(&mut doc, "a", &draft("earlier"), &recorder()).unwrap();
+        let order: Vec<_> = entries(&doc)
+            .into_iter()
+            .map(|e| e.draft.what_happened)
+            .collect();
+        assert_eq!(order, ["earlier", "later"]);
+    }
+}

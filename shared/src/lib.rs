@@ -1,0 +1,25 @@
+//! # casebook-shared
+//!
+//! What the Casebook app (wasm32) and server (native) have in common. Nothing here does IO,
+//! reads a clock or draws randomness: time and ids are passed in, so every piece can be tested
+//! deterministically and reused by the browser app, the server and native test clients.
+//!
+//! # Layout
+//! - [`ids`]: identifier newtypes (`DocumentId`, `CaseId`, `DeviceId`, `StaffId`).
+//! - [`api`]: JSON types of the HTTP API (sign-in, case list).
+//! - [`chronology`]: the case chronology as an Automerge document: its schema, reading it,
+//!   adding and editing entries, validating a draft.
+//! - [`dates`]: calendar dates as the forms use them (`YYYY-MM-DD`).
+//! - [`protocol`]: the versioned binary messages exchanged over the sync WebSocket.
+//! - [`sync`]: the sync protocol core: [`sync::client::ClientCore`] (one per device) and
+//!   [`sync::room::DocumentRoom`] (one per document on the server), both pure state machines
+//!   over `automerge::sync`.
+//!
+//! `docs/sync-protocol.md` at the top of the repository describes the protocol for people.
+
+pub mod api;
+pub mod chronology;
+pub mod dates;
+pub mod ids;
+pub mod protocol;
+pub mod sync;

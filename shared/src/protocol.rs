@@ -1,0 +1,257 @@
+//! The sync protocol's messages and their binary encoding.
+//!
+//! Each WebSocket binary frame carries exactly one message: one version byte
+//! ([`PROTOCOL_VERSION`]) followed by the message encoded with `postcard` (compact, varint
+//! based, serde driven). A frame with another version byte, an unknown message type or bytes
+//! that do not decode is refused with a [`DecodeError`]; the server answers it with
+//! [`ServerMessage::Error`] and closes the connection.
+//!
+//! See `docs/sync-protocol.md` for the conversation these messages make.
+
+use crate::ids::{DeviceId, DocumentId};
+use serde::{Deserialize, Serialize};
+
+/// The version byte at the start of every frame.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Largest frame either side accepts, in bytes.
+pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+/// An Automerge change hash (32 bytes).
+pub type Head = [u8; 32];
+
+/// What a device sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// First message on every connection.
+    Hello {
+        /// The device (stable across reconnects).
+        device: DeviceId,
+        /// The Automerge actor ids this device writes with.
+        actors: Vec<Vec<u8>>,
+    },
+    /// One `automerge::sync` message for one document.
+    Sync {
+        /// The document.
+        doc: DocumentId,
+        /// The device's sync session for this document. A device starts a new session (a
+        /// higher number) after reconnecting or when a session stalls; the server then starts
+        /// from a fresh sync state and ignores messages of older sessions.
+        session: u32,
+        /// The encoded `automerge::sync::Message`.
+        data: Vec<u8>,
+    },
+}
+
+/// Why a document was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DenyReason {
+    /// The user has no access to the document (or it does not exist).
+    NoAccess,
+    /// The sync message was refused (too large, malformed, or not accepted).
+    Rejected,
+}
+
+/// A protocol error's kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The frame did not decode.
+    Malformed,
+    /// The frame's version byte is not [`PROTOCOL_VERSION`].
+    UnsupportedVersion,
+    /// The frame names a message type this side does not know.
+    UnknownMessage,
+    /// The frame is larger than [`MAX_FRAME_BYTES`].
+    TooLarge,
+    /// A message came out of order (for example `Sync` before `Hello`).
+    OutOfOrder,
+    /// The server could not store the change; nothing was acknowledged.
+    StorageFailed,
+}
+
+/// What the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// Answer to `Hello`: the documents this device may hold right now.
+    Welcome {
+        /// Every document the signed-in user may sync.
+        documents: Vec<DocumentId>,
+    },
+    /// One `automerge::sync` message for one document.
+    Sync {
+        /// The document.
+        doc: DocumentId,
+        /// The device's session this answers.
+        session: u32,
+        /// The encoded `automerge::sync::Message`.
+        data: Vec<u8>,
+    },
+    /// The server has durably stored the document up to these heads: every change they
+    /// include is safe, and the device may stop counting it as waiting.
+    Persisted {
+        /// The document.
+        doc: DocumentId,
+        /// The stored heads.
+        heads: Vec<Head>,
+    },
+    /// A document, or one message about it, was refused; nothing of it was stored.
+    Denied {
+        /// The document.
+        doc: DocumentId,
+        /// Why.
+        reason: DenyReason,
+    },
+    /// The connection broke the protocol; the server closes it after this.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// A sentence for logs and developers (never case content).
+        message: String,
+    },
+}
+
+/// A frame that could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Empty frame.
+    #[error("empty frame")]
+    Empty,
+    /// Version byte not understood.
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u8),
+    /// Unknown message type.
+    #[error("unknown message type")]
+    UnknownMessage,
+    /// The frame is too large.
+    #[error("frame of {0} bytes is over the limit")]
+    TooLarge(usize),
+    /// The bytes do not form a message.
+    #[error("malformed frame")]
+    Malformed,
+}
+
+impl DecodeError {
+    /// The error code to answer with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::Empty | DecodeError::Malformed => ErrorCode::Malformed,
+            DecodeError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            DecodeError::UnknownMessage => ErrorCode::UnknownMessage,
+            DecodeError::TooLarge(_) => ErrorCode::TooLarge,
+        }
+    }
+}
+
+fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut out = vec![PROTOCOL_VERSION];
+    // Serialising these plain enums into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(message).expect("protocol messages always serialise"));
+    out
+}
+
+/// Reads the varint that starts a postcard-encoded enum: the message type.
+fn message_type(body: &[u8]) -> Option<u32> {
+    let mut value: u32 = 0;
+    for (i, byte) in body.iter().take(5).enumerate() {
+        value |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8], types: u32) -> Result<T, DecodeError> {
+    if frame.len() > MAX_FRAME_BYTES {
+        return Err(DecodeError::TooLarge(frame.len()));
+    }
+    let (&version, body) = frame.split_first().ok_or(DecodeError::Empty)?;
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    match message_type(body) {
+        None => return Err(DecodeError::Malformed),
+        Some(t) if t >= types => return Err(DecodeError::UnknownMessage),
+        Some(_) => {}
+    }
+    match postcard::take_from_bytes(body) {
+        Ok((message, rest)) if rest.is_empty() => Ok(message),
+        Ok(_) => Err(DecodeError::Malformed),
+        Err(_) => Err(DecodeError::Malformed),
+    }
+}
+
+impl ClientMessage {
+    /// Encodes the message as one frame.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    /// Decodes one frame.
+    pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
+        decode(frame, 2)
+    }
+}
+
+impl ServerMessage {
+    /// Encodes the message as one frame.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    /// Decodes one frame.
+    pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
+        decode(frame, 5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let doc = DocumentId::from_random_bytes([3; 16]);
+        let m = ClientMessage::Sync {
+            doc,
+            session: 4,
+            data: vec![1, 2, 3],
+        };
+        assert_eq!(ClientMessage::decode(&m.encode()), Ok(m));
+        let s = ServerMessage::Persisted {
+            doc,
+            heads: vec![[9; 32]],
+        };
+        assert_eq!(ServerMessage::decode(&s.encode()), Ok(s));
+    }
+
+    #[test]
+    fn bad_frames_are_named() {
+        assert_eq!(ClientMessage::decode(&[]), Err(DecodeError::Empty));
+        assert_eq!(
+            ClientMessage::decode(&[9, 0]),
+            Err(DecodeError::UnsupportedVersion(9))
+        );
+        assert_eq!(
+            ClientMessage::decode(&[1, 77]),
+            Err(DecodeError::UnknownMessage)
+        );
+        assert_eq!(
+            ClientMessage::decode(&[1, 1, 0xff]),
+            Err(DecodeError::Malformed)
+        );
+        let mut trailing = ClientMessage::Hello {
+            device: DeviceId::from_random_bytes([1; 16]),
+            actors: vec![],
+        }
+        .encode();
+        trailing.push(0);
+        assert_eq!(
+            ClientMessage::decode(&trailing),
+            Err(DecodeError::Malformed)
+        );
+        let huge = vec![1u8; MAX_FRAME_BYTES + 1];
+        assert!(matches!(
+            ClientMessage::decode(&huge),
+            Err(DecodeError::TooLarge(_))
+        ));
+    }
+}

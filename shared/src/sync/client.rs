@@ -1,0 +1,372 @@
+//! The device side of sync: every document the device holds, and its conversation with the
+//! server.
+//!
+//! The runtime adapter calls [`ClientCore::connected`] when the WebSocket opens,
+//! [`ClientCore::receive`] for every frame, [`ClientCore::disconnected`] when it closes,
+//! [`ClientCore::edit`] to change a document and [`ClientCore::tick`] now and then. Each call
+//! returns an [`Output`]: frames to send and documents to save to local storage (through
+//! [`ClientCore::save`], which hands out incremental chunks, and a whole document now and
+//! then, so a save costs what changed rather than the whole document).
+//!
+//! A change counts as *waiting* until the server reports (with `Persisted`) heads that
+//! include it. Waiting changes survive restarts because the persisted heads are saved with
+//! the document.
+
+use super::{heads_from_wire, heads_to_wire};
+use crate::ids::{DeviceId, DocumentId};
+use crate::protocol::{ClientMessage, DenyReason, ErrorCode, Head, ServerMessage};
+use automerge::sync::{self, SyncDoc};
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How long a document may go without hearing from the server, while it is not known to be
+/// in step, before the device starts a fresh sync session for it.
+pub const RESYNC_AFTER_MS: u64 = 5_000;
+
+/// How many incremental chunks a document may gather in local storage before the next save
+/// writes the whole document again in one chunk.
+pub const CHUNKS_BEFORE_COMPACTION: usize = 64;
+
+/// A piece of a document to write to local storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Chunk {
+    /// Append this to the document's stored chunks.
+    Incremental(Vec<u8>),
+    /// Replace all of the document's stored chunks with this one.
+    Full(Vec<u8>),
+}
+
+/// What to write to local storage for one document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentSave {
+    /// New document content, if any changed since the last save.
+    pub chunk: Option<Chunk>,
+    /// Heads the server last said it had stored (small; always rewritten).
+    pub persisted: Vec<Head>,
+}
+
+/// Something went wrong on the device side.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A stored document did not load.
+    #[error("a stored document is damaged")]
+    Storage,
+    /// The server sent a sync message that did not apply.
+    #[error("the server sent a sync message that does not apply")]
+    BadSync,
+    /// The document is not on this device.
+    #[error("that document is not on this device")]
+    UnknownDocument,
+}
+
+/// What the adapter must do after a call.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Messages to send, in order (only while connected).
+    pub send: Vec<ClientMessage>,
+    /// Documents whose stored form changed: write [`ClientCore::save`] for each.
+    pub save: BTreeSet<DocumentId>,
+    /// Documents the server refused.
+    pub denied: Vec<(DocumentId, DenyReason)>,
+    /// A protocol error the server reported (it closes the connection after it).
+    pub error: Option<(ErrorCode, String)>,
+}
+
+impl Output {
+    fn merge(&mut self, other: Output) {
+        self.send.extend(other.send);
+        self.save.extend(other.save);
+        self.denied.extend(other.denied);
+        if other.error.is_some() {
+            self.error = other.error;
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Offline,
+    AwaitingWelcome,
+    Online,
+}
+
+struct DeviceDocument {
+    doc: AutoCommit,
+    saved_heads: Vec<ChangeHash>,
+    chunks: usize,
+    sync: sync::State,
+    session: u32,
+    persisted: Vec<ChangeHash>,
+    last_heard_ms: u64,
+    denied: bool,
+}
+
+impl DeviceDocument {
+    fn new(mut doc: AutoCommit, persisted: Vec<ChangeHash>, chunks: usize) -> Self {
+        let saved_heads = doc.get_heads();
+        Self {
+            doc,
+            saved_heads,
+            chunks,
+            sync: sync::State::new(),
+            session: 0,
+            persisted,
+            last_heard_ms: 0,
+            denied: false,
+        }
+    }
+
+    /// Changes on this device that the server has not confirmed storing.
+    fn waiting(&mut self) -> usize {
+        let known: Vec<ChangeHash> = self
+            .persisted
+            .iter()
+            .filter(|h| self.doc.get_change_by_hash(h).is_some())
+            .copied()
+            .collect();
+        self.doc.get_changes(&known).len()
+    }
+
+    fn in_step(&mut self) -> bool {
+        let mut ours = self.doc.get_heads();
+        let mut theirs = self.persisted.clone();
+        ours.sort();
+        theirs.sort();
+        ours == theirs
+    }
+
+    fn start_session(&mut self, now_ms: u64) {
+        self.session += 1;
+        self.sync = sync::State::new();
+        self.last_heard_ms = now_ms;
+    }
+
+    fn next_message(&mut self, id: DocumentId) -> Option<ClientMessage> {
+        let message = self.doc.sync().generate_sync_message(&mut self.sync)?;
+        Some(ClientMessage::Sync {
+            doc: id,
+            session: self.session,
+            data: message.encode(),
+        })
+    }
+}
+
+/// Every document on one device and its sync with the server.
+pub struct ClientCore {
+    device: DeviceId,
+    actor: ActorId,
+    link: Link,
+    docs: BTreeMap<DocumentId, DeviceDocument>,
+}
+
+impl ClientCore {
+    /// A device with no documents. `actor` is the Automerge actor id this device writes with
+    /// in this run (a fresh random id per run, so two tabs never share one).
+    pub fn new(device: DeviceId, actor: Vec<u8>) -> Self {
+        Self {
+            device,
+            actor: ActorId::from(actor),
+            link: Link::Offline,
+            docs: BTreeMap::new(),
+        }
+    }
+
+    /// The device id.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// Loads a document from local storage: its stored chunks in order, and the heads the
+    /// server last confirmed.
+    pub fn restore(
+        &mut self,
+        id: DocumentId,
+        chunks: &[Vec<u8>],
+        persisted: &[Head],
+    ) -> Result<(), ClientError> {
+        let mut doc = AutoCommit::new();
+        for chunk in chunks {
+            doc.load_incremental(chunk)
+                .map_err(|_| ClientError::Storage)?;
+        }
+        let doc = doc.with_actor(self.actor.clone());
+        self.docs.insert(
+            id,
+            DeviceDocument::new(doc, heads_from_wire(persisted), chunks.len()),
+        );
+        Ok(())
+    }
+
+    /// What to write to local storage for a document (named in [`Output::save`]).
+    pub fn save(&mut self, id: DocumentId) -> Option<DocumentSave> {
+        let d = self.docs.get_mut(&id)?;
+        let heads = d.doc.get_heads();
+        let chunk = if heads == d.saved_heads && d.chunks > 0 {
+            None
+        } else if d.chunks == 0 || d.chunks >= CHUNKS_BEFORE_COMPACTION {
+            d.chunks = 1;
+            Some(Chunk::Full(d.doc.save()))
+        } else {
+            d.chunks += 1;
+            Some(Chunk::Incremental(d.doc.save_after(&d.saved_heads)))
+        };
+        d.saved_heads = heads;
+        Some(DocumentSave {
+            chunk,
+            persisted: heads_to_wire(&d.persisted),
+        })
+    }
+
+    /// Makes sure the device holds `id` (empty until synced). Returns whether it was new.
+    pub fn track(&mut self, id: DocumentId) -> bool {
+        if self.docs.contains_key(&id) {
+            return false;
+        }
+        let doc = AutoCommit::new().with_actor(self.actor.clone());
+        self.docs
+            .insert(id, DeviceDocument::new(doc, Vec::new(), 0));
+        true
+    }
+
+    /// A document, for reading.
+    pub fn document(&self, id: DocumentId) -> Option<&AutoCommit> {
+        self.docs.get(&id).map(|d| &d.doc)
+    }
+
+    /// The documents on the device.
+    pub fn documents(&self) -> impl Iterator<Item = DocumentId> + '_ {
+        self.docs.keys().copied()
+    }
+
+    /// Whether the connection is open and the server has welcomed the device.
+    pub fn is_online(&self) -> bool {
+        self.link == Link::Online
+    }
+
+    /// Changes on this device not yet confirmed stored by the server, over all documents.
+    pub fn waiting(&mut self) -> usize {
+        self.docs.values_mut().map(DeviceDocument::waiting).sum()
+    }
+
+    /// Changes of one document not yet confirmed stored by the server.
+    pub fn waiting_in(&mut self, id: DocumentId) -> usize {
+        self.docs.get_mut(&id).map_or(0, DeviceDocument::waiting)
+    }
+
+    /// Whether every document is known to be identical to the server's stored copy.
+    pub fn all_in_step(&mut self) -> bool {
+        self.docs.values_mut().all(|d| d.denied || d.in_step())
+    }
+
+    /// The connection opened: introduce the device.
+    pub fn connected(&mut self, _now_ms: u64) -> Output {
+        self.link = Link::AwaitingWelcome;
+        Output {
+            send: vec![ClientMessage::Hello {
+                device: self.device,
+                actors: vec![self.actor.to_bytes().to_vec()],
+            }],
+            ..Output::default()
+        }
+    }
+
+    /// The connection closed.
+    pub fn disconnected(&mut self) {
+        self.link = Link::Offline;
+    }
+
+    /// Handles one message from the server.
+    pub fn receive(&mut self, now_ms: u64, message: ServerMessage) -> Result<Output, ClientError> {
+        let mut out = Output::default();
+        match message {
+            ServerMessage::Welcome { documents } => {
+                for id in documents {
+                    if self.track(id) {
+                        out.save.insert(id);
+                    }
+                }
+                self.link = Link::Online;
+                for (&id, d) in self.docs.iter_mut() {
+                    d.denied = false;
+                    d.start_session(now_ms);
+                    out.send.extend(d.next_message(id));
+                }
+            }
+            ServerMessage::Sync { doc, session, data } => {
+                let Some(d) = self.docs.get_mut(&doc) else {
+                    return Ok(out);
+                };
+                if session != d.session || self.link != Link::Online {
+                    return Ok(out); // an answer to a session this device has abandoned
+                }
+                let message = sync::Message::decode(&data).map_err(|_| ClientError::BadSync)?;
+                d.doc
+                    .sync()
+                    .receive_sync_message(&mut d.sync, message)
+                    .map_err(|_| ClientError::BadSync)?;
+                d.last_heard_ms = now_ms;
+                out.save.insert(doc);
+                out.send.extend(d.next_message(doc));
+            }
+            ServerMessage::Persisted { doc, heads } => {
+                if let Some(d) = self.docs.get_mut(&doc) {
+                    d.persisted = heads_from_wire(&heads);
+                    d.last_heard_ms = now_ms;
+                    out.save.insert(doc);
+                }
+            }
+            ServerMessage::Denied { doc, reason } => {
+                if let Some(d) = self.docs.get_mut(&doc) {
+                    d.denied = true;
+                }
+                out.denied.push((doc, reason));
+            }
+            ServerMessage::Error { code, message } => out.error = Some((code, message)),
+        }
+        Ok(out)
+    }
+
+    /// Changes document `id` with `change`, then saves and (when online) syncs it.
+    pub fn edit<R>(
+        &mut self,
+        id: DocumentId,
+        change: impl FnOnce(&mut AutoCommit) -> R,
+    ) -> Result<(R, Output), ClientError> {
+        let d = self.docs.get_mut(&id).ok_or(ClientError::UnknownDocument)?;
+        let result = change(&mut d.doc);
+        d.doc.commit();
+        let mut out = Output::default();
+        out.save.insert(id);
+        if self.link == Link::Online && !d.denied {
+            out.send.extend(d.next_message(id));
+        }
+        Ok((result, out))
+    }
+
+    /// Passes time: restarts the sync session of any document that is not known to be in
+    /// step and has heard nothing for [`RESYNC_AFTER_MS`] (a lost or stalled exchange).
+    pub fn tick(&mut self, now_ms: u64) -> Output {
+        let mut out = Output::default();
+        if self.link != Link::Online {
+            return out;
+        }
+        for (&id, d) in self.docs.iter_mut() {
+            if d.denied || now_ms.saturating_sub(d.last_heard_ms) < RESYNC_AFTER_MS || d.in_step() {
+                continue;
+            }
+            d.start_session(now_ms);
+            out.send.extend(d.next_message(id));
+        }
+        out
+    }
+
+    /// Applies several outputs' worth of work in one (helper for adapters that batch).
+    pub fn combine(outputs: impl IntoIterator<Item = Output>) -> Output {
+        let mut all = Output::default();
+        for o in outputs {
+            all.merge(o);
+        }
+        all
+    }
+}
