@@ -1,1 +1,83 @@
+//! # casebook-server
+//!
+//! The authoritative store and sync hub of Casebook: an axum HTTP API, one WebSocket per
+//! device for Automerge sync, and storage through sqlx on SQLite (the default, one file under
+//! `./data/`) or PostgreSQL (when `DATABASE_URL` is a `postgres://` URL).
+//!
+//! # Layout
+//! - [`cli`]: the command line (`casebook-server serve`), configuration from flags and
+//!   environment variables.
+//! - [`db`]: connecting, migrating and checking the database; the one place that knows there
+//!   are two engines.
+//! - [`http_error`]: the API's error type; internal details are logged, never sent.
+//! - [`auth`]: passwords (argon2id), sessions, the `AuthUser` extractor, sign-in and out.
+//! - [`cases`]: the signed-in user's case list.
+//! - [`documents`]: document storage (changes, ledger, snapshots) and the live rooms that
+//!   merge and fan out changes, loaded on demand and dropped when idle.
+//! - [`sync_socket`]: the WebSocket endpoint speaking `casebook_shared::protocol`.
+//! - [`demo`]: the synthetic demo service created by `cargo xtask run`.
+//! - [`web`]: static files of the app and security headers.
+//!
+//! [`app`] builds the whole router from a [`AppState`], so tests can serve it on port 0.
 
+pub mod auth;
+pub mod cases;
+pub mod cli;
+pub mod db;
+pub mod demo;
+pub mod documents;
+pub mod http_error;
+pub mod sync_socket;
+pub mod web;
+
+use axum::Router;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Settings the running server needs after start-up.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Folder holding the built app (`index.html`, wasm, service worker); none serves the API only.
+    pub static_dir: Option<PathBuf>,
+    /// Mark the session cookie `Secure` (set when served over TLS).
+    pub secure_cookies: bool,
+}
+
+/// Everything a request handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: db::Db,
+    /// Live documents.
+    pub documents: Arc<documents::DocumentHub>,
+    /// Start-up settings.
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// State over a connected, migrated database.
+    pub fn new(db: db::Db, settings: Settings) -> Self {
+        let documents = Arc::new(documents::DocumentHub::new(db.clone()));
+        Self {
+            db,
+            documents,
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(auth::router())
+        .merge(cases::router())
+        .merge(sync_socket::router());
+    web::with_static_files(api, &state.settings).with_state(state)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -17,7 +17,7 @@ use crate::ids::{DeviceId, DocumentId};
 use crate::protocol::{ClientMessage, DenyReason, ErrorCode, Head, ServerMessage};
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, AutoCommit, ChangeHash};
-use serde::{Deserialize, Serialize};
+
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a document may go without hearing from the server, while it is not known to be

@@ -1,0 +1,219 @@
+//! Passwords, sessions and the signed-in user.
+//!
+//! - Passwords are hashed with argon2id (m = 19456 KiB, t = 2, p = 1).
+//! - A session token is 32 bytes from the operating system's CSPRNG, sent once in an
+//!   `HttpOnly`, `SameSite=Strict` cookie; the database keeps only its SHA-256.
+//! - Sessions end after [`IDLE_TIMEOUT_MS`] without use or [`ABSOLUTE_TIMEOUT_MS`] after
+//!   sign-in, whichever comes first, and at sign-out.
+
+use crate::http_error::{Error, Result};
+use crate::{AppState, now_ms, on_pool};
+use anyhow::Context;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use casebook_shared::api::{Me, SignIn};
+use casebook_shared::ids::StaffId;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "casebook_session";
+/// A session unused for this long ends (30 minutes).
+pub const IDLE_TIMEOUT_MS: i64 = 30 * 60 * 1000;
+/// A session ends this long after sign-in whatever happens (12 hours).
+pub const ABSOLUTE_TIMEOUT_MS: i64 = 12 * 60 * 60 * 1000;
+/// How often a session's last use is written back (saves a write per request).
+const TOUCH_EVERY_MS: i64 = 60 * 1000;
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password for storage (argon2id PHC string).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+}
+
+/// Whether `password` matches the stored hash.
+pub fn verify_password(stored: &str, password: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|parsed| {
+            argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash to verify against when the username is unknown, so a wrong username takes as long
+/// as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password never used").expect("hashing works"))
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The signed-in user behind a request. Rejects with 401 when there is no live session.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    /// Staff id.
+    pub id: StaffId,
+    /// Username.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Team name.
+    pub team: String,
+}
+
+impl AuthUser {
+    /// The API view of this user.
+    pub fn me(&self) -> Me {
+        Me {
+            id: self.id,
+            username: self.username.clone(),
+            name: self.name.clone(),
+            role: self.role.clone(),
+            team: self.team.clone(),
+        }
+    }
+}
+
+type SessionRow = (String, i64, i64, String, String, String, String, bool);
+
+/// Looks up the live session for a cookie token, refreshing its last use.
+pub async fn session_user(state: &AppState, token: &str) -> Result<Option<AuthUser>> {
+    let hash = token_hash(token);
+    let row: Option<SessionRow> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select s.staff_id, s.created_at, s.last_seen_at, st.username, st.name, st.role,
+                coalesce(t.name, ''), st.disabled
+         from sessions s join staff st on st.id = s.staff_id
+         left join teams t on t.id = st.team_id
+         where s.token_hash = $1")
+        .bind(&hash)
+        .fetch_optional(pool)
+        .await)?;
+    let Some((staff, created, seen, username, name, role, team, disabled)) = row else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    if disabled || now - seen > IDLE_TIMEOUT_MS || now - created > ABSOLUTE_TIMEOUT_MS {
+        on_pool!(&state.db, pool => sqlx::query("delete from sessions where token_hash = $1")
+            .bind(&hash).execute(pool).await.map(|_| ()))?;
+        return Ok(None);
+    }
+    if now - seen > TOUCH_EVERY_MS {
+        on_pool!(&state.db, pool => sqlx::query("update sessions set last_seen_at = $1 where token_hash = $2")
+            .bind(now).bind(&hash).execute(pool).await.map(|_| ()))?;
+    }
+    let id = staff
+        .parse()
+        .context("stored staff id")
+        .map_err(Error::Internal)?;
+    Ok(Some(AuthUser {
+        id,
+        username,
+        name,
+        role,
+        team,
+    }))
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let token = jar
+            .get(SESSION_COOKIE)
+            .map(|c| c.value().to_owned())
+            .ok_or(Error::Unauthorised)?;
+        session_user(state, &token)
+            .await?
+            .ok_or(Error::Unauthorised)
+    }
+}
+
+/// Routes: `POST /api/session` (sign in), `DELETE /api/session` (sign out), `GET /api/me`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/session", post(sign_in).delete(sign_out))
+        .route("/api/me", get(me))
+}
+
+async fn me(user: AuthUser) -> Json<Me> {
+    Json(user.me())
+}
+
+type StaffRow = (String, String, bool);
+
+async fn sign_in(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Json(form): Json<SignIn>,
+) -> Result<(CookieJar, Json<Me>)> {
+    let username = form.username.trim().to_lowercase();
+    if username.is_empty() || form.password.is_empty() || form.password.len() > 1024 {
+        return Err(Error::Invalid("enter your username and password".into()));
+    }
+    let row: Option<StaffRow> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select id, password_hash, disabled from staff where username = $1")
+        .bind(&username)
+        .fetch_optional(pool)
+        .await)?;
+    let stored = row
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_owned(), |r| r.1.clone());
+    let password = form.password.clone();
+    let matches = tokio::task::spawn_blocking(move || verify_password(&stored, &password))
+        .await
+        .context("verifying a password")?;
+    let staff_id = match row {
+        Some((id, _, false)) if matches => id,
+        _ => {
+            tracing::info!(outcome = "failure", "sign-in attempt");
+            return Err(Error::SignInFailed);
+        }
+    };
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let now = now_ms();
+    on_pool!(&state.db, pool => sqlx::query(
+        "insert into sessions (token_hash, staff_id, created_at, last_seen_at) values ($1, $2, $3, $3)")
+        .bind(token_hash(&token)).bind(&staff_id).bind(now)
+        .execute(pool).await.map(|_| ()))?;
+    tracing::info!(outcome = "success", staff = %staff_id, "sign-in attempt");
+    let user = session_user(&state, &token)
+        .await?
+        .ok_or(Error::Unauthorised)?;
+    let cookie = Cookie::build((SESSION_COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.settings.secure_cookies)
+        .build();
+    Ok((jar.add(cookie), Json(user.me())))
+}
+
+async fn sign_out(State(state): State<AppState>, jar: CookieJar) -> Result<CookieJar> {
+    if let Some(cookie) = jar.get(SESSION_COOKIE) {
+        on_pool!(&state.db, pool => sqlx::query("delete from sessions where token_hash = $1")
+            .bind(token_hash(cookie.value())).execute(pool).await.map(|_| ()))?;
+    }
+    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
+}

@@ -1,0 +1,96 @@
+//! The command line: `casebook-server serve` (the default).
+
+use crate::{AppState, Settings, app, db, demo};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Casebook server.
+#[derive(Parser, Debug)]
+#[command(name = "casebook-server", version)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options for serving.
+    #[command(flatten)]
+    pub serve: ServeOptions,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+}
+
+/// Options for `serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeOptions {
+    /// Database: `sqlite://path/to/file.db` (created if missing) or `postgres://...`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/casebook.db"
+    )]
+    pub database_url: String,
+    /// Address to listen on. Port 0 picks a free port (printed at start).
+    #[arg(long, env = "CASEBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder with the built app to serve at `/`.
+    #[arg(long, env = "CASEBOOK_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Create the synthetic demo service when the database has no staff yet.
+    #[arg(long, env = "CASEBOOK_DEMO")]
+    pub demo: bool,
+    /// Mark the session cookie `Secure` (use when served over TLS).
+    #[arg(long, env = "CASEBOOK_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+/// Entry point of the binary.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "casebook_server=info,tower_http=warn".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(serve(cli.serve)),
+    }
+}
+
+/// Connects, migrates, seeds the demo if asked, and serves until Ctrl-C.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let db = db::Db::connect(&options.database_url).await?;
+    if options.demo {
+        if let Some(summary) = demo::seed_if_empty(&db)
+            .await
+            .context("creating the demo service")?
+        {
+            println!("{summary}");
+        }
+    }
+    let settings = Settings {
+        static_dir: options.static_dir,
+        secure_cookies: options.secure_cookies,
+    };
+    let state = AppState::new(db, settings);
+    state.documents.spawn_idle_sweeper();
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    println!("Casebook is listening on http://{address}");
+    tracing::info!(%address, engine = state.db.engine(), "serving");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving HTTP")
+}

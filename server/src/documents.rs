@@ -1,0 +1,374 @@
+//! Documents on the server: their storage, and the live rooms that merge and fan out changes.
+//!
+//! A room ([`casebook_shared::sync::room::DocumentRoom`]) is loaded from storage the first time
+//! a device syncs the document and dropped once no device has used it for
+//! [`IDLE_AFTER`]. Every message for a document is handled under that document's lock, in
+//! this order: apply to the room, **commit the new changes** (bytes and ledger row, one
+//! transaction), then send answers, fan-out and `Persisted`. Stored changes are folded into a
+//! snapshot once [`COMPACT_AFTER`] have gathered, in the transaction that deletes them.
+
+use crate::db::Db;
+use crate::{now_ms, on_pool};
+use anyhow::Context;
+use automerge::Change;
+use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
+use casebook_shared::protocol::ServerMessage;
+use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId, RoomError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+
+/// A room nobody has used for this long is dropped from memory.
+pub const IDLE_AFTER: Duration = Duration::from_secs(60);
+/// Stored changes of one document gathered before they are compacted into a snapshot.
+pub const COMPACT_AFTER: usize = 500;
+
+/// What a connection's writer sends.
+#[derive(Debug)]
+pub enum Outbound {
+    /// One binary frame.
+    Frame(Vec<u8>),
+    /// Close the WebSocket with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// Who sent a change: recorded in the change ledger with every change stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Author {
+    /// The signed-in user.
+    pub staff: StaffId,
+    /// Their device.
+    pub device: DeviceId,
+}
+
+/// One connected device, as the rooms see it.
+#[derive(Clone, Debug)]
+pub struct PeerHandle {
+    /// Connection id, unique in this process.
+    pub id: PeerId,
+    /// Who is sending through this connection.
+    pub author: Author,
+    outbox: mpsc::Sender<Outbound>,
+    kick: Arc<Notify>,
+}
+
+impl PeerHandle {
+    /// Queues a message. A device too slow to take its messages is disconnected (it will
+    /// reconnect and catch up from storage) rather than letting its queue grow without end.
+    pub fn send(&self, message: &ServerMessage) {
+        if self
+            .outbox
+            .try_send(Outbound::Frame(message.encode()))
+            .is_err()
+        {
+            self.kick.notify_one();
+        }
+    }
+}
+
+/// Why a sync message was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The message was refused; nothing of it was stored.
+    #[error("sync message refused: {0}")]
+    Rejected(#[from] RoomError),
+    /// Storage failed; nothing was acknowledged.
+    #[error("storage failed: {0:#}")]
+    Storage(anyhow::Error),
+}
+
+struct LiveRoom {
+    room: DocumentRoom,
+    peers: HashMap<PeerId, PeerHandle>,
+    uncompacted: usize,
+}
+
+struct Slot {
+    live: Option<LiveRoom>,
+    last_used: Instant,
+    /// Set when the sweeper took the slot out of the map; a task holding an old handle
+    /// must look the document up again.
+    removed: bool,
+}
+
+/// All live rooms.
+pub struct DocumentHub {
+    db: Db,
+    // std Mutex: held only to look up or insert, never across an await.
+    rooms: Mutex<HashMap<DocumentId, Arc<tokio::sync::Mutex<Slot>>>>,
+    limits: Limits,
+    next_peer: AtomicU64,
+}
+
+impl DocumentHub {
+    /// A hub with no rooms loaded.
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            rooms: Mutex::new(HashMap::new()),
+            limits: Limits::default(),
+            next_peer: AtomicU64::new(1),
+        }
+    }
+
+    /// Registers a new connection.
+    pub fn connect(
+        &self,
+        author: Author,
+        outbox: mpsc::Sender<Outbound>,
+        kick: Arc<Notify>,
+    ) -> PeerHandle {
+        let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
+        PeerHandle {
+            id,
+            author,
+            outbox,
+            kick,
+        }
+    }
+
+    /// How many documents are in memory.
+    pub fn loaded(&self) -> usize {
+        self.rooms.lock().expect("rooms lock").len()
+    }
+
+    fn slot(&self, doc: DocumentId) -> Arc<tokio::sync::Mutex<Slot>> {
+        self.rooms
+            .lock()
+            .expect("rooms lock")
+            .entry(doc)
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Slot {
+                    live: None,
+                    last_used: Instant::now(),
+                    removed: false,
+                }))
+            })
+            .clone()
+    }
+
+    /// Handles one sync message from `peer` for `doc` (already authorised by the caller).
+    pub async fn sync(
+        &self,
+        peer: &PeerHandle,
+        doc: DocumentId,
+        session: u32,
+        data: &[u8],
+    ) -> Result<(), SyncError> {
+        loop {
+            let slot = self.slot(doc);
+            // A tokio Mutex, held across the commit on purpose: it puts one document's
+            // messages in a single order, so changes are stored before anything about them
+            // is sent, and in the order they were applied.
+            let mut slot = slot.lock().await;
+            if slot.removed {
+                continue;
+            }
+            slot.last_used = Instant::now();
+            if slot.live.is_none() {
+                let room = load(&self.db, doc).await?;
+                slot.live = Some(LiveRoom {
+                    room,
+                    peers: HashMap::new(),
+                    uncompacted: 0,
+                });
+            }
+            let live = slot.live.as_mut().expect("loaded above");
+            live.peers.insert(peer.id, peer.clone());
+            let received = match live.room.receive(peer.id, session, data, &self.limits) {
+                Ok(r) => r,
+                Err(e @ (RoomError::Malformed | RoomError::OverLimits)) => return Err(e.into()),
+                Err(e) => {
+                    // The room may hold part of a message that was not stored: drop it, and
+                    // the other devices' sessions with it.
+                    self.evict(&mut slot, peer.id);
+                    return Err(e.into());
+                }
+            };
+            if received.stale {
+                return Ok(());
+            }
+            let new = received.new_changes.len();
+            if new > 0 {
+                if let Err(e) =
+                    store_changes(&self.db, doc, &peer.author, received.new_changes).await
+                {
+                    self.evict(&mut slot, peer.id);
+                    return Err(SyncError::Storage(e));
+                }
+            }
+            let live = slot.live.as_mut().expect("still loaded");
+            for out in live.room.outgoing() {
+                if let Some(p) = live.peers.get(&out.peer) {
+                    p.send(&ServerMessage::Sync {
+                        doc,
+                        session: out.session,
+                        data: out.data,
+                    });
+                }
+            }
+            let persisted = ServerMessage::Persisted {
+                doc,
+                heads: live.room.heads(),
+            };
+            if new > 0 {
+                live.peers.values().for_each(|p| p.send(&persisted));
+                live.uncompacted += new;
+            } else {
+                peer.send(&persisted);
+            }
+            if live.uncompacted >= COMPACT_AFTER {
+                match compact(&self.db, doc, &mut live.room).await {
+                    Ok(()) => live.uncompacted = 0,
+                    Err(e) => {
+                        tracing::warn!(%doc, error = format!("{e:#}"), "compaction failed; will retry")
+                    }
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    fn evict(&self, slot: &mut Slot, except: PeerId) {
+        if let Some(live) = slot.live.take() {
+            for (id, p) in live.peers {
+                if id != except {
+                    p.kick.notify_one();
+                }
+            }
+        }
+    }
+
+    /// A connection closed: take its peer out of the rooms it joined.
+    pub async fn leave(&self, peer: PeerId, docs: impl IntoIterator<Item = DocumentId>) {
+        for doc in docs {
+            let slot = self.rooms.lock().expect("rooms lock").get(&doc).cloned();
+            if let Some(slot) = slot {
+                let mut slot = slot.lock().await;
+                if let Some(live) = slot.live.as_mut() {
+                    live.peers.remove(&peer);
+                    live.room.leave(peer);
+                }
+            }
+        }
+    }
+
+    /// Drops rooms that have had no peers for [`IDLE_AFTER`].
+    pub fn sweep_idle(&self, idle_after: Duration) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        rooms.retain(|_, slot| {
+            let Ok(mut slot) = slot.try_lock() else {
+                return true;
+            };
+            let unused = slot.live.as_ref().is_none_or(|l| l.peers.is_empty());
+            if unused && slot.last_used.elapsed() >= idle_after {
+                slot.removed = true;
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Runs [`Self::sweep_idle`] every few seconds for as long as the hub lives.
+    pub fn spawn_idle_sweeper(self: &Arc<Self>) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                every.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                hub.sweep_idle(IDLE_AFTER);
+            }
+        });
+    }
+}
+
+/// Loads a document's room from its snapshot and the changes stored after it.
+pub async fn load(db: &Db, doc: DocumentId) -> Result<DocumentRoom, SyncError> {
+    let id = doc.to_string();
+    type Loaded = (Option<(Vec<u8>,)>, Vec<(Vec<u8>,)>);
+    let loaded: Result<Loaded, sqlx::Error> = on_pool!(db, pool => async {
+        let snapshot = sqlx::query_as("select bytes from document_snapshots where document_id = $1")
+            .bind(&id).fetch_optional(pool).await?;
+        let changes = sqlx::query_as("select bytes from document_changes where document_id = $1")
+            .bind(&id).fetch_all(pool).await?;
+        Ok((snapshot, changes))
+    }.await);
+    let (snapshot, changes) = loaded
+        .context("loading a document")
+        .map_err(SyncError::Storage)?;
+    Ok(DocumentRoom::load(
+        snapshot.as_ref().map(|s| s.0.as_slice()),
+        changes.iter().map(|c| c.0.as_slice()),
+    )?)
+}
+
+/// Stores new changes with who sent them, in one transaction.
+async fn store_changes(
+    db: &Db,
+    doc: DocumentId,
+    author: &Author,
+    changes: Vec<Change>,
+) -> anyhow::Result<()> {
+    let id = doc.to_string();
+    let staff = author.staff.to_string();
+    let device = author.device.to_string();
+    let now = now_ms();
+    on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for mut change in changes {
+            let hash = change.hash().0.to_vec();
+            let actor = change.actor_id().to_bytes().to_vec();
+            sqlx::query("insert into document_changes (document_id, hash, bytes) values ($1, $2, $3)
+                         on conflict do nothing")
+                .bind(&id).bind(&hash).bind(change.bytes().to_vec())
+                .execute(&mut *tx).await?;
+            sqlx::query("insert into change_ledger (document_id, hash, staff_id, device_id, actor, received_at)
+                         values ($1, $2, $3, $4, $5, $6) on conflict do nothing")
+                .bind(&id).bind(&hash).bind(&staff).bind(&device).bind(&actor).bind(now)
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    })
+    .context("storing changes")
+}
+
+/// Folds every stored change the room holds into a snapshot, deleting those change rows in
+/// the same transaction.
+async fn compact(db: &Db, doc: DocumentId, room: &mut DocumentRoom) -> anyhow::Result<()> {
+    let id = doc.to_string();
+    let snapshot = room.save();
+    let covered: std::collections::HashSet<[u8; 32]> =
+        room.all_change_hashes().iter().map(|h| h.0).collect();
+    let now = now_ms();
+    on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query("insert into document_snapshots (document_id, bytes, updated_at) values ($1, $2, $3)
+                     on conflict (document_id) do update set bytes = excluded.bytes, updated_at = excluded.updated_at")
+            .bind(&id).bind(&snapshot).bind(now)
+            .execute(&mut *tx).await?;
+        let stored: Vec<(Vec<u8>,)> = sqlx::query_as("select hash from document_changes where document_id = $1")
+            .bind(&id).fetch_all(&mut *tx).await?;
+        for (hash,) in stored {
+            if <[u8; 32]>::try_from(hash.as_slice()).is_ok_and(|h| covered.contains(&h)) {
+                sqlx::query("delete from document_changes where document_id = $1 and hash = $2")
+                    .bind(&id).bind(&hash).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await
+    })
+    .context("compacting a document")
+}
+
+/// Stores a document created on the server (the demo seed) as changes attributed to `author`.
+pub async fn store_new_document(
+    db: &Db,
+    doc: DocumentId,
+    author: &Author,
+    mut am: automerge::AutoCommit,
+) -> anyhow::Result<()> {
+    let changes = am.get_changes(&[]);
+    store_changes(db, doc, author, changes).await
+}

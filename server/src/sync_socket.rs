@@ -1,0 +1,234 @@
+//! `GET /api/sync`: the WebSocket every device syncs through.
+//!
+//! Only a signed-in user can open it (401 otherwise). The first frame must be `Hello`; the
+//! server answers `Welcome` with the documents the user may hold, taken from its own tables.
+//! Every `Sync` names a document, and that id is checked against the same list before the
+//! message goes anywhere near a room: a document outside it gets `Denied` and nothing is
+//! stored. A frame that does not decode, an unknown message type, a text frame or a frame
+//! over the size limit ends that connection (after an `Error` where one can still be sent);
+//! every other connection carries on.
+
+use crate::AppState;
+use crate::auth::AuthUser;
+use crate::cases::allowed_documents;
+use crate::documents::{Author, Outbound, PeerHandle, SyncError};
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use casebook_shared::ids::DocumentId;
+use casebook_shared::protocol::{
+    ClientMessage, DenyReason, ErrorCode, MAX_FRAME_BYTES, ServerMessage,
+};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// Frames queued for one device before it counts as too slow and is disconnected.
+const OUTBOX_FRAMES: usize = 1024;
+
+/// WebSocket close codes used.
+mod close {
+    pub const UNSUPPORTED: u16 = 1003;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+}
+
+/// Routes: `GET /api/sync`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/sync", get(upgrade))
+}
+
+async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, user: AuthUser) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| connection(socket, state, user))
+}
+
+struct Connection {
+    state: AppState,
+    user: AuthUser,
+    outbox: mpsc::Sender<Outbound>,
+    kick: Arc<Notify>,
+    peer: Option<PeerHandle>,
+    allowed: BTreeSet<DocumentId>,
+    joined: BTreeSet<DocumentId>,
+}
+
+/// How a connection ended.
+enum Ending {
+    ClientClosed,
+    Close(u16, &'static str),
+}
+
+async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, mut queue) = mpsc::channel::<Outbound>(OUTBOX_FRAMES);
+    let writer = tokio::spawn(async move {
+        while let Some(out) = queue.recv().await {
+            let result = match out {
+                Outbound::Frame(bytes) => sink.send(Message::Binary(bytes.into())).await,
+                Outbound::Close(code, reason) => {
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    break;
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+    });
+    let kick = Arc::new(Notify::new());
+    let mut conn = Connection {
+        state,
+        user,
+        outbox: outbox.clone(),
+        kick: kick.clone(),
+        peer: None,
+        allowed: BTreeSet::new(),
+        joined: BTreeSet::new(),
+    };
+    let ending = loop {
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = kick.notified() => break Ending::Close(close::POLICY, "disconnected by the server; reconnect"),
+        };
+        let bytes = match frame {
+            None | Some(Ok(Message::Close(_))) => break Ending::ClientClosed,
+            Some(Err(e)) => {
+                // tungstenite reports an oversized frame as a capacity error.
+                let too_big = e.to_string().contains("Space limit exceeded");
+                tracing::info!(error = %e, "sync connection failed");
+                break if too_big {
+                    Ending::Close(close::TOO_BIG, "frame too large")
+                } else {
+                    Ending::ClientClosed
+                };
+            }
+            Some(Ok(Message::Binary(bytes))) => bytes,
+            Some(Ok(Message::Text(_))) => {
+                conn.error(
+                    ErrorCode::Malformed,
+                    "text frames are not part of the protocol",
+                );
+                break Ending::Close(close::UNSUPPORTED, "binary frames only");
+            }
+            Some(Ok(_)) => continue, // ping and pong are answered by the WebSocket layer
+        };
+        if let Some(ending) = conn.handle(&bytes).await {
+            break ending;
+        }
+    };
+    if let Some(peer) = conn.peer.take() {
+        conn.state
+            .documents
+            .leave(peer.id, conn.joined.iter().copied())
+            .await;
+    }
+    if let Ending::Close(code, reason) = ending {
+        let _ = outbox.try_send(Outbound::Close(code, reason));
+    }
+    drop(conn);
+    drop(outbox);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+impl Connection {
+    fn send(&self, message: &ServerMessage) {
+        if self
+            .outbox
+            .try_send(Outbound::Frame(message.encode()))
+            .is_err()
+        {
+            self.kick.notify_one();
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: &str) {
+        self.send(&ServerMessage::Error {
+            code,
+            message: message.to_owned(),
+        });
+    }
+
+    /// Handles one frame; returns how the connection must end, if it must.
+    async fn handle(&mut self, frame: &[u8]) -> Option<Ending> {
+        let message = match ClientMessage::decode(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::info!(error = %e, "refused a sync frame");
+                self.error(e.code(), &e.to_string());
+                return Some(Ending::Close(close::POLICY, "protocol error"));
+            }
+        };
+        match message {
+            ClientMessage::Hello { device, actors: _ } => {
+                if self.peer.is_some() {
+                    self.error(ErrorCode::OutOfOrder, "hello was already received");
+                    return Some(Ending::Close(close::POLICY, "protocol error"));
+                }
+                let documents = match allowed_documents(&self.state, self.user.id).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(error = %e, "listing documents for a device");
+                        return Some(Ending::Close(close::INTERNAL, "try again shortly"));
+                    }
+                };
+                self.allowed = documents.iter().copied().collect();
+                let author = Author {
+                    staff: self.user.id,
+                    device,
+                };
+                self.peer = Some(self.state.documents.connect(
+                    author,
+                    self.outbox.clone(),
+                    self.kick.clone(),
+                ));
+                self.send(&ServerMessage::Welcome { documents });
+                None
+            }
+            ClientMessage::Sync { doc, session, data } => {
+                let Some(peer) = self.peer.clone() else {
+                    self.error(ErrorCode::OutOfOrder, "send hello first");
+                    return Some(Ending::Close(close::POLICY, "protocol error"));
+                };
+                if !self.allowed.contains(&doc) {
+                    self.send(&ServerMessage::Denied {
+                        doc,
+                        reason: DenyReason::NoAccess,
+                    });
+                    return None;
+                }
+                self.joined.insert(doc);
+                match self.state.documents.sync(&peer, doc, session, &data).await {
+                    Ok(()) => None,
+                    Err(SyncError::Rejected(e)) => {
+                        tracing::info!(%doc, error = %e, "refused a sync message");
+                        self.send(&ServerMessage::Denied {
+                            doc,
+                            reason: DenyReason::Rejected,
+                        });
+                        None
+                    }
+                    Err(SyncError::Storage(e)) => {
+                        tracing::error!(%doc, error = format!("{e:#}"), "could not store changes");
+                        self.error(
+                            ErrorCode::StorageFailed,
+                            "the server could not store changes; nothing was acknowledged",
+                        );
+                        Some(Ending::Close(close::INTERNAL, "storage failed"))
+                    }
+                }
+            }
+        }
+    }
+}
