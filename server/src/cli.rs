@@ -36,16 +36,21 @@ pub struct ServeOptions {
     )]
     pub database_url: String,
     /// Address to listen on. Port 0 picks a free port (printed at start).
-    #[arg(long, env = "CASEBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "CASEBOOK_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
     /// Folder with the built app to serve at `/`.
-    #[arg(long, env = "CASEBOOK_STATIC_DIR")]
+    #[arg(long, global = true, env = "CASEBOOK_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
     /// Create the synthetic demo service when the database has no staff yet.
-    #[arg(long, env = "CASEBOOK_DEMO")]
+    #[arg(long, global = true, env = "CASEBOOK_DEMO")]
     pub demo: bool,
     /// Mark the session cookie `Secure` (use when served over TLS).
-    #[arg(long, env = "CASEBOOK_SECURE_COOKIES")]
+    #[arg(long, global = true, env = "CASEBOOK_SECURE_COOKIES")]
     pub secure_cookies: bool,
 }
 

@@ -219,6 +219,7 @@ impl DocumentHub {
             } else {
                 peer.send(&persisted);
             }
+            tracing::debug!(%doc, new, uncompacted = live.uncompacted, "sync message handled");
             if live.uncompacted >= COMPACT_AFTER {
                 match compact(&self.db, doc, &mut live.room).await {
                     Ok(()) => live.uncompacted = 0,

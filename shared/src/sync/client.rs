@@ -98,6 +98,8 @@ struct DeviceDocument {
     sync: sync::State,
     session: u32,
     persisted: Vec<ChangeHash>,
+    /// The server has reported its stored heads in the current session.
+    confirmed: bool,
     last_heard_ms: u64,
     denied: bool,
 }
@@ -112,6 +114,7 @@ impl DeviceDocument {
             sync: sync::State::new(),
             session: 0,
             persisted,
+            confirmed: false,
             last_heard_ms: 0,
             denied: false,
         }
@@ -129,6 +132,9 @@ impl DeviceDocument {
     }
 
     fn in_step(&mut self) -> bool {
+        if !self.confirmed {
+            return false;
+        }
         let mut ours = self.doc.get_heads();
         let mut theirs = self.persisted.clone();
         ours.sort();
@@ -139,6 +145,7 @@ impl DeviceDocument {
     fn start_session(&mut self, now_ms: u64) {
         self.session += 1;
         self.sync = sync::State::new();
+        self.confirmed = false;
         self.last_heard_ms = now_ms;
     }
 
@@ -254,6 +261,14 @@ impl ClientCore {
         self.docs.get_mut(&id).map_or(0, DeviceDocument::waiting)
     }
 
+    /// The heads the server last said it had stored for a document.
+    pub fn persisted_heads(&self, id: DocumentId) -> Vec<ChangeHash> {
+        self.docs
+            .get(&id)
+            .map(|d| d.persisted.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether every document is known to be identical to the server's stored copy.
     pub fn all_in_step(&mut self) -> bool {
         self.docs.values_mut().all(|d| d.denied || d.in_step())
@@ -312,6 +327,7 @@ impl ClientCore {
             ServerMessage::Persisted { doc, heads } => {
                 if let Some(d) = self.docs.get_mut(&doc) {
                     d.persisted = heads_from_wire(&heads);
+                    d.confirmed = self.link == Link::Online;
                     d.last_heard_ms = now_ms;
                     out.save.insert(doc);
                 }

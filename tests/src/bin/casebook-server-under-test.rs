@@ -1,0 +1,6 @@
+//! The real server binary, built inside the test crate so tests can start it as a separate
+//! process (and kill it with SIGKILL) via `CARGO_BIN_EXE_casebook-server-under-test`.
+
+fn main() -> anyhow::Result<()> {
+    casebook_server::cli::main()
+}

@@ -1,0 +1,265 @@
+//! A native sync client: the same protocol core as the app, over tokio-tungstenite, with an
+//! in-memory "local storage" that survives reconnects and restarts.
+
+use anyhow::{Context, bail};
+use automerge::AutoCommit;
+use casebook_shared::api::Me;
+use casebook_shared::chronology::{self, ChronologyEntry, EntryDraft, Recorder};
+use casebook_shared::ids::{DeviceId, DocumentId};
+use casebook_shared::protocol::{DenyReason, ErrorCode, Head, ServerMessage};
+use casebook_shared::sync::client::{Chunk, ClientCore, Output};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Stored form of the device's documents: chunks and the server's persisted heads.
+pub type Storage = BTreeMap<DocumentId, (Vec<Vec<u8>>, Vec<Head>)>;
+
+/// One device of one signed-in user.
+pub struct NativeDevice {
+    /// The protocol core.
+    pub core: ClientCore,
+    /// What the device has saved locally.
+    pub storage: Storage,
+    /// The user.
+    pub me: Me,
+    /// Documents the server refused, as reported.
+    pub denied: Vec<(DocumentId, DenyReason)>,
+    /// Protocol errors the server reported.
+    pub errors: Vec<(ErrorCode, String)>,
+    socket: Option<Socket>,
+    started: Instant,
+    entries_written: u32,
+}
+
+impl NativeDevice {
+    /// A device with nothing stored.
+    pub fn new(me: Me) -> Self {
+        let device = DeviceId(uuid::Uuid::new_v4());
+        let core = ClientCore::new(device, uuid::Uuid::new_v4().as_bytes().to_vec());
+        Self {
+            core,
+            storage: Storage::new(),
+            me,
+            denied: Vec::new(),
+            errors: Vec::new(),
+            socket: None,
+            started: Instant::now(),
+            entries_written: 0,
+        }
+    }
+
+    /// The same device starting again from what it stored (a new actor id, as the app does
+    /// on every start).
+    pub fn restart(self) -> anyhow::Result<Self> {
+        let mut core =
+            ClientCore::new(self.core.device(), uuid::Uuid::new_v4().as_bytes().to_vec());
+        for (id, (chunks, persisted)) in &self.storage {
+            core.restore(*id, chunks, persisted)?;
+        }
+        Ok(Self {
+            core,
+            socket: None,
+            ..self
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Opens the sync WebSocket with the session cookie and waits for the server's welcome.
+    pub async fn connect(&mut self, ws_url: &str, cookie: &str) -> anyhow::Result<()> {
+        let mut request = ws_url.into_client_request()?;
+        request.headers_mut().insert("cookie", cookie.parse()?);
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .context("opening the sync socket")?;
+        self.socket = Some(socket);
+        let out = self.core.connected(self.now());
+        self.apply(out).await?;
+        self.pump_until(Duration::from_secs(10), |d| d.core.is_online())
+            .await
+    }
+
+    /// Closes the connection (the device goes offline).
+    pub async fn disconnect(&mut self) {
+        if let Some(mut socket) = self.socket.take() {
+            let _ = socket.close(None).await;
+        }
+        self.core.disconnected();
+    }
+
+    /// Drops the connection without a close handshake (as a lost signal would).
+    pub fn drop_connection(&mut self) {
+        self.socket = None;
+        self.core.disconnected();
+    }
+
+    /// Whether a connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.socket.is_some()
+    }
+
+    async fn apply(&mut self, out: Output) -> anyhow::Result<()> {
+        for id in &out.save {
+            let save = self.core.save(*id).context("saving a document")?;
+            let (chunks, persisted) = self.storage.entry(*id).or_default();
+            match save.chunk {
+                Some(Chunk::Full(bytes)) => *chunks = vec![bytes],
+                Some(Chunk::Incremental(bytes)) => chunks.push(bytes),
+                None => {}
+            }
+            *persisted = save.persisted;
+        }
+        self.denied.extend(out.denied);
+        self.errors.extend(out.error);
+        if let Some(socket) = self.socket.as_mut() {
+            for message in out.send {
+                if socket
+                    .send(Message::Binary(message.encode().into()))
+                    .await
+                    .is_err()
+                {
+                    self.drop_connection();
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a chronology entry to `doc` (online or not); returns its id.
+    pub async fn add_entry(
+        &mut self,
+        doc: DocumentId,
+        draft: &EntryDraft,
+    ) -> anyhow::Result<String> {
+        self.entries_written += 1;
+        let id = format!("{}-{}", self.me.username, uuid::Uuid::new_v4().simple());
+        let recorder = Recorder {
+            staff: self.me.id,
+            name: self.me.name.clone(),
+            now_ms: self.now() as i64,
+        };
+        self.core.track(doc);
+        let (result, out) = self
+            .core
+            .edit(doc, |am| chronology::add_entry(am, &id, draft, &recorder))?;
+        result?;
+        self.apply(out).await?;
+        Ok(id)
+    }
+
+    /// Changes an existing entry.
+    pub async fn update_entry(
+        &mut self,
+        doc: DocumentId,
+        id: &str,
+        draft: &EntryDraft,
+    ) -> anyhow::Result<()> {
+        let (result, out) = self
+            .core
+            .edit(doc, |am| chronology::update_entry(am, id, draft))?;
+        result?;
+        self.apply(out).await
+    }
+
+    /// The chronology of `doc` as this device has it.
+    pub fn entries(&self, doc: DocumentId) -> Vec<ChronologyEntry> {
+        self.core
+            .document(doc)
+            .map(chronology::entries)
+            .unwrap_or_default()
+    }
+
+    /// The document, if held.
+    pub fn document(&self, doc: DocumentId) -> Option<&AutoCommit> {
+        self.core.document(doc)
+    }
+
+    /// Handles frames (and passes time) until `done` holds or `timeout` passes.
+    pub async fn pump_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !done(self) {
+            let Some(socket) = self.socket.as_mut() else {
+                bail!("the connection closed")
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("timed out waiting for the server");
+            }
+            let frame =
+                match tokio::time::timeout(left.min(Duration::from_millis(200)), socket.next())
+                    .await
+                {
+                    Err(_) => {
+                        let out = self.core.tick(self.now());
+                        self.apply(out).await?;
+                        continue;
+                    }
+                    Ok(frame) => frame,
+                };
+            match frame {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let message = ServerMessage::decode(&bytes)?;
+                    let out = self.core.receive(self.now(), message)?;
+                    self.apply(out).await?;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    self.drop_connection();
+                    bail!("the connection closed");
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs until every document is identical to the server's stored copy.
+    pub async fn sync(&mut self) -> anyhow::Result<()> {
+        self.pump_until(Duration::from_secs(20), |d| d.core.all_in_step())
+            .await
+    }
+
+    /// Handles whatever arrives for `time` (for fan-out that may or may not come).
+    pub async fn listen_for(&mut self, time: Duration) -> anyhow::Result<()> {
+        let _ = self.pump_until(time, |_| false).await;
+        Ok(())
+    }
+
+    /// Changes the server has acknowledged storing, as entry ids of `doc`.
+    pub fn acknowledged_entries(&mut self, doc: DocumentId) -> anyhow::Result<Vec<String>> {
+        let persisted = self.core.persisted_heads(doc);
+        let Some(am) = self.core.document(doc) else {
+            return Ok(Vec::new());
+        };
+        let mut am = am.clone();
+        let known: Vec<_> = persisted
+            .into_iter()
+            .filter(|h| am.get_change_by_hash(h).is_some())
+            .collect();
+        let at = am.fork_at(&known)?;
+        Ok(chronology::entries(&at).into_iter().map(|e| e.id).collect())
+    }
+}
+
+/// A valid entry for tests.
+pub fn draft(what: &str) -> EntryDraft {
+    EntryDraft {
+        event_date: "2026-06-01".into(),
+        what_happened: what.into(),
+        source: "Test source".into(),
+        category: "Other".into(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,65 @@
+//! Signing in over HTTP.
+
+use anyhow::{Context, bail};
+use casebook_shared::api::{CaseSummary, Me, SignIn};
+
+/// A signed-in HTTP session.
+pub struct Session {
+    /// The user.
+    pub me: Me,
+    /// The `Cookie` header value carrying the session.
+    pub cookie: String,
+    base: String,
+}
+
+/// The demo password (every demo account has it).
+pub const PASSWORD: &str = casebook_server::demo::DEMO_PASSWORD;
+
+impl Session {
+    /// Signs in as `username` with the demo password.
+    pub async fn sign_in(base: &str, username: &str) -> anyhow::Result<Self> {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/api/session"))
+            .json(&SignIn {
+                username: username.into(),
+                password: PASSWORD.into(),
+            })
+            .send()
+            .await
+            .context("signing in")?;
+        if !response.status().is_success() {
+            bail!("sign-in failed: {}", response.status());
+        }
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                v.split(';')
+                    .next()
+                    .filter(|c| c.starts_with("casebook_session="))
+            })
+            .context("no session cookie")?
+            .to_owned();
+        let me = response.json().await?;
+        Ok(Self {
+            me,
+            cookie,
+            base: base.to_owned(),
+        })
+    }
+
+    /// The user's case list.
+    pub async fn cases(&self) -> anyhow::Result<Vec<CaseSummary>> {
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/cases", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("case list: {}", response.status());
+        }
+        Ok(response.json().await?)
+    }
+}

@@ -1,0 +1,335 @@
+//! Sync end to end against a real server and database (SQLite or PostgreSQL, as chosen by
+//! `CASEBOOK_TEST_ENGINE`), with native clients built on the app's protocol core.
+
+use casebook_shared::ids::DocumentId;
+use casebook_tests::database::TestDatabase;
+use casebook_tests::device::{NativeDevice, draft};
+use casebook_tests::http::Session;
+use casebook_tests::server::{ServerProcess, TestServer, ws_url};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// A chronology that worker.north1 and worker.north2 both work on.
+async fn co_worked_chronology(a: &Session, b: &Session) -> DocumentId {
+    let theirs: BTreeSet<DocumentId> = b
+        .cases()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.chronology)
+        .collect();
+    a.cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.chronology)
+        .find(|d| theirs.contains(d))
+        .expect("a co-worked case in the demo")
+}
+
+async fn online_device(server: &TestServer, session: &Session) -> NativeDevice {
+    let mut device = NativeDevice::new(session.me.clone());
+    device
+        .connect(&server.ws_url(), &session.cookie)
+        .await
+        .unwrap();
+    device.sync().await.unwrap();
+    device
+}
+
+#[tokio::test]
+async fn two_co_workers_editing_offline_end_identical() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let lee = Session::sign_in(&server.base, "worker.north2")
+        .await
+        .unwrap();
+    let doc = co_worked_chronology(&jo, &lee).await;
+    let mut a = online_device(&server, &jo).await;
+    let mut b = online_device(&server, &lee).await;
+    let shared_entry = a.entries(doc)[0].clone();
+    assert_eq!(
+        b.entries(doc),
+        a.entries(doc),
+        "both start from the server's copy"
+    );
+
+    a.disconnect().await;
+    b.disconnect().await;
+    let from_a = a
+        .add_entry(doc, &draft("Home visit: kitchen tidy, new dog"))
+        .await
+        .unwrap();
+    let from_b = b
+        .add_entry(doc, &draft("Phone call from SOLO about address"))
+        .await
+        .unwrap();
+    // Both edit the same entry: one appends to the text, the other changes the source.
+    let mut edit_a = shared_entry.draft.clone();
+    edit_a.what_happened.push_str(" Follow-up booked.");
+    a.update_entry(doc, &shared_entry.id, &edit_a)
+        .await
+        .unwrap();
+    let mut edit_b = shared_entry.draft.clone();
+    edit_b.source = "Police Scotland (named person)".into();
+    b.update_entry(doc, &shared_entry.id, &edit_b)
+        .await
+        .unwrap();
+    assert!(
+        a.core.waiting() > 0 && b.core.waiting() > 0,
+        "offline edits wait"
+    );
+
+    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    b.connect(&server.ws_url(), &lee.cookie).await.unwrap();
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    // a hears b's changes by fan-out, without asking.
+    let target = b.entries(doc);
+    a.pump_until(Duration::from_secs(10), |d| d.entries(doc) == target)
+        .await
+        .unwrap();
+    a.sync().await.unwrap();
+
+    assert_eq!(
+        a.entries(doc),
+        b.entries(doc),
+        "both devices show the same chronology"
+    );
+    let ids: BTreeSet<String> = a.entries(doc).into_iter().map(|e| e.id).collect();
+    assert!(ids.contains(&from_a) && ids.contains(&from_b));
+    let merged = a
+        .entries(doc)
+        .into_iter()
+        .find(|e| e.id == shared_entry.id)
+        .unwrap();
+    assert!(merged.draft.what_happened.ends_with("Follow-up booked."));
+    assert_eq!(merged.draft.source, "Police Scotland (named person)");
+    assert_eq!(a.core.waiting(), 0);
+    assert_eq!(b.core.waiting(), 0);
+}
+
+#[tokio::test]
+async fn a_change_reaches_a_connected_co_worker_without_reconnecting() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let lee = Session::sign_in(&server.base, "worker.north2")
+        .await
+        .unwrap();
+    let doc = co_worked_chronology(&jo, &lee).await;
+    let mut a = online_device(&server, &jo).await;
+    let mut b = online_device(&server, &lee).await;
+    let id = a.add_entry(doc, &draft("Fan-out check")).await.unwrap();
+    a.sync().await.unwrap();
+    b.pump_until(Duration::from_secs(10), |d| {
+        d.entries(doc).iter().any(|e| e.id == id)
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn every_change_is_stored_with_who_sent_it_before_it_is_acknowledged() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let mut a = online_device(&server, &jo).await;
+    let before = server.stored_changes(doc).await.unwrap();
+    a.add_entry(doc, &draft("Attribution check")).await.unwrap();
+    a.sync().await.unwrap();
+    assert_eq!(server.stored_changes(doc).await.unwrap(), before + 1);
+    let (staff, device): (String, String) = casebook_server::on_pool!(&server.db, pool =>
+        sqlx::query_as("select staff_id, device_id from change_ledger where document_id = $1 order by received_at desc limit 1")
+            .bind(doc.to_string()).fetch_one(pool).await).unwrap();
+    assert_eq!(staff, jo.me.id.to_string());
+    assert_eq!(device, a.core.device().to_string());
+}
+
+#[tokio::test]
+async fn a_device_restarted_from_its_storage_still_sends_what_it_had_not_synced() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let mut a = online_device(&server, &jo).await;
+    a.disconnect().await;
+    let id = a
+        .add_entry(doc, &draft("Written offline before a restart"))
+        .await
+        .unwrap();
+    let mut a = a.restart().unwrap();
+    assert_eq!(
+        a.core.waiting(),
+        1,
+        "the restarted device still counts the unsynced change"
+    );
+    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    a.sync().await.unwrap();
+    let mut fresh = online_device(&server, &jo).await;
+    fresh.sync().await.unwrap();
+    assert!(fresh.entries(doc).iter().any(|e| e.id == id));
+}
+
+#[tokio::test]
+async fn idle_documents_leave_memory_and_load_again_intact() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let mut a = online_device(&server, &jo).await;
+    let id = a
+        .add_entry(doc, &draft("Before the room was dropped"))
+        .await
+        .unwrap();
+    a.sync().await.unwrap();
+    assert!(server.state.documents.loaded() > 0);
+    a.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.state.documents.sweep_idle(Duration::ZERO);
+    assert_eq!(
+        server.state.documents.loaded(),
+        0,
+        "no document stays in memory without a device"
+    );
+    let mut b = online_device(&server, &jo).await;
+    assert!(b.entries(doc).iter().any(|e| e.id == id));
+}
+
+#[tokio::test]
+async fn many_stored_changes_are_compacted_into_a_snapshot_without_loss() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let mut a = online_device(&server, &jo).await;
+    a.disconnect().await;
+    for n in 0..casebook_server::documents::COMPACT_AFTER + 20 {
+        a.add_entry(doc, &draft(&format!("entry {n}")))
+            .await
+            .unwrap();
+    }
+    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    a.sync().await.unwrap();
+    // Compaction runs just after the acknowledgement: give it a moment.
+    let count = |table: &'static str| {
+        let db = server.db.clone();
+        async move {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "select count(*) from {table} where document_id = $1"
+            ));
+            let (n,): (i64,) = casebook_server::on_pool!(&db, pool =>
+                sqlx::query_as(sql).bind(doc.to_string()).fetch_one(pool).await)
+            .unwrap();
+            n
+        }
+    };
+    let mut snapshots = 0;
+    for _ in 0..100 {
+        snapshots = count("document_snapshots").await;
+        if snapshots > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = count("document_changes").await;
+    assert_eq!(snapshots, 1);
+    assert!(
+        rows < casebook_server::documents::COMPACT_AFTER as i64,
+        "compacted rows were deleted ({rows} left)"
+    );
+    assert!(
+        server.stored_changes(doc).await.unwrap()
+            > casebook_server::documents::COMPACT_AFTER as i64,
+        "the ledger keeps every change"
+    );
+    a.disconnect().await;
+    server.state.documents.sweep_idle(Duration::ZERO);
+    let fresh = online_device(&server, &jo).await;
+    assert_eq!(fresh.entries(doc), a.entries(doc));
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_sync_loses_nothing_it_acknowledged() {
+    let database = TestDatabase::new().await.unwrap();
+    let binary = env!("CARGO_BIN_EXE_casebook-server-under-test");
+    let server = ServerProcess::start(binary, &database.url, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let base = server.base.clone();
+    let jo = Session::sign_in(&base, "worker.north1").await.unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let mut a = NativeDevice::new(jo.me.clone());
+    a.connect(&ws_url(&base), &jo.cookie).await.unwrap();
+    a.sync().await.unwrap();
+
+    // Write steadily while the server is killed part-way through.
+    let mut written = Vec::new();
+    for n in 0..40 {
+        written.push(
+            a.add_entry(doc, &draft(&format!("entry {n}")))
+                .await
+                .unwrap(),
+        );
+        if n % 4 == 0 {
+            let _ = a.pump_until(Duration::from_millis(30), |_| false).await;
+        }
+    }
+    let _ = a.pump_until(Duration::from_millis(20), |_| false).await;
+    server.kill().await.unwrap();
+    let acknowledged = a.acknowledged_entries(doc).unwrap();
+    let acknowledged_new: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| written.contains(id))
+        .collect();
+    assert!(
+        !acknowledged_new.is_empty(),
+        "some entries were acknowledged before the kill"
+    );
+
+    // The restarted server has every acknowledged change, before the device reconnects.
+    let server = ServerProcess::start(binary, &database.url, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let jo_again = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let mut witness = NativeDevice::new(jo_again.me.clone());
+    witness
+        .connect(&ws_url(&server.base), &jo_again.cookie)
+        .await
+        .unwrap();
+    witness.sync().await.unwrap();
+    let on_server: BTreeSet<String> = witness.entries(doc).into_iter().map(|e| e.id).collect();
+    for id in &acknowledged {
+        assert!(on_server.contains(id), "acknowledged entry {id} was lost");
+    }
+
+    // And once the writer reconnects, nothing at all is lost.
+    let mut a = a.restart().unwrap();
+    a.connect(&ws_url(&server.base), &jo_again.cookie)
+        .await
+        .unwrap();
+    a.sync().await.unwrap();
+    witness.sync().await.unwrap();
+    witness
+        .listen_for(Duration::from_millis(300))
+        .await
+        .unwrap();
+    let on_server: BTreeSet<String> = witness.entries(doc).into_iter().map(|e| e.id).collect();
+    for id in &written {
+        assert!(
+            on_server.contains(id),
+            "entry {id} never reached the server"
+        );
+    }
+    server.kill().await.unwrap();
+}
