@@ -1,1 +1,46 @@
+//! # casebook-app
+//!
+//! The Casebook app, a Leptos (client-side rendered) program compiled to WebAssembly. It works
+//! with no network: every case document lives in IndexedDB on the device as Automerge chunks,
+//! edits are made locally, and a WebSocket syncs them with the server whenever it can.
+//!
+//! # Layout
+//! - [`state`]: the app-wide signals (who is signed in, which page, sync status).
+//! - [`http`]: the JSON API over `fetch`.
+//! - [`local_store`]: IndexedDB: document chunks, persisted heads, cached lists.
+//! - [`sync_client`]: the browser adapter around `casebook_shared::sync::client::ClientCore`:
+//!   WebSocket, reconnection with backoff, saving to IndexedDB.
+//! - [`pages`]: sign-in, case list, case page (chronology).
+//! - [`components`]: the sync status badge and the chronology entry form.
+//!
+//! Static files (`index.html`, `boot.js`, the service worker, styles) are in `app/static/`;
+//! `cargo xtask build-app` bundles them with the wasm into `dist/`.
 
+pub mod components;
+pub mod http;
+pub mod local_store;
+pub mod pages;
+pub mod state;
+pub mod sync_client;
+
+use wasm_bindgen::prelude::*;
+
+/// Entry point called by `boot.js`.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(pages::App);
+}
+
+/// Milliseconds since the Unix epoch on this device.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// `N` random bytes from the browser's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let crypto = web_sys::window().and_then(|w| w.crypto().ok()).expect("WebCrypto is available");
+    crypto.get_random_values_with_u8_array(&mut bytes).expect("random values");
+    bytes
+}

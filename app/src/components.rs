@@ -1,0 +1,4 @@
+//! Components used on several pages.
+
+pub mod entry_form;
+pub mod sync_badge;

@@ -1,0 +1,41 @@
+//! The signed-in user's cases.
+
+use crate::state::{AppCtx, Page};
+use leptos::prelude::*;
+
+/// The case list.
+#[component]
+pub fn CaseListPage() -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    view! {
+        <h2>"My cases"</h2>
+        <Show
+            when=move || !ctx.cases.get().is_empty()
+            fallback=|| view! { <p class="card">"No cases are allocated to you yet. When a case is allocated it appears here (you need to be online once to see it)."</p> }
+        >
+            <ul class="case-list" id="case-list">
+                {move || ctx.cases.get().into_iter().map(|case| {
+                    let id = case.id;
+                    let relation = if case.relation == "co-worker" {
+                        format!(" · co-worker (allocated to {})", case.worker_name)
+                    } else {
+                        String::new()
+                    };
+                    view! {
+                        <li>
+                            <a
+                                href=Page::Case(id).hash()
+                                data-case=id.to_string()
+                                on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Case(id)); }
+                            >
+                                <span class="case-name">{case.person_name.clone()}</span>
+                                <br />
+                                <span class="case-meta">{format!("{} · {}{}", case.reference, case.order_type, relation)}</span>
+                            </a>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        </Show>
+    }
+}

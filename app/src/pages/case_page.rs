@@ -1,0 +1,160 @@
+//! One case: its chronology, with adding and editing entries. Works the same offline.
+
+use crate::components::entry_form::EntryForm;
+use crate::state::{AppCtx, Page};
+use crate::{now_ms, random_bytes, sync_client};
+use casebook_shared::chronology::{self, ChronologyEntry, ChronologyError, EntryDraft, FieldError, Recorder};
+use casebook_shared::dates::Date;
+use casebook_shared::ids::{CaseId, DocumentId};
+use leptos::prelude::*;
+
+fn save_result(result: Option<Result<(), ChronologyError>>) -> Result<(), Vec<FieldError>> {
+    match result {
+        Some(Ok(())) => Ok(()),
+        Some(Err(ChronologyError::Invalid(problems))) => Err(problems),
+        Some(Err(e)) => Err(vec![FieldError { field: "what_happened", message: format!("Could not save: {e}") }]),
+        None => Err(vec![FieldError {
+            field: "what_happened",
+            message: "This chronology is not on the device yet; connect once to download it.".into(),
+        }]),
+    }
+}
+
+/// The case page.
+#[component]
+pub fn CasePage(
+    /// The case to show.
+    id: CaseId,
+) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let case = move || ctx.cases.get().into_iter().find(|c| c.id == id);
+    view! {
+        <p><a href="#/" on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Cases); }>"← My cases"</a></p>
+        {move || match case() {
+            None => view! { <p class="card">"This case is not in your case list on this device."</p> }.into_any(),
+            Some(case) => view! {
+                <h2>{case.person_name.clone()}</h2>
+                <p class="case-meta">{format!("{} · {} · allocated to {}", case.reference, case.order_type, case.worker_name)}</p>
+                <Chronology doc=case.chronology />
+            }.into_any(),
+        }}
+    }
+}
+
+/// The chronology of one case.
+#[component]
+fn Chronology(doc: DocumentId) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let adding = RwSignal::new(false);
+    let editing = RwSignal::new(None::<String>);
+    let entries = Memo::new(move |_| {
+        ctx.revision.track();
+        sync_client::read(|core| core.document(doc).map(chronology::entries)).flatten()
+    });
+    let add = Callback::new(move |draft: EntryDraft| {
+        let Some(me) = ctx.me.get_untracked() else { return Err(Vec::new()) };
+        let recorder = Recorder { staff: me.id, name: me.name.clone(), now_ms: now_ms() as i64 };
+        let entry_id = chronology::new_entry_id(random_bytes());
+        let result = save_result(sync_client::edit(doc, |am| chronology::add_entry(am, &entry_id, &draft, &recorder)));
+        if result.is_ok() {
+            adding.set(false);
+        }
+        result
+    });
+    let today = Date::from_unix_millis(now_ms() as i64).to_string();
+    view! {
+        <section aria-labelledby="chronology-heading">
+            <div class="actions">
+                <h2 id="chronology-heading" style="flex: 1 1 auto">"Chronology"</h2>
+                <Show when=move || !adding.get()>
+                    <button type="button" id="add-entry" on:click=move |_| adding.set(true)>"Add an entry"</button>
+                </Show>
+            </div>
+            <Show when=move || adding.get()>
+                <EntryForm
+                    initial=EntryDraft { event_date: today.clone(), ..Default::default() }
+                    id_prefix="new-entry".into()
+                    save_label="Save entry"
+                    on_save=add
+                    on_cancel=Callback::new(move |()| adding.set(false))
+                />
+            </Show>
+            {move || match entries.get() {
+                None => view! { <p class="card">"This chronology has not downloaded to this device yet. It will as soon as you are online."</p> }.into_any(),
+                Some(list) if list.is_empty() => view! { <p class="card">"No entries yet."</p> }.into_any(),
+                Some(list) => view! {
+                    <ol class="chronology" id="chronology">
+                        {list.into_iter().map(|entry| view! { <EntryItem doc=doc entry=entry editing=editing /> }).collect_view()}
+                    </ol>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// One entry, shown or being edited.
+#[component]
+fn EntryItem(doc: DocumentId, entry: ChronologyEntry, editing: RwSignal<Option<String>>) -> impl IntoView {
+    let id = entry.id.clone();
+    let is_editing = {
+        let id = id.clone();
+        move || editing.get().as_deref() == Some(id.as_str())
+    };
+    let d = entry.draft.clone();
+    let impact = d.impact.as_str();
+    let recorded = if entry.recorded_at > 0 {
+        format!("Recorded by {} on {}", entry.recorded_by_name, Date::from_unix_millis(entry.recorded_at))
+    } else {
+        format!("Recorded by {}", entry.recorded_by_name)
+    };
+    let save = {
+        let id = id.clone();
+        Callback::new(move |draft: EntryDraft| {
+            let result = save_result(sync_client::edit(doc, |am| chronology::update_entry(am, &id, &draft)));
+            if result.is_ok() {
+                editing.set(None);
+            }
+            result
+        })
+    };
+    let start_edit = {
+        let id = id.clone();
+        move |_| editing.set(Some(id.clone()))
+    };
+    let form_prefix = format!("edit-{id}");
+    view! {
+        <li class=impact data-entry=id>
+            <Show
+                when=is_editing
+                fallback={
+                    let d = d.clone();
+                    let recorded = recorded.clone();
+                    let start_edit = start_edit.clone();
+                    move || view! {
+                        <div class="entry-head">
+                            <span class="entry-date">{d.event_date.clone()}{if d.date_approximate { " (approx.)" } else { "" }}</span>
+                            <span class="badge">{d.category.clone()}</span>
+                            <span class=format!("badge {}", d.impact.as_str())>{d.impact.as_str()}</span>
+                            {d.withheld.then(|| view! { <span class="badge withheld">"withheld from the person"</span> })}
+                        </div>
+                        <p class="entry-what">{d.what_happened.clone()}</p>
+                        <p class="entry-foot">"Source: "{d.source.clone()}</p>
+                        {(!d.action_taken.is_empty()).then(|| view! { <p class="entry-foot">"Action taken: "{d.action_taken.clone()}</p> })}
+                        <div class="actions">
+                            <span class="entry-foot" style="flex: 1 1 auto">{recorded.clone()}</span>
+                            <button type="button" class="secondary edit-entry" on:click=start_edit.clone()>"Edit"</button>
+                        </div>
+                    }
+                }
+            >
+                <EntryForm
+                    initial=d.clone()
+                    id_prefix=form_prefix.clone()
+                    save_label="Save changes"
+                    on_save=save
+                    on_cancel=Callback::new(move |()| editing.set(None))
+                />
+            </Show>
+        </li>
+    }
+}

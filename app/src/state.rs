@@ -1,0 +1,89 @@
+//! App-wide state: signals shared by every page through Leptos context.
+
+use casebook_shared::api::{CaseSummary, Me};
+use casebook_shared::ids::CaseId;
+use leptos::prelude::*;
+
+/// Which screen is showing. Mirrored in the URL hash so a reload reopens it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// Starting up (reading local storage).
+    Loading,
+    /// Sign-in form.
+    SignIn,
+    /// The user's cases.
+    Cases,
+    /// One case.
+    Case(CaseId),
+}
+
+impl Page {
+    /// The URL hash for this page.
+    pub fn hash(self) -> String {
+        match self {
+            Page::Case(id) => format!("#/case/{id}"),
+            _ => "#/".into(),
+        }
+    }
+
+    /// The page a URL hash names (signed-in pages only).
+    pub fn from_hash(hash: &str) -> Page {
+        hash.strip_prefix("#/case/").and_then(|id| id.parse().ok()).map_or(Page::Cases, Page::Case)
+    }
+}
+
+/// What the sync badge shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncStatus {
+    /// Connected and welcomed by the server.
+    pub online: bool,
+    /// Changes on this device the server has not confirmed storing.
+    pub waiting: usize,
+    /// When the server last confirmed storing everything (device time, ms).
+    pub last_synced_ms: Option<f64>,
+}
+
+/// Signals every component can reach.
+#[derive(Clone, Copy)]
+pub struct AppCtx {
+    /// The signed-in user (also kept on the device, so the app opens offline).
+    pub me: RwSignal<Option<Me>>,
+    /// The current screen.
+    pub page: RwSignal<Page>,
+    /// The user's cases (from the server, or the copy on the device).
+    pub cases: RwSignal<Vec<CaseSummary>>,
+    /// Sync status for the badge.
+    pub sync: RwSignal<SyncStatus>,
+    /// Bumped whenever a document on the device changes, so views re-read it.
+    pub revision: RwSignal<u64>,
+    /// A message for the person (errors, warnings), shown at the top.
+    pub notice: RwSignal<Option<String>>,
+}
+
+impl AppCtx {
+    /// Fresh signals.
+    pub fn new() -> Self {
+        Self {
+            me: RwSignal::new(None),
+            page: RwSignal::new(Page::Loading),
+            cases: RwSignal::new(Vec::new()),
+            sync: RwSignal::new(SyncStatus::default()),
+            revision: RwSignal::new(0),
+            notice: RwSignal::new(None),
+        }
+    }
+
+    /// Shows `page` and records it in the URL hash.
+    pub fn go(&self, page: Page) {
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().set_hash(&page.hash());
+        }
+        self.page.set(page);
+    }
+}
+
+impl Default for AppCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,306 @@
+//! The browser adapter around the sync core: one WebSocket to `/api/sync`, reconnection with
+//! backoff, and every document saved to IndexedDB as the core asks.
+//!
+//! There is one client per page (a thread-local: wasm in the browser is single-threaded). It
+//! starts after sign-in, or at start-up when a user is remembered on the device, and works the
+//! same with or without a network: edits go to the document and to IndexedDB at once, and
+//! reach the server whenever a connection is up.
+
+use crate::local_store::LocalStore;
+use crate::state::{AppCtx, SyncStatus};
+use crate::{now_ms, random_bytes};
+use casebook_shared::ids::{DeviceId, DocumentId};
+use casebook_shared::protocol::{DenyReason, ServerMessage};
+use casebook_shared::sync::client::{ClientCore, Output};
+use leptos::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF_MS: f64 = 15_000.0;
+
+struct Handlers {
+    _open: Closure<dyn FnMut()>,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+struct Client {
+    core: ClientCore,
+    store: LocalStore,
+    ctx: AppCtx,
+    socket: Option<WebSocket>,
+    handlers: Option<Handlers>,
+    next_seq: HashMap<DocumentId, u32>,
+    attempts: u32,
+    generation: u32,
+    stopped: bool,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Option<Rc<RefCell<Client>>>> = const { RefCell::new(None) };
+    static TIMERS: RefCell<Vec<Closure<dyn FnMut()>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn client() -> Option<Rc<RefCell<Client>>> {
+    CLIENT.with(|c| c.borrow().clone())
+}
+
+/// Starts syncing: loads every document from IndexedDB, then connects.
+pub async fn start(ctx: AppCtx, store: LocalStore, device: DeviceId) -> Result<(), String> {
+    stop();
+    let mut core = ClientCore::new(device, random_bytes::<16>().to_vec());
+    let mut next_seq = HashMap::new();
+    let documents = store.documents().await.map_err(|e| e.0)?;
+    let mut damaged = 0;
+    for doc in documents {
+        match core.restore(doc.id, &doc.chunks, &doc.persisted) {
+            Ok(()) => {
+                next_seq.insert(doc.id, doc.next_seq);
+            }
+            Err(_) => damaged += 1,
+        }
+    }
+    if damaged > 0 {
+        ctx.notice.set(Some(format!("{damaged} record(s) on this device could not be read and will be downloaded again.")));
+    }
+    let client = Rc::new(RefCell::new(Client {
+        core,
+        store,
+        ctx,
+        socket: None,
+        handlers: None,
+        next_seq,
+        attempts: 0,
+        generation: 0,
+        stopped: false,
+    }));
+    CLIENT.with(|c| *c.borrow_mut() = Some(client.clone()));
+    client.borrow_mut().publish(false);
+    install_timers();
+    connect(&client);
+    Ok(())
+}
+
+/// Stops syncing and closes the connection (sign-out).
+pub fn stop() {
+    if let Some(client) = CLIENT.with(|c| c.borrow_mut().take()) {
+        let mut c = client.borrow_mut();
+        c.stopped = true;
+        if let Some(socket) = c.socket.take() {
+            socket.set_onclose(None);
+            let _ = socket.close();
+        }
+        c.handlers = None;
+    }
+}
+
+/// Reads the sync core (documents, counts).
+pub fn read<R>(f: impl FnOnce(&mut ClientCore) -> R) -> Option<R> {
+    let client = client()?;
+    let mut c = client.borrow_mut();
+    Some(f(&mut c.core))
+}
+
+/// Changes a document on the device; it is saved at once and synced when possible.
+pub fn edit<R>(doc: DocumentId, change: impl FnOnce(&mut automerge::AutoCommit) -> R) -> Option<R> {
+    let client = client()?;
+    let mut c = client.borrow_mut();
+    let (result, out) = c.core.edit(doc, change).ok()?;
+    c.apply(out);
+    Some(result)
+}
+
+/// Changes waiting to reach the server.
+pub fn waiting() -> usize {
+    read(|core| core.waiting()).unwrap_or(0)
+}
+
+fn ws_url() -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    Some(format!("{scheme}://{}/api/sync", location.host().ok()?))
+}
+
+fn connect(client: &Rc<RefCell<Client>>) {
+    let mut c = client.borrow_mut();
+    if c.stopped || c.socket.is_some() {
+        return;
+    }
+    let Some(url) = ws_url() else { return };
+    let Ok(socket) = WebSocket::new(&url) else {
+        drop(c);
+        schedule_reconnect(client);
+        return;
+    };
+    socket.set_binary_type(BinaryType::Arraybuffer);
+    c.generation += 1;
+    let generation = c.generation;
+
+    let weak = Rc::downgrade(client);
+    let open = Closure::<dyn FnMut()>::new(move || {
+        if let Some(client) = weak.upgrade() {
+            let mut c = client.borrow_mut();
+            if c.generation == generation {
+                let out = c.core.connected(now_ms() as u64);
+                c.apply(out);
+            }
+        }
+    });
+    let weak = Rc::downgrade(client);
+    let message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let Some(client) = weak.upgrade() else { return };
+        let mut c = client.borrow_mut();
+        if c.generation != generation {
+            return;
+        }
+        let Ok(buffer) = event.data().dyn_into::<js_sys::ArrayBuffer>() else { return };
+        let frame = js_sys::Uint8Array::new(&buffer).to_vec();
+        match ServerMessage::decode(&frame) {
+            Ok(message) => {
+                if matches!(message, ServerMessage::Welcome { .. }) {
+                    c.attempts = 0;
+                }
+                match c.core.receive(now_ms() as u64, message) {
+                    Ok(out) => c.apply(out),
+                    Err(e) => web_sys::console::warn_1(&format!("sync: {e}").into()),
+                }
+            }
+            Err(e) => web_sys::console::warn_1(&format!("sync: undecodable frame ({e})").into()),
+        }
+    });
+    let weak = Rc::downgrade(client);
+    let close = Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
+        let Some(client) = weak.upgrade() else { return };
+        {
+            let mut c = client.borrow_mut();
+            if c.generation != generation {
+                return;
+            }
+            c.socket = None;
+            c.handlers = None;
+            c.core.disconnected();
+            c.publish(false);
+        }
+        schedule_reconnect(&client);
+    });
+    socket.set_onopen(Some(open.as_ref().unchecked_ref()));
+    socket.set_onmessage(Some(message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(close.as_ref().unchecked_ref()));
+    c.socket = Some(socket);
+    c.handlers = Some(Handlers { _open: open, _message: message, _close: close });
+}
+
+fn schedule_reconnect(client: &Rc<RefCell<Client>>) {
+    let delay = {
+        let mut c = client.borrow_mut();
+        if c.stopped {
+            return;
+        }
+        c.attempts = c.attempts.saturating_add(1);
+        let base = (500.0 * 2f64.powi(c.attempts.min(6) as i32)).min(MAX_BACKOFF_MS);
+        // Jitter spreads reconnections after an outage.
+        base * (0.75 + 0.5 * js_sys::Math::random())
+    };
+    let weak = Rc::downgrade(client);
+    let retry = Closure::once_into_js(move || {
+        if let Some(client) = weak.upgrade() {
+            connect(&client);
+        }
+    });
+    if let Some(window) = web_sys::window() {
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(retry.unchecked_ref(), delay as i32);
+    }
+}
+
+/// Once per page: a one-second tick for the sync core, and an immediate reconnection attempt
+/// when the browser says the network is back.
+fn install_timers() {
+    TIMERS.with(|timers| {
+        let mut timers = timers.borrow_mut();
+        if !timers.is_empty() {
+            return;
+        }
+        let Some(window) = web_sys::window() else { return };
+        let tick = Closure::<dyn FnMut()>::new(|| {
+            if let Some(client) = client() {
+                let mut c = client.borrow_mut();
+                let out = c.core.tick(now_ms() as u64);
+                c.apply(out);
+            }
+        });
+        let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), 1_000);
+        let online = Closure::<dyn FnMut()>::new(|| {
+            if let Some(client) = client() {
+                client.borrow_mut().attempts = 0;
+                connect(&client);
+            }
+        });
+        let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+        timers.push(tick);
+        timers.push(online);
+    });
+}
+
+impl Client {
+    fn apply(&mut self, out: Output) {
+        if let Some(socket) = &self.socket {
+            if socket.ready_state() == WebSocket::OPEN {
+                for message in &out.send {
+                    let _ = socket.send_with_u8_array(&message.encode());
+                }
+            }
+        }
+        let changed = !out.save.is_empty();
+        for id in out.save {
+            let Some(save) = self.core.save(id) else { continue };
+            let seq = self.next_seq.entry(id).or_insert(0);
+            let this_seq = *seq;
+            *seq += 1;
+            let store = self.store.clone();
+            let ctx = self.ctx;
+            // Writes start in the order they are spawned, and IndexedDB runs overlapping
+            // read-write transactions in the order they were created.
+            leptos::task::spawn_local(async move {
+                if let Err(e) = store.write(id, save, this_seq).await {
+                    ctx.notice.set(Some(format!("This device could not save your work locally ({}). Keep this page open until the sync badge says all changes are saved.", e.0)));
+                }
+            });
+        }
+        for (doc, reason) in out.denied {
+            let why = match reason {
+                DenyReason::NoAccess => "you no longer have access to it",
+                DenyReason::Rejected => "the server could not accept a change",
+            };
+            web_sys::console::warn_1(&format!("sync refused for {doc}: {why}").into());
+            self.ctx.notice.set(Some(format!("A record could not be synced: {why}.")));
+        }
+        if let Some((code, message)) = out.error {
+            web_sys::console::warn_1(&format!("sync error {code:?}: {message}").into());
+        }
+        self.publish(changed);
+    }
+
+    /// Pushes the current state to the UI signals.
+    fn publish(&mut self, documents_changed: bool) {
+        let online = self.core.is_online();
+        let waiting = self.core.waiting();
+        let in_step = online && waiting == 0 && self.core.all_in_step();
+        let old = self.ctx.sync.get_untracked();
+        let moved = old.online != online || old.waiting != waiting;
+        if moved || (in_step && (documents_changed || old.last_synced_ms.is_none())) {
+            self.ctx.sync.set(SyncStatus {
+                online,
+                waiting,
+                last_synced_ms: if in_step { Some(now_ms()) } else { old.last_synced_ms },
+            });
+        }
+        if documents_changed {
+            self.ctx.revision.update(|r| *r += 1);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `cargo xtask`: the project's own build and test driver.
+//!
+//! - `cargo xtask run`: build the app, start the server with the demo service on
+//!   http://127.0.0.1:8080 (SQLite under `./data/`).
+//! - `cargo xtask test`: every test suite; installs what it needs when missing.
+//! - `cargo xtask build-app [--dev]`: only build the wasm bundle into `dist/`.
+//!
+//! # Layout
+//! - `main.rs`: commands.
+//! - `setup.rs`: installing missing tools (wasm32 target, Chromium, chromedriver, wasm-opt).
+//! - `bundle.rs`: building the wasm app bundle.
+//! - `suites.rs`: the test suites and their summary.
+
+mod bundle;
+mod setup;
+mod suites;
+
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root).context("entering the workspace")?;
+    match args.first().map(String::as_str) {
+        Some("run") => run(&root, &args[1..]),
+        Some("test") => suites::test_all(&root),
+        Some("build-app") => {
+            setup::wasm_target()?;
+            let profile = if args.iter().any(|a| a == "--dev") { bundle::Profile::Dev } else { bundle::Profile::Release };
+            bundle::build(&root, profile).map(|_| ())
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <run | test | build-app [--dev]>");
+            bail!("unknown command")
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's folder).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn run(root: &Path, extra: &[String]) -> anyhow::Result<()> {
+    setup::wasm_target()?;
+    setup::wasm_opt(root)?;
+    let dist = bundle::build(root, bundle::Profile::Release)?;
+    println!("Starting Casebook (first start creates the demo service)...");
+    let status = Command::new(cargo())
+        .args(["run", "--release", "--quiet", "-p", "casebook-server", "--", "serve", "--demo", "--static-dir"])
+        .arg(&dist)
+        .args(extra)
+        .status()
+        .context("starting the server")?;
+    if !status.success() {
+        bail!("the server stopped with {status}");
+    }
+    Ok(())
+}
+
+/// The cargo that runs this xtask.
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Runs a command, failing with its name if it fails.
+fn run_command(command: &mut Command) -> anyhow::Result<()> {
+    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
