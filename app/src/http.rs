@@ -1,7 +1,7 @@
 //! The JSON API over `fetch`, with the session cookie sent automatically (same origin).
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestCredentials, RequestInit, Response};
@@ -41,19 +41,28 @@ async fn call(method: &str, path: &str, body: Option<String>) -> Result<Response
             let text = text_of(&response).await.unwrap_or_default();
             let message = serde_json::from_str::<casebook_shared::api::ApiError>(&text)
                 .map(|e| e.message)
-                .unwrap_or_else(|_| format!("The server refused the request ({}).", response.status()));
+                .unwrap_or_else(|_| {
+                    format!("The server refused the request ({}).", response.status())
+                });
             Err(ApiFailure::Refused(message))
         }
     }
 }
 
 async fn text_of(response: &Response) -> Option<String> {
-    JsFuture::from(response.text().ok()?).await.ok()?.as_string()
+    JsFuture::from(response.text().ok()?)
+        .await
+        .ok()?
+        .as_string()
 }
 
 async fn json_of<T: DeserializeOwned>(response: Response) -> Result<T, ApiFailure> {
     let text = text_of(&response).await.ok_or(ApiFailure::Offline)?;
-    serde_json::from_str(&text).map_err(|_| ApiFailure::Refused("The server sent something this app does not understand; reload the page.".into()))
+    serde_json::from_str(&text).map_err(|_| {
+        ApiFailure::Refused(
+            "The server sent something this app does not understand; reload the page.".into(),
+        )
+    })
 }
 
 /// `GET` a JSON resource.
@@ -62,8 +71,12 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiFailure> {
 }
 
 /// `POST` JSON and read JSON back.
-pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiFailure> {
-    let body = serde_json::to_string(body).map_err(|_| ApiFailure::Refused("Could not prepare the request.".into()))?;
+pub async fn post<B: Serialize, T: DeserializeOwned>(
+    path: &str,
+    body: &B,
+) -> Result<T, ApiFailure> {
+    let body = serde_json::to_string(body)
+        .map_err(|_| ApiFailure::Refused("Could not prepare the request.".into()))?;
     json_of(call("POST", path, Some(body)).await?).await
 }
 

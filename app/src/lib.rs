@@ -40,7 +40,11 @@ pub fn now_ms() -> f64 {
 /// `N` random bytes from the browser's CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    let crypto = web_sys::window().and_then(|w| w.crypto().ok()).expect("WebCrypto is available");
-    crypto.get_random_values_with_u8_array(&mut bytes).expect("random values");
+    let crypto = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .expect("WebCrypto is available");
+    crypto
+        .get_random_values_with_u8_array(&mut bytes)
+        .expect("random values");
     bytes
 }

@@ -72,7 +72,9 @@ impl LocalStore {
 
     /// Every document on the device.
     pub async fn documents(&self) -> Result<Vec<StoredDocument>, StoreError> {
-        let tx = self.db.transaction(&[CHUNKS, META], TransactionMode::ReadOnly)?;
+        let tx = self
+            .db
+            .transaction(&[CHUNKS, META], TransactionMode::ReadOnly)?;
         let chunks = tx.object_store(CHUNKS)?;
         let keys = chunks.get_all_keys(None, None)?.await?;
         let values = chunks.get_all(None, None)?.await?;
@@ -84,39 +86,78 @@ impl LocalStore {
         // getAll returns keys in key order, so chunks arrive in sequence order.
         for (key, value) in keys.iter().zip(values.iter()) {
             let Some(key) = key.as_string() else { continue };
-            let Some((id, seq)) = key.split_once('/') else { continue };
-            let (Ok(id), Ok(seq)) = (id.parse::<DocumentId>(), seq.parse::<u32>()) else { continue };
-            let doc = docs.entry(id).or_insert_with(|| StoredDocument { id, chunks: Vec::new(), persisted: Vec::new(), next_seq: 0 });
+            let Some((id, seq)) = key.split_once('/') else {
+                continue;
+            };
+            let (Ok(id), Ok(seq)) = (id.parse::<DocumentId>(), seq.parse::<u32>()) else {
+                continue;
+            };
+            let doc = docs.entry(id).or_insert_with(|| StoredDocument {
+                id,
+                chunks: Vec::new(),
+                persisted: Vec::new(),
+                next_seq: 0,
+            });
             doc.chunks.push(bytes(value));
             doc.next_seq = seq + 1;
         }
         for (key, value) in meta_keys.iter().zip(meta_values.iter()) {
-            let Some(id) = key.as_string().and_then(|k| k.parse::<DocumentId>().ok()) else { continue };
+            let Some(id) = key.as_string().and_then(|k| k.parse::<DocumentId>().ok()) else {
+                continue;
+            };
             if let Some(doc) = docs.get_mut(&id) {
-                doc.persisted = bytes(value).chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect();
+                doc.persisted = bytes(value)
+                    .chunks_exact(32)
+                    .map(|c| c.try_into().expect("32 bytes"))
+                    .collect();
             }
         }
         Ok(docs.into_values().collect())
     }
 
     /// Writes what the sync core asked to save for `doc`; `seq` is the chunk's sequence number.
-    pub async fn write(&self, doc: DocumentId, save: DocumentSave, seq: u32) -> Result<(), StoreError> {
-        let tx = self.db.transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
+    pub async fn write(
+        &self,
+        doc: DocumentId,
+        save: DocumentSave,
+        seq: u32,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .db
+            .transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
         let chunks = tx.object_store(CHUNKS)?;
         match save.chunk {
             Some(Chunk::Full(data)) => {
-                let all = KeyRange::bound(&chunk_key(doc, 0), &chunk_key(doc, u32::MAX), Some(false), Some(false))?;
+                let all = KeyRange::bound(
+                    &chunk_key(doc, 0),
+                    &chunk_key(doc, u32::MAX),
+                    Some(false),
+                    Some(false),
+                )?;
                 chunks.delete(Query::KeyRange(all))?.await?;
-                chunks.put(&Uint8Array::from(data.as_slice()).into(), Some(&chunk_key(doc, seq)))?.await?;
+                chunks
+                    .put(
+                        &Uint8Array::from(data.as_slice()).into(),
+                        Some(&chunk_key(doc, seq)),
+                    )?
+                    .await?;
             }
             Some(Chunk::Incremental(data)) => {
-                chunks.put(&Uint8Array::from(data.as_slice()).into(), Some(&chunk_key(doc, seq)))?.await?;
+                chunks
+                    .put(
+                        &Uint8Array::from(data.as_slice()).into(),
+                        Some(&chunk_key(doc, seq)),
+                    )?
+                    .await?;
             }
             None => {}
         }
         let heads: Vec<u8> = save.persisted.iter().flatten().copied().collect();
         tx.object_store(META)?
-            .put(&Uint8Array::from(heads.as_slice()).into(), Some(&JsValue::from_str(&doc.to_string())))?
+            .put(
+                &Uint8Array::from(heads.as_slice()).into(),
+                Some(&JsValue::from_str(&doc.to_string())),
+            )?
             .await?;
         tx.commit()?.await?;
         Ok(())
@@ -125,7 +166,13 @@ impl LocalStore {
     /// A small JSON value.
     pub async fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
         let tx = self.db.transaction(&[KV], TransactionMode::ReadOnly).ok()?;
-        let value = tx.object_store(KV).ok()?.get(JsValue::from_str(key)).ok()?.await.ok()??;
+        let value = tx
+            .object_store(KV)
+            .ok()?
+            .get(JsValue::from_str(key))
+            .ok()?
+            .await
+            .ok()??;
         serde_json::from_str(&value.as_string()?).ok()
     }
 
@@ -133,14 +180,18 @@ impl LocalStore {
     pub async fn set<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         let json = serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))?;
         let tx = self.db.transaction(&[KV], TransactionMode::ReadWrite)?;
-        tx.object_store(KV)?.put(&JsValue::from_str(&json), Some(&JsValue::from_str(key)))?.await?;
+        tx.object_store(KV)?
+            .put(&JsValue::from_str(&json), Some(&JsValue::from_str(key)))?
+            .await?;
         tx.commit()?.await?;
         Ok(())
     }
 
     /// Removes everything (sign-out once everything is synced).
     pub async fn wipe(&self) -> Result<(), StoreError> {
-        let tx = self.db.transaction(&[CHUNKS, META, KV], TransactionMode::ReadWrite)?;
+        let tx = self
+            .db
+            .transaction(&[CHUNKS, META, KV], TransactionMode::ReadWrite)?;
         for store in [CHUNKS, META, KV] {
             tx.object_store(store)?.clear()?.await?;
         }

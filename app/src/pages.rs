@@ -14,8 +14,8 @@ use casebook_shared::ids::DeviceId;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::cell::RefCell;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 
 thread_local! {
     static STORE: RefCell<Option<LocalStore>> = const { RefCell::new(None) };
@@ -35,7 +35,12 @@ pub fn App() -> impl IntoView {
     spawn_local(boot(ctx));
 
     let signed_in = move || ctx.me.get().is_some();
-    let name = move || ctx.me.get().map(|m| format!("{} · {}", m.name, m.team)).unwrap_or_default();
+    let name = move || {
+        ctx.me
+            .get()
+            .map(|m| format!("{} · {}", m.name, m.team))
+            .unwrap_or_default()
+    };
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="app-bar">
@@ -67,7 +72,9 @@ pub fn App() -> impl IntoView {
 }
 
 fn current_hash() -> String {
-    web_sys::window().and_then(|w| w.location().hash().ok()).unwrap_or_default()
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
 }
 
 /// Follows the URL hash (back and forward buttons) while signed in.
@@ -78,7 +85,8 @@ fn watch_hash(ctx: AppCtx) {
         }
     });
     if let Some(window) = web_sys::window() {
-        let _ = window.add_event_listener_with_callback("hashchange", on_change.as_ref().unchecked_ref());
+        let _ = window
+            .add_event_listener_with_callback("hashchange", on_change.as_ref().unchecked_ref());
     }
     on_change.forget(); // lives as long as the page
 }
@@ -100,7 +108,12 @@ async fn boot(ctx: AppCtx) {
         return;
     };
     ctx.me.set(Some(me));
-    ctx.cases.set(store.get::<Vec<CaseSummary>>("cases").await.unwrap_or_default());
+    ctx.cases.set(
+        store
+            .get::<Vec<CaseSummary>>("cases")
+            .await
+            .unwrap_or_default(),
+    );
     start_sync(ctx, &store).await;
     ctx.page.set(Page::from_hash(&current_hash()));
     refresh(ctx).await;
@@ -118,7 +131,9 @@ async fn device_id(store: &LocalStore) -> DeviceId {
 async fn start_sync(ctx: AppCtx, store: &LocalStore) {
     let device = device_id(store).await;
     if let Err(e) = sync_client::start(ctx, store.clone(), device).await {
-        ctx.notice.set(Some(format!("Records on this device could not be opened ({e}).")));
+        ctx.notice.set(Some(format!(
+            "Records on this device could not be opened ({e})."
+        )));
     }
 }
 

@@ -28,7 +28,9 @@ impl Page {
 
     /// The page a URL hash names (signed-in pages only).
     pub fn from_hash(hash: &str) -> Page {
-        hash.strip_prefix("#/case/").and_then(|id| id.parse().ok()).map_or(Page::Cases, Page::Case)
+        hash.strip_prefix("#/case/")
+            .and_then(|id| id.parse().ok())
+            .map_or(Page::Cases, Page::Case)
     }
 }
 

@@ -16,8 +16,8 @@ use leptos::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 /// Longest wait between reconnection attempts.
@@ -66,7 +66,9 @@ pub async fn start(ctx: AppCtx, store: LocalStore, device: DeviceId) -> Result<(
         }
     }
     if damaged > 0 {
-        ctx.notice.set(Some(format!("{damaged} record(s) on this device could not be read and will be downloaded again.")));
+        ctx.notice.set(Some(format!(
+            "{damaged} record(s) on this device could not be read and will be downloaded again."
+        )));
     }
     let client = Rc::new(RefCell::new(Client {
         core,
@@ -122,7 +124,11 @@ pub fn waiting() -> usize {
 
 fn ws_url() -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
     Some(format!("{scheme}://{}/api/sync", location.host().ok()?))
 }
 
@@ -158,7 +164,9 @@ fn connect(client: &Rc<RefCell<Client>>) {
         if c.generation != generation {
             return;
         }
-        let Ok(buffer) = event.data().dyn_into::<js_sys::ArrayBuffer>() else { return };
+        let Ok(buffer) = event.data().dyn_into::<js_sys::ArrayBuffer>() else {
+            return;
+        };
         let frame = js_sys::Uint8Array::new(&buffer).to_vec();
         match ServerMessage::decode(&frame) {
             Ok(message) => {
@@ -192,7 +200,11 @@ fn connect(client: &Rc<RefCell<Client>>) {
     socket.set_onmessage(Some(message.as_ref().unchecked_ref()));
     socket.set_onclose(Some(close.as_ref().unchecked_ref()));
     c.socket = Some(socket);
-    c.handlers = Some(Handlers { _open: open, _message: message, _close: close });
+    c.handlers = Some(Handlers {
+        _open: open,
+        _message: message,
+        _close: close,
+    });
 }
 
 fn schedule_reconnect(client: &Rc<RefCell<Client>>) {
@@ -213,7 +225,10 @@ fn schedule_reconnect(client: &Rc<RefCell<Client>>) {
         }
     });
     if let Some(window) = web_sys::window() {
-        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(retry.unchecked_ref(), delay as i32);
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            retry.unchecked_ref(),
+            delay as i32,
+        );
     }
 }
 
@@ -225,7 +240,9 @@ fn install_timers() {
         if !timers.is_empty() {
             return;
         }
-        let Some(window) = web_sys::window() else { return };
+        let Some(window) = web_sys::window() else {
+            return;
+        };
         let tick = Closure::<dyn FnMut()>::new(|| {
             if let Some(client) = client() {
                 let mut c = client.borrow_mut();
@@ -233,7 +250,10 @@ fn install_timers() {
                 c.apply(out);
             }
         });
-        let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), 1_000);
+        let _ = window.set_interval_with_callback_and_timeout_and_arguments_0(
+            tick.as_ref().unchecked_ref(),
+            1_000,
+        );
         let online = Closure::<dyn FnMut()>::new(|| {
             if let Some(client) = client() {
                 client.borrow_mut().attempts = 0;
@@ -257,7 +277,9 @@ impl Client {
         }
         let changed = !out.save.is_empty();
         for id in out.save {
-            let Some(save) = self.core.save(id) else { continue };
+            let Some(save) = self.core.save(id) else {
+                continue;
+            };
             let seq = self.next_seq.entry(id).or_insert(0);
             let this_seq = *seq;
             *seq += 1;
@@ -277,7 +299,9 @@ impl Client {
                 DenyReason::Rejected => "the server could not accept a change",
             };
             web_sys::console::warn_1(&format!("sync refused for {doc}: {why}").into());
-            self.ctx.notice.set(Some(format!("A record could not be synced: {why}.")));
+            self.ctx
+                .notice
+                .set(Some(format!("A record could not be synced: {why}.")));
         }
         if let Some((code, message)) = out.error {
             web_sys::console::warn_1(&format!("sync error {code:?}: {message}").into());
@@ -296,7 +320,11 @@ impl Client {
             self.ctx.sync.set(SyncStatus {
                 online,
                 waiting,
-                last_synced_ms: if in_step { Some(now_ms()) } else { old.last_synced_ms },
+                last_synced_ms: if in_step {
+                    Some(now_ms())
+                } else {
+                    old.last_synced_ms
+                },
             });
         }
         if documents_changed {

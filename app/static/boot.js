@@ -6,4 +6,4 @@ import init from '/casebook_app.js';
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('service worker not registered', e));
 }
-init();
+init({ module_or_path: '/casebook_app_bg.wasm' });

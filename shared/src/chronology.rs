@@ -202,7 +202,9 @@ pub enum ChronologyError {
 
 /// A new entry id (a UUID string) from 16 random bytes supplied by the caller.
 pub fn new_entry_id(random: [u8; 16]) -> String {
-    uuid::Builder::from_random_bytes(random).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(random)
+        .into_uuid()
+        .to_string()
 }
 
 /// Adds a new entry with the id `entry_id` (a fresh UUID chosen by the caller).

@@ -9,10 +9,12 @@
 //! - [`server`]: the server in-process on port 0, or as a child process that can be killed.
 //! - [`device`]: a native sync client built on the same protocol core as the app.
 //! - [`http`]: signing in over HTTP.
+//! - [`browser`]: headless Chromium through chromedriver, and a switchable network.
 //!
 //! The test binaries are in `tests/`: `sync.rs` (sync and durability), `bad_input.rs`
 //! (malformed frames and refused documents), `browser.rs` (the app in Chromium).
 
+pub mod browser;
 pub mod database;
 pub mod device;
 pub mod http;

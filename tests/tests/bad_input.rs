@@ -2,27 +2,38 @@
 //! of it is stored, and the server keeps serving everyone else.
 
 use casebook_shared::ids::{DeviceId, DocumentId};
-use casebook_shared::protocol::{ClientMessage, DenyReason, ErrorCode, ServerMessage, MAX_FRAME_BYTES};
-use casebook_tests::device::{draft, NativeDevice};
+use casebook_shared::protocol::{
+    ClientMessage, DenyReason, ErrorCode, MAX_FRAME_BYTES, ServerMessage,
+};
+use casebook_tests::device::{NativeDevice, draft};
 use casebook_tests::http::Session;
 use casebook_tests::server::TestServer;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn raw_socket(server: &TestServer, cookie: &str) -> Socket {
     let mut request = server.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
 async fn hello(socket: &mut Socket) {
-    let hello = ClientMessage::Hello { device: DeviceId(uuid::Uuid::new_v4()), actors: vec![] };
-    socket.send(Message::Binary(hello.encode().into())).await.unwrap();
+    let hello = ClientMessage::Hello {
+        device: DeviceId(uuid::Uuid::new_v4()),
+        actors: vec![],
+    };
+    socket
+        .send(Message::Binary(hello.encode().into()))
+        .await
+        .unwrap();
     match next_message(socket).await {
         Some(ServerMessage::Welcome { .. }) => {}
         other => panic!("expected a welcome, got {other:?}"),
@@ -32,7 +43,10 @@ async fn hello(socket: &mut Socket) {
 /// The next protocol message, or None once the server closed the connection.
 async fn next_message(socket: &mut Socket) -> Option<ServerMessage> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("the server answers") {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("the server answers")
+        {
             Some(Ok(Message::Binary(b))) => return Some(ServerMessage::decode(&b).unwrap()),
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
             Some(Ok(_)) => continue,
@@ -43,7 +57,10 @@ async fn next_message(socket: &mut Socket) -> Option<ServerMessage> {
 /// The close code the server ends the connection with.
 async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("the server closes") {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("the server closes")
+        {
             Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
             None | Some(Err(_)) => return None,
             Some(Ok(_)) => continue,
@@ -55,16 +72,23 @@ async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
 async fn still_serving(server: &TestServer, session: &Session) {
     let doc = session.cases().await.unwrap()[0].chronology;
     let mut device = NativeDevice::new(session.me.clone());
-    device.connect(&server.ws_url(), &session.cookie).await.unwrap();
+    device
+        .connect(&server.ws_url(), &session.cookie)
+        .await
+        .unwrap();
     device.sync().await.unwrap();
-    let id = device.add_entry(doc, &draft("still serving")).await.unwrap();
+    let id = device
+        .add_entry(doc, &draft("still serving"))
+        .await
+        .unwrap();
     device.sync().await.unwrap();
     assert!(device.acknowledged_entries(doc).unwrap().contains(&id));
 }
 
 async fn total_changes(server: &TestServer) -> i64 {
     let (n,): (i64,) = casebook_server::on_pool!(&server.db, pool =>
-        sqlx::query_as("select count(*) from change_ledger").fetch_one(pool).await).unwrap();
+        sqlx::query_as("select count(*) from change_ledger").fetch_one(pool).await)
+    .unwrap();
     n
 }
 
@@ -78,19 +102,35 @@ async fn an_unauthenticated_upgrade_is_refused() {
         other => panic!("expected HTTP 401, got {other}"),
     }
     let mut forged = server.ws_url().into_client_request().unwrap();
-    forged.headers_mut().insert("cookie", "casebook_session=00ff".parse().unwrap());
-    assert!(tokio_tungstenite::connect_async(forged).await.is_err(), "a made-up session is refused");
+    forged
+        .headers_mut()
+        .insert("cookie", "casebook_session=00ff".parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(forged).await.is_err(),
+        "a made-up session is refused"
+    );
 }
 
 #[tokio::test]
 async fn a_malformed_frame_gets_an_error_and_a_close() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1").await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
     let before = total_changes(&server).await;
     let mut socket = raw_socket(&server, &jo.cookie).await;
     hello(&mut socket).await;
-    socket.send(Message::Binary(vec![1, 1, 0xff, 0xff, 0xff].into())).await.unwrap();
-    assert!(matches!(next_message(&mut socket).await, Some(ServerMessage::Error { code: ErrorCode::Malformed, .. })));
+    socket
+        .send(Message::Binary(vec![1, 1, 0xff, 0xff, 0xff].into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_message(&mut socket).await,
+        Some(ServerMessage::Error {
+            code: ErrorCode::Malformed,
+            ..
+        })
+    ));
     assert_eq!(close_code(&mut socket).await, Some(CloseCode::Policy));
     assert_eq!(total_changes(&server).await, before);
     still_serving(&server, &jo).await;
@@ -99,34 +139,77 @@ async fn a_malformed_frame_gets_an_error_and_a_close() {
 #[tokio::test]
 async fn an_unknown_message_type_or_version_is_named() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1").await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
     let mut socket = raw_socket(&server, &jo.cookie).await;
-    socket.send(Message::Binary(vec![1, 42].into())).await.unwrap();
-    assert!(matches!(next_message(&mut socket).await, Some(ServerMessage::Error { code: ErrorCode::UnknownMessage, .. })));
+    socket
+        .send(Message::Binary(vec![1, 42].into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_message(&mut socket).await,
+        Some(ServerMessage::Error {
+            code: ErrorCode::UnknownMessage,
+            ..
+        })
+    ));
     let mut socket = raw_socket(&server, &jo.cookie).await;
-    socket.send(Message::Binary(vec![7, 0].into())).await.unwrap();
-    assert!(matches!(next_message(&mut socket).await, Some(ServerMessage::Error { code: ErrorCode::UnsupportedVersion, .. })));
+    socket
+        .send(Message::Binary(vec![7, 0].into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_message(&mut socket).await,
+        Some(ServerMessage::Error {
+            code: ErrorCode::UnsupportedVersion,
+            ..
+        })
+    ));
     let mut socket = raw_socket(&server, &jo.cookie).await;
     socket.send(Message::Text("hello".into())).await.unwrap();
-    assert!(matches!(next_message(&mut socket).await, Some(ServerMessage::Error { code: ErrorCode::Malformed, .. })));
+    assert!(matches!(
+        next_message(&mut socket).await,
+        Some(ServerMessage::Error {
+            code: ErrorCode::Malformed,
+            ..
+        })
+    ));
     still_serving(&server, &jo).await;
 }
 
 #[tokio::test]
 async fn sync_before_hello_is_out_of_order() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1").await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
     let doc = jo.cases().await.unwrap()[0].chronology;
     let mut socket = raw_socket(&server, &jo.cookie).await;
-    let sync = ClientMessage::Sync { doc, session: 1, data: vec![] };
-    socket.send(Message::Binary(sync.encode().into())).await.unwrap();
-    assert!(matches!(next_message(&mut socket).await, Some(ServerMessage::Error { code: ErrorCode::OutOfOrder, .. })));
+    let sync = ClientMessage::Sync {
+        doc,
+        session: 1,
+        data: vec![],
+    };
+    socket
+        .send(Message::Binary(sync.encode().into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_message(&mut socket).await,
+        Some(ServerMessage::Error {
+            code: ErrorCode::OutOfOrder,
+            ..
+        })
+    ));
 }
 
 #[tokio::test]
 async fn an_oversized_frame_closes_only_that_connection() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1").await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
     let before = total_changes(&server).await;
     let mut socket = raw_socket(&server, &jo.cookie).await;
     hello(&mut socket).await;
@@ -140,19 +223,41 @@ async fn an_oversized_frame_closes_only_that_connection() {
 #[tokio::test]
 async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1").await.unwrap();
-    let other = Session::sign_in(&server.base, "worker.south1").await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let other = Session::sign_in(&server.base, "worker.south1")
+        .await
+        .unwrap();
     let theirs = other.cases().await.unwrap()[0].chronology;
-    assert!(jo.cases().await.unwrap().iter().all(|c| c.chronology != theirs));
+    assert!(
+        jo.cases()
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.chronology != theirs)
+    );
     let before = server.stored_changes(theirs).await.unwrap();
 
     // A real change, sent for a document Jo has no case for.
     let mut intruder = NativeDevice::new(jo.me.clone());
-    intruder.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    intruder
+        .connect(&server.ws_url(), &jo.cookie)
+        .await
+        .unwrap();
     intruder.disconnect().await;
-    intruder.add_entry(theirs, &draft("should never be stored")).await.unwrap();
-    intruder.connect(&server.ws_url(), &jo.cookie).await.unwrap();
-    intruder.listen_for(Duration::from_millis(500)).await.unwrap();
+    intruder
+        .add_entry(theirs, &draft("should never be stored"))
+        .await
+        .unwrap();
+    intruder
+        .connect(&server.ws_url(), &jo.cookie)
+        .await
+        .unwrap();
+    intruder
+        .listen_for(Duration::from_millis(500))
+        .await
+        .unwrap();
     assert!(intruder.denied.contains(&(theirs, DenyReason::NoAccess)));
     assert_eq!(server.stored_changes(theirs).await.unwrap(), before);
 
@@ -160,11 +265,21 @@ async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
     let mut socket = raw_socket(&server, &jo.cookie).await;
     hello(&mut socket).await;
     let made_up = DocumentId(uuid::Uuid::new_v4());
-    let sync = ClientMessage::Sync { doc: made_up, session: 1, data: vec![0x42, 0, 0, 0] };
-    socket.send(Message::Binary(sync.encode().into())).await.unwrap();
+    let sync = ClientMessage::Sync {
+        doc: made_up,
+        session: 1,
+        data: vec![0x42, 0, 0, 0],
+    };
+    socket
+        .send(Message::Binary(sync.encode().into()))
+        .await
+        .unwrap();
     assert_eq!(
         next_message(&mut socket).await,
-        Some(ServerMessage::Denied { doc: made_up, reason: DenyReason::NoAccess })
+        Some(ServerMessage::Denied {
+            doc: made_up,
+            reason: DenyReason::NoAccess
+        })
     );
     still_serving(&server, &jo).await;
 }
@@ -172,20 +287,47 @@ async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_sync_message_that_is_not_automerge_is_rejected_and_the_connection_goes_on() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1").await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
     let doc = jo.cases().await.unwrap()[0].chronology;
     let before = total_changes(&server).await;
     let mut socket = raw_socket(&server, &jo.cookie).await;
     hello(&mut socket).await;
-    let sync = ClientMessage::Sync { doc, session: 1, data: vec![0x42, 0xde, 0xad, 0xbe, 0xef] };
-    socket.send(Message::Binary(sync.encode().into())).await.unwrap();
-    assert_eq!(next_message(&mut socket).await, Some(ServerMessage::Denied { doc, reason: DenyReason::Rejected }));
+    let sync = ClientMessage::Sync {
+        doc,
+        session: 1,
+        data: vec![0x42, 0xde, 0xad, 0xbe, 0xef],
+    };
+    socket
+        .send(Message::Binary(sync.encode().into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut socket).await,
+        Some(ServerMessage::Denied {
+            doc,
+            reason: DenyReason::Rejected
+        })
+    );
     // The same connection still works.
-    let ping = ClientMessage::Sync { doc, session: 2, data: automerge::sync::Message {
-        heads: vec![], need: vec![], have: vec![], changes: Vec::<Vec<u8>>::new().into(), flags: None,
-        version: automerge::sync::MessageVersion::V1,
-    }.encode() };
-    socket.send(Message::Binary(ping.encode().into())).await.unwrap();
+    let ping = ClientMessage::Sync {
+        doc,
+        session: 2,
+        data: automerge::sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: Vec::<Vec<u8>>::new().into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        }
+        .encode(),
+    };
+    socket
+        .send(Message::Binary(ping.encode().into()))
+        .await
+        .unwrap();
     let mut answered = false;
     while let Some(m) = next_message(&mut socket).await {
         if matches!(m, ServerMessage::Persisted { .. }) {
@@ -193,6 +335,9 @@ async fn a_sync_message_that_is_not_automerge_is_rejected_and_the_connection_goe
             break;
         }
     }
-    assert!(answered, "the connection keeps working after a refused message");
+    assert!(
+        answered,
+        "the connection keeps working after a refused message"
+    );
     assert_eq!(total_changes(&server).await, before);
 }

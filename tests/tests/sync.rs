@@ -199,7 +199,7 @@ async fn idle_documents_leave_memory_and_load_again_intact() {
         0,
         "no document stays in memory without a device"
     );
-    let mut b = online_device(&server, &jo).await;
+    let b = online_device(&server, &jo).await;
     assert!(b.entries(doc).iter().any(|e| e.id == id));
 }
 

@@ -30,8 +30,13 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         "--profile",
         cargo_profile,
     ]))?;
-    let target_dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    let wasm = target_dir.join("wasm32-unknown-unknown").join(folder).join("casebook_app.wasm");
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let wasm = target_dir
+        .join("wasm32-unknown-unknown")
+        .join(folder)
+        .join("casebook_app.wasm");
     let dist = root.join("dist");
     if dist.exists() {
         std::fs::remove_dir_all(&dist).context("clearing dist/")?;
@@ -46,7 +51,15 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
     let bundle = dist.join("casebook_app_bg.wasm");
     if profile == Profile::Release {
         if let Some(wasm_opt) = setup::wasm_opt(root)? {
-            run_command(Command::new(wasm_opt).arg("-Oz").arg("--enable-bulk-memory").arg("--enable-nontrapping-float-to-int").arg(&bundle).arg("-o").arg(&bundle))?;
+            run_command(
+                Command::new(wasm_opt)
+                    .arg("-Oz")
+                    .arg("--enable-bulk-memory")
+                    .arg("--enable-nontrapping-float-to-int")
+                    .arg(&bundle)
+                    .arg("-o")
+                    .arg(&bundle),
+            )?;
         }
     }
     // The service worker's cache name carries a fingerprint of the bundle, so a new build
@@ -56,12 +69,21 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
     for entry in std::fs::read_dir(root.join("app/static"))? {
         let entry = entry?;
         let text = std::fs::read_to_string(entry.path())?;
-        std::fs::write(dist.join(entry.file_name()), text.replace("__BUILD__", &fingerprint))?;
+        std::fs::write(
+            dist.join(entry.file_name()),
+            text.replace("__BUILD__", &fingerprint),
+        )?;
     }
-    println!("App bundle: {} KB raw, in {}", bytes.len() / 1024, dist.display());
+    println!(
+        "App bundle: {} KB raw, in {}",
+        bytes.len() / 1024,
+        dist.display()
+    );
     Ok(dist)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -15,7 +15,7 @@ mod bundle;
 mod setup;
 mod suites;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,7 +28,11 @@ fn main() -> anyhow::Result<()> {
         Some("test") => suites::test_all(&root),
         Some("build-app") => {
             setup::wasm_target()?;
-            let profile = if args.iter().any(|a| a == "--dev") { bundle::Profile::Dev } else { bundle::Profile::Release };
+            let profile = if args.iter().any(|a| a == "--dev") {
+                bundle::Profile::Dev
+            } else {
+                bundle::Profile::Release
+            };
             bundle::build(&root, profile).map(|_| ())
         }
         _ => {
@@ -40,7 +44,10 @@ fn main() -> anyhow::Result<()> {
 
 /// The workspace root (the parent of this crate's folder).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn run(root: &Path, extra: &[String]) -> anyhow::Result<()> {
@@ -49,7 +56,17 @@ fn run(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     let dist = bundle::build(root, bundle::Profile::Release)?;
     println!("Starting Casebook (first start creates the demo service)...");
     let status = Command::new(cargo())
-        .args(["run", "--release", "--quiet", "-p", "casebook-server", "--", "serve", "--demo", "--static-dir"])
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "casebook-server",
+            "--",
+            "serve",
+            "--demo",
+            "--static-dir",
+        ])
         .arg(&dist)
         .args(extra)
         .status()
@@ -67,7 +84,9 @@ fn cargo() -> String {
 
 /// Runs a command, failing with its name if it fails.
 fn run_command(command: &mut Command) -> anyhow::Result<()> {
-    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed with {status}");
     }

@@ -1,7 +1,7 @@
 //! Installing what the build and tests need, when it is missing.
 
 use crate::run_command;
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,11 +21,17 @@ pub fn wasm_target() -> anyhow::Result<()> {
 }
 
 fn on_path(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Makes sure Chromium and chromedriver are installed (apt-get as root; otherwise says what
@@ -35,7 +41,9 @@ pub fn chromium() -> anyhow::Result<()> {
         return Ok(());
     }
     if !is_root() || !on_path("apt-get") {
-        bail!("browser tests need Chromium and chromedriver: install the Debian packages `chromium` and `chromium-driver` (sudo apt-get install chromium chromium-driver)");
+        bail!(
+            "browser tests need Chromium and chromedriver: install the Debian packages `chromium` and `chromium-driver` (sudo apt-get install chromium chromium-driver)"
+        );
     }
     println!("Installing chromium and chromium-driver with apt-get...");
     run_command(Command::new("apt-get").arg("update").arg("-qq"))?;
@@ -52,11 +60,17 @@ pub fn wasm_opt(root: &Path) -> anyhow::Result<Option<PathBuf>> {
     let local = root.join("node_modules/.bin/wasm-opt");
     if !local.exists() && on_path("npm") {
         println!("Installing wasm-opt (binaryen from npm)...");
-        let _ = run_command(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent"]).current_dir(root));
+        let _ = run_command(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--silent"])
+                .current_dir(root),
+        );
     }
     if local.exists() {
         return Ok(Some(local));
     }
-    eprintln!("warning: no wasm-opt found (npm missing?); the app bundle will be larger. Never use Debian's binaryen (wasm-opt 108): it corrupts the bundle.");
+    eprintln!(
+        "warning: no wasm-opt found (npm missing?); the app bundle will be larger. Never use Debian's binaryen (wasm-opt 108): it corrupts the bundle."
+    );
     Ok(None)
 }

@@ -37,7 +37,11 @@ fn timed(name: &'static str, f: impl FnOnce() -> Status) -> Outcome {
     println!("\n=== {name} ===");
     let start = Instant::now();
     let status = f();
-    Outcome { name, status, seconds: start.elapsed().as_secs_f64() }
+    Outcome {
+        name,
+        status,
+        seconds: start.elapsed().as_secs_f64(),
+    }
 }
 
 /// The PostgreSQL server the tests use, if one answers.
@@ -50,7 +54,11 @@ fn postgres_reachable() -> Result<(), String> {
         .and_then(|rest| rest.split('/').next())
         .unwrap_or("127.0.0.1:5432")
         .to_owned();
-    let host_port = if host_port.contains(':') { host_port } else { format!("{host_port}:5432") };
+    let host_port = if host_port.contains(':') {
+        host_port
+    } else {
+        format!("{host_port}:5432")
+    };
     let addr = host_port
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
@@ -68,24 +76,55 @@ pub fn test_all(root: &Path) -> anyhow::Result<()> {
     let mut outcomes = Vec::new();
 
     outcomes.push(timed("unit tests", || {
-        cargo_test(&["-p", "casebook-shared", "--lib", "-p", "casebook-server", "-p", "xtask"], &[])
+        cargo_test(
+            &[
+                "-p",
+                "casebook-shared",
+                "--lib",
+                "-p",
+                "casebook-server",
+                "-p",
+                "xtask",
+            ],
+            &[],
+        )
     }));
     outcomes.push(timed("sync simulation (500 seeds)", || {
-        cargo_test(&["--release", "-p", "casebook-shared", "--test", "simulation"], &[])
+        cargo_test(
+            &["--release", "-p", "casebook-shared", "--test", "simulation"],
+            &[],
+        )
     }));
     outcomes.push(timed("server integration on SQLite", || {
         cargo_test(
-            &["-p", "casebook-tests", "--test", "sync", "--test", "bad_input"],
+            &[
+                "-p",
+                "casebook-tests",
+                "--test",
+                "sync",
+                "--test",
+                "bad_input",
+            ],
             &[("CASEBOOK_TEST_ENGINE", "sqlite")],
         )
     }));
-    outcomes.push(timed("server integration on PostgreSQL", || match postgres_reachable() {
-        Ok(()) => cargo_test(
-            &["-p", "casebook-tests", "--test", "sync", "--test", "bad_input"],
-            &[("CASEBOOK_TEST_ENGINE", "postgres")],
-        ),
-        Err(why) => Status::NotRun(why),
-    }));
+    outcomes.push(timed(
+        "server integration on PostgreSQL",
+        || match postgres_reachable() {
+            Ok(()) => cargo_test(
+                &[
+                    "-p",
+                    "casebook-tests",
+                    "--test",
+                    "sync",
+                    "--test",
+                    "bad_input",
+                ],
+                &[("CASEBOOK_TEST_ENGINE", "postgres")],
+            ),
+            Err(why) => Status::NotRun(why),
+        },
+    ));
     outcomes.push(timed("browser end to end (headless Chromium)", || {
         let prepared = setup::wasm_target()
             .and_then(|()| setup::chromium())
@@ -99,7 +138,10 @@ pub fn test_all(root: &Path) -> anyhow::Result<()> {
         }
     }));
 
-    println!("\n=== summary ({:.0} s) ===", started.elapsed().as_secs_f64());
+    println!(
+        "\n=== summary ({:.0} s) ===",
+        started.elapsed().as_secs_f64()
+    );
     let mut failed = 0;
     for o in &outcomes {
         match &o.status {
@@ -116,11 +158,21 @@ pub fn test_all(root: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    if outcomes.iter().any(|o| matches!(o.status, Status::NotRun(_))) {
-        println!("\n  !!! THE POSTGRESQL SUITE DID NOT RUN: start PostgreSQL on 127.0.0.1:5432 (user postgres,");
-        println!("  !!! trust auth) or set CASEBOOK_TEST_POSTGRES_URL. Under CI=true this is a failure.");
+    if outcomes
+        .iter()
+        .any(|o| matches!(o.status, Status::NotRun(_)))
+    {
+        println!(
+            "\n  !!! THE POSTGRESQL SUITE DID NOT RUN: start PostgreSQL on 127.0.0.1:5432 (user postgres,"
+        );
+        println!(
+            "  !!! trust auth) or set CASEBOOK_TEST_POSTGRES_URL. Under CI=true this is a failure."
+        );
     }
-    let passed = outcomes.iter().filter(|o| matches!(o.status, Status::Passed)).count();
+    let passed = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Passed))
+        .count();
     println!("\nsuites: {passed} passed, {failed} failed");
     if failed > 0 {
         bail!("{failed} suite(s) failed");

@@ -1,6 +1,6 @@
 //! The chronology entry form, for adding and for editing an entry.
 
-use casebook_shared::chronology::{EntryDraft, FieldError, Impact, CATEGORIES};
+use casebook_shared::chronology::{CATEGORIES, EntryDraft, FieldError, Impact};
 use leptos::prelude::*;
 
 /// A form over `initial`; `on_save` returns the problems to show, or `Ok` to close.
@@ -23,16 +23,33 @@ pub fn EntryForm(
     let source = RwSignal::new(initial.source.clone());
     let impact = RwSignal::new(initial.impact.as_str().to_owned());
     let action = RwSignal::new(initial.action_taken.clone());
-    let category = RwSignal::new(if initial.category.is_empty() { String::new() } else { initial.category.clone() });
+    let category = RwSignal::new(if initial.category.is_empty() {
+        String::new()
+    } else {
+        initial.category.clone()
+    });
     let withheld = RwSignal::new(initial.withheld);
     let errors = RwSignal::new(Vec::<FieldError>::new());
 
     let error_for = move |field: &'static str| {
-        move || errors.get().into_iter().find(|e| e.field == field).map(|e| e.message)
+        move || {
+            errors
+                .get()
+                .into_iter()
+                .find(|e| e.field == field)
+                .map(|e| e.message)
+        }
     };
     let id = move |name: &str| format!("{id_prefix}-{name}");
     let (id_date, id_approx, id_what, id_source, id_impact, id_action, id_category, id_withheld) = (
-        id("date"), id("approximate"), id("what"), id("source"), id("impact"), id("action"), id("category"), id("withheld"),
+        id("date"),
+        id("approximate"),
+        id("what"),
+        id("source"),
+        id("impact"),
+        id("action"),
+        id("category"),
+        id("withheld"),
     );
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -53,7 +70,15 @@ pub fn EntryForm(
         }
     };
 
-    let field_class = move |field: &'static str| move || if error_for(field)().is_some() { "field has-error" } else { "field" };
+    let field_class = move |field: &'static str| {
+        move || {
+            if error_for(field)().is_some() {
+                "field has-error"
+            } else {
+                "field"
+            }
+        }
+    };
 
     view! {
         <form class="card entry-form" on:submit=submit novalidate>

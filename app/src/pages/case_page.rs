@@ -3,7 +3,9 @@
 use crate::components::entry_form::EntryForm;
 use crate::state::{AppCtx, Page};
 use crate::{now_ms, random_bytes, sync_client};
-use casebook_shared::chronology::{self, ChronologyEntry, ChronologyError, EntryDraft, FieldError, Recorder};
+use casebook_shared::chronology::{
+    self, ChronologyEntry, ChronologyError, EntryDraft, FieldError, Recorder,
+};
 use casebook_shared::dates::Date;
 use casebook_shared::ids::{CaseId, DocumentId};
 use leptos::prelude::*;
@@ -12,10 +14,14 @@ fn save_result(result: Option<Result<(), ChronologyError>>) -> Result<(), Vec<Fi
     match result {
         Some(Ok(())) => Ok(()),
         Some(Err(ChronologyError::Invalid(problems))) => Err(problems),
-        Some(Err(e)) => Err(vec![FieldError { field: "what_happened", message: format!("Could not save: {e}") }]),
+        Some(Err(e)) => Err(vec![FieldError {
+            field: "what_happened",
+            message: format!("Could not save: {e}"),
+        }]),
         None => Err(vec![FieldError {
             field: "what_happened",
-            message: "This chronology is not on the device yet; connect once to download it.".into(),
+            message: "This chronology is not on the device yet; connect once to download it."
+                .into(),
         }]),
     }
 }
@@ -52,10 +58,18 @@ fn Chronology(doc: DocumentId) -> impl IntoView {
         sync_client::read(|core| core.document(doc).map(chronology::entries)).flatten()
     });
     let add = Callback::new(move |draft: EntryDraft| {
-        let Some(me) = ctx.me.get_untracked() else { return Err(Vec::new()) };
-        let recorder = Recorder { staff: me.id, name: me.name.clone(), now_ms: now_ms() as i64 };
+        let Some(me) = ctx.me.get_untracked() else {
+            return Err(Vec::new());
+        };
+        let recorder = Recorder {
+            staff: me.id,
+            name: me.name.clone(),
+            now_ms: now_ms() as i64,
+        };
         let entry_id = chronology::new_entry_id(random_bytes());
-        let result = save_result(sync_client::edit(doc, |am| chronology::add_entry(am, &entry_id, &draft, &recorder)));
+        let result = save_result(sync_client::edit(doc, |am| {
+            chronology::add_entry(am, &entry_id, &draft, &recorder)
+        }));
         if result.is_ok() {
             adding.set(false);
         }
@@ -65,7 +79,7 @@ fn Chronology(doc: DocumentId) -> impl IntoView {
     view! {
         <section aria-labelledby="chronology-heading">
             <div class="actions">
-                <h2 id="chronology-heading" style="flex: 1 1 auto">"Chronology"</h2>
+                <h2 id="chronology-heading" class="grow">"Chronology"</h2>
                 <Show when=move || !adding.get()>
                     <button type="button" id="add-entry" on:click=move |_| adding.set(true)>"Add an entry"</button>
                 </Show>
@@ -94,7 +108,11 @@ fn Chronology(doc: DocumentId) -> impl IntoView {
 
 /// One entry, shown or being edited.
 #[component]
-fn EntryItem(doc: DocumentId, entry: ChronologyEntry, editing: RwSignal<Option<String>>) -> impl IntoView {
+fn EntryItem(
+    doc: DocumentId,
+    entry: ChronologyEntry,
+    editing: RwSignal<Option<String>>,
+) -> impl IntoView {
     let id = entry.id.clone();
     let is_editing = {
         let id = id.clone();
@@ -103,14 +121,20 @@ fn EntryItem(doc: DocumentId, entry: ChronologyEntry, editing: RwSignal<Option<S
     let d = entry.draft.clone();
     let impact = d.impact.as_str();
     let recorded = if entry.recorded_at > 0 {
-        format!("Recorded by {} on {}", entry.recorded_by_name, Date::from_unix_millis(entry.recorded_at))
+        format!(
+            "Recorded by {} on {}",
+            entry.recorded_by_name,
+            Date::from_unix_millis(entry.recorded_at)
+        )
     } else {
         format!("Recorded by {}", entry.recorded_by_name)
     };
     let save = {
         let id = id.clone();
         Callback::new(move |draft: EntryDraft| {
-            let result = save_result(sync_client::edit(doc, |am| chronology::update_entry(am, &id, &draft)));
+            let result = save_result(sync_client::edit(doc, |am| {
+                chronology::update_entry(am, &id, &draft)
+            }));
             if result.is_ok() {
                 editing.set(None);
             }
@@ -141,7 +165,7 @@ fn EntryItem(doc: DocumentId, entry: ChronologyEntry, editing: RwSignal<Option<S
                         <p class="entry-foot">"Source: "{d.source.clone()}</p>
                         {(!d.action_taken.is_empty()).then(|| view! { <p class="entry-foot">"Action taken: "{d.action_taken.clone()}</p> })}
                         <div class="actions">
-                            <span class="entry-foot" style="flex: 1 1 auto">{recorded.clone()}</span>
+                            <span class="entry-foot grow">{recorded.clone()}</span>
                             <button type="button" class="secondary edit-entry" on:click=start_edit.clone()>"Edit"</button>
                         </div>
                     }

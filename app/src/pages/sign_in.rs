@@ -21,7 +21,10 @@ pub fn SignInPage() -> impl IntoView {
         }
         busy.set(true);
         error.set(None);
-        let form = SignIn { username: username.get_untracked(), password: password.get_untracked() };
+        let form = SignIn {
+            username: username.get_untracked(),
+            password: password.get_untracked(),
+        };
         spawn_local(async move {
             match http::post::<_, Me>("/api/session", &form).await {
                 Ok(me) => {

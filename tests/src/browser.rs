@@ -1,0 +1,201 @@
+//! Headless Chromium through WebDriver (chromedriver + fantoccini), and a TCP proxy that can
+//! cut a browser off the network (a real offline: connections dropped and refused).
+
+use anyhow::{Context, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::database::TempDir;
+
+/// A chromedriver process on a free port.
+pub struct ChromeDriver {
+    child: tokio::process::Child,
+    port: u16,
+    profiles: Vec<TempDir>,
+}
+
+impl ChromeDriver {
+    /// Starts chromedriver (from PATH).
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context(
+                "starting chromedriver (install the Debian packages chromium and chromium-driver)",
+            )?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("chromedriver did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self {
+            child,
+            port,
+            profiles: Vec::new(),
+        })
+    }
+
+    /// A new headless Chromium with a fresh profile.
+    pub async fn browser(&mut self) -> anyhow::Result<Client> {
+        let profile = TempDir::new("casebook-chromium");
+        let args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=820,1100".into(),
+            format!("--user-data-dir={}", profile.0.display()),
+        ];
+        self.profiles.push(profile);
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium_binary(), "args": args },
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .context("opening a Chromium session")?;
+        Ok(client)
+    }
+
+    /// Stops chromedriver.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn chromium_binary() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// Waits until `check` returns true, polling.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) | Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(150)).await
+            }
+            Ok(false) => bail!("timed out waiting for: {what}"),
+            Err(e) => return Err(e.context(format!("waiting for: {what}"))),
+        }
+    }
+}
+
+/// Text of the first element matching a CSS selector ("" when absent).
+pub async fn text_of(browser: &Client, css: &str) -> String {
+    match browser.find(Locator::Css(css)).await {
+        Ok(el) => el.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Sets a form control's value the way a person's input would (input and change events).
+pub async fn set_value(browser: &Client, id: &str, value: &str) -> anyhow::Result<()> {
+    browser
+        .execute(
+            "const el = document.getElementById(arguments[0]);
+             el.value = arguments[1];
+             el.dispatchEvent(new Event('input', { bubbles: true }));
+             el.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![json!(id), json!(value)],
+        )
+        .await
+        .with_context(|| format!("setting #{id}"))?;
+    Ok(())
+}
+
+/// A TCP proxy in front of the server that can take its client offline.
+pub struct NetworkSwitch {
+    /// Address browsers connect to.
+    pub address: SocketAddr,
+    online: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NetworkSwitch {
+    /// Proxies `127.0.0.1:<new port>` to `target`.
+    pub async fn start(target: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let online = Arc::new(AtomicBool::new(true));
+        let (cut, _) = watch::channel(0u64);
+        let task = {
+            let online = online.clone();
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !online.load(Ordering::SeqCst) {
+                        drop(inbound); // no network: the connection dies at once
+                        continue;
+                    }
+                    let mut cut = cut.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = TcpStream::connect(target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            })
+        };
+        Ok(Self {
+            address,
+            online,
+            cut,
+            task,
+        })
+    }
+
+    /// Cuts every connection and refuses new ones (`false`), or lets them through (`true`).
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::SeqCst);
+        if !online {
+            self.cut.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// `http://` URL of the proxy.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+impl Drop for NetworkSwitch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,268 @@
+//! The real app in headless Chromium: two signed-in co-workers on one case, one of them
+//! offline; both add entries; after reconnecting both pages show every entry. A reload with
+//! no network still opens the app and the chronology (service worker + IndexedDB).
+//!
+//! Needs the built app: `CASEBOOK_DIST` names the folder (`cargo xtask test` builds it).
+
+use casebook_tests::browser::{ChromeDriver, NetworkSwitch, eventually, set_value, text_of};
+use casebook_tests::http::{PASSWORD, Session};
+use casebook_tests::server::TestServer;
+use fantoccini::{Client, Locator};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(45);
+
+fn dist() -> PathBuf {
+    let dist = std::env::var("CASEBOOK_DIST")
+        .expect("CASEBOOK_DIST must name the built app (run `cargo xtask test`)");
+    let dist = PathBuf::from(dist);
+    assert!(
+        dist.join("index.html").exists(),
+        "no built app in {}",
+        dist.display()
+    );
+    dist
+}
+
+async fn sign_in(browser: &Client, base: &str, username: &str) {
+    browser.goto(base).await.unwrap();
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("username"))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(username)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("case-list"))
+        .await
+        .unwrap();
+}
+
+async fn open_case(browser: &Client, case: &str) {
+    browser
+        .find(Locator::Css(&format!("a[data-case='{case}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#chronology li"))
+        .await
+        .unwrap();
+}
+
+async fn add_entry(browser: &Client, what: &str) {
+    browser
+        .find(Locator::Id("add-entry"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("new-entry-what"))
+        .await
+        .unwrap();
+    set_value(browser, "new-entry-date", "2026-11-20")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("new-entry-what"))
+        .await
+        .unwrap()
+        .send_keys(what)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("new-entry-source"))
+        .await
+        .unwrap()
+        .send_keys("Home visit")
+        .await
+        .unwrap();
+    set_value(browser, "new-entry-category", "Supervision contact")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css(".entry-form .save-entry"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let what = what.to_owned();
+    eventually("the new entry to show", WAIT, || {
+        let what = what.clone();
+        async move { Ok(text_of(browser, "#chronology").await.contains(&what)) }
+    })
+    .await
+    .unwrap();
+}
+
+async fn badge(browser: &Client) -> String {
+    text_of(browser, "#sync-status").await
+}
+
+async fn wait_for_badge(browser: &Client, part: &str) {
+    let part = part.to_owned();
+    eventually(&format!("the sync badge to say '{part}'"), WAIT, || {
+        let part = part.clone();
+        async move { Ok(badge(browser).await.contains(&part)) }
+    })
+    .await
+    .unwrap();
+}
+
+async fn service_worker_ready(browser: &Client) {
+    let ready = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             navigator.serviceWorker.ready.then(() => caches.keys()).then((k) => done(k.length > 0)).catch(() => done(false));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ready,
+        json!(true),
+        "the service worker cached the app shell"
+    );
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    if let Ok(folder) = std::env::var("CASEBOOK_SCREENSHOTS") {
+        if let Ok(png) = browser.screenshot().await {
+            let _ = std::fs::write(PathBuf::from(folder).join(format!("{name}.png")), png);
+        }
+    }
+}
+
+#[tokio::test]
+async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still_opens_the_case() {
+    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let lee = Session::sign_in(&server.base, "worker.north2")
+        .await
+        .unwrap();
+    let lees: BTreeSet<_> = lee
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let case = jo
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| lees.contains(&c.id))
+        .expect("a co-worked case")
+        .id
+        .to_string();
+
+    let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let network = NetworkSwitch::start(target).await.unwrap();
+    let mut driver = ChromeDriver::start().await.unwrap();
+    let a = driver.browser().await.unwrap(); // Jo, through the switchable network
+    let b = driver.browser().await.unwrap(); // Lee, directly
+
+    sign_in(&a, &network.url(), "worker.north1").await;
+    sign_in(&b, &server.base, "worker.north2").await;
+    open_case(&a, &case).await;
+    open_case(&b, &case).await;
+    wait_for_badge(&a, "Online").await;
+    wait_for_badge(&b, "Online").await;
+    service_worker_ready(&a).await;
+    screenshot(&a, "1-case-online").await;
+
+    network.set_online(false);
+    wait_for_badge(&a, "Offline").await;
+    add_entry(&a, "Jo wrote this with no signal").await;
+    wait_for_badge(&a, "1 change waiting").await;
+    add_entry(&b, "Lee wrote this at the office").await;
+    wait_for_badge(&b, "all changes saved").await;
+
+    // Reload with no network: the service worker serves the app, IndexedDB the chronology.
+    a.refresh().await.unwrap();
+    a.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#chronology li"))
+        .await
+        .unwrap();
+    let offline_page = text_of(&a, "#chronology").await;
+    assert!(
+        offline_page.contains("Jo wrote this with no signal"),
+        "the offline entry survives a reload"
+    );
+    wait_for_badge(&a, "1 change waiting").await;
+    screenshot(&a, "2-reloaded-offline").await;
+
+    network.set_online(true);
+    for (browser, who) in [(&a, "Jo"), (&b, "Lee")] {
+        eventually(
+            &format!("{who}'s page to show both entries"),
+            WAIT,
+            || async move {
+                let text = text_of(browser, "#chronology").await;
+                Ok(text.contains("Jo wrote this with no signal")
+                    && text.contains("Lee wrote this at the office"))
+            },
+        )
+        .await
+        .unwrap();
+    }
+    wait_for_badge(&a, "all changes saved").await;
+    screenshot(&a, "3-merged").await;
+    let a_entries = a
+        .find_all(Locator::Css("#chronology li"))
+        .await
+        .unwrap()
+        .len();
+    let b_entries = b
+        .find_all(Locator::Css("#chronology li"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(
+        a_entries, b_entries,
+        "both pages show the same number of entries"
+    );
+
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    driver.stop().await;
+}
