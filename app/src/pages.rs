@@ -183,12 +183,12 @@ pub async fn signed_in(ctx: AppCtx, me: Me) {
 }
 
 fn request_persistent_storage() {
-    if let Some(window) = web_sys::window() {
-        if let Ok(storage) = js_sys::Reflect::get(&window.navigator(), &"storage".into()) {
-            if !storage.is_undefined() {
-                let _ = window.navigator().storage().persist();
-            }
-        }
+    // Ask the browser not to evict the device's records under storage pressure.
+    if let Some(window) = web_sys::window()
+        && let Ok(storage) = js_sys::Reflect::get(&window.navigator(), &"storage".into())
+        && !storage.is_undefined()
+    {
+        let _ = window.navigator().storage().persist();
     }
 }
 

@@ -268,11 +268,11 @@ fn install_timers() {
 
 impl Client {
     fn apply(&mut self, out: Output) {
-        if let Some(socket) = &self.socket {
-            if socket.ready_state() == WebSocket::OPEN {
-                for message in &out.send {
-                    let _ = socket.send_with_u8_array(&message.encode());
-                }
+        if let Some(socket) = &self.socket
+            && socket.ready_state() == WebSocket::OPEN
+        {
+            for message in &out.send {
+                let _ = socket.send_with_u8_array(&message.encode());
             }
         }
         let changed = !out.save.is_empty();

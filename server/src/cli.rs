@@ -72,13 +72,12 @@ pub fn main() -> anyhow::Result<()> {
 /// Connects, migrates, seeds the demo if asked, and serves until Ctrl-C.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let db = db::Db::connect(&options.database_url).await?;
-    if options.demo {
-        if let Some(summary) = demo::seed_if_empty(&db)
+    if options.demo
+        && let Some(summary) = demo::seed_if_empty(&db)
             .await
             .context("creating the demo service")?
-        {
-            println!("{summary}");
-        }
+    {
+        println!("{summary}");
     }
     let settings = Settings {
         static_dir: options.static_dir,

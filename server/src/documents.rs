@@ -191,13 +191,12 @@ impl DocumentHub {
                 return Ok(());
             }
             let new = received.new_changes.len();
-            if new > 0 {
-                if let Err(e) =
+            if new > 0
+                && let Err(e) =
                     store_changes(&self.db, doc, &peer.author, received.new_changes).await
-                {
-                    self.evict(&mut slot, peer.id);
-                    return Err(SyncError::Storage(e));
-                }
+            {
+                self.evict(&mut slot, peer.id);
+                return Err(SyncError::Storage(e));
             }
             let live = slot.live.as_mut().expect("still loaded");
             for out in live.room.outgoing() {

@@ -175,7 +175,7 @@ fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8], types: u32) -> Result<T, D
         Some(_) => {}
     }
     match postcard::take_from_bytes(body) {
-        Ok((message, rest)) if rest.is_empty() => Ok(message),
+        Ok((message, [])) => Ok(message),
         Ok(_) => Err(DecodeError::Malformed),
         Err(_) => Err(DecodeError::Malformed),
     }

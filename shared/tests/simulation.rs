@@ -277,7 +277,7 @@ impl World {
             ..Default::default()
         };
         let device = &mut self.devices[d];
-        let out = if !existing.is_empty() && n % 3 == 0 {
+        let out = if !existing.is_empty() && n.is_multiple_of(3) {
             let target = &existing[n as usize % existing.len()];
             let mut changed = target.draft.clone();
             changed.what_happened.push_str(&format!(" +{d}"));

@@ -161,10 +161,10 @@ async fn service_worker_ready(browser: &Client) {
 }
 
 async fn screenshot(browser: &Client, name: &str) {
-    if let Ok(folder) = std::env::var("CASEBOOK_SCREENSHOTS") {
-        if let Ok(png) = browser.screenshot().await {
-            let _ = std::fs::write(PathBuf::from(folder).join(format!("{name}.png")), png);
-        }
+    if let Ok(folder) = std::env::var("CASEBOOK_SCREENSHOTS")
+        && let Ok(png) = browser.screenshot().await
+    {
+        let _ = std::fs::write(PathBuf::from(folder).join(format!("{name}.png")), png);
     }
 }
 

@@ -49,18 +49,18 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         .generate(&dist)
         .context("running wasm-bindgen")?;
     let bundle = dist.join("casebook_app_bg.wasm");
-    if profile == Profile::Release {
-        if let Some(wasm_opt) = setup::wasm_opt(root)? {
-            run_command(
-                Command::new(wasm_opt)
-                    .arg("-Oz")
-                    .arg("--enable-bulk-memory")
-                    .arg("--enable-nontrapping-float-to-int")
-                    .arg(&bundle)
-                    .arg("-o")
-                    .arg(&bundle),
-            )?;
-        }
+    if profile == Profile::Release
+        && let Some(wasm_opt) = setup::wasm_opt(root)?
+    {
+        run_command(
+            Command::new(wasm_opt)
+                .arg("-Oz")
+                .arg("--enable-bulk-memory")
+                .arg("--enable-nontrapping-float-to-int")
+                .arg(&bundle)
+                .arg("-o")
+                .arg(&bundle),
+        )?;
     }
     // The service worker's cache name carries a fingerprint of the bundle, so a new build
     // replaces the cached app shell.
