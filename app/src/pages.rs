@@ -142,12 +142,7 @@ async fn start_sync(ctx: AppCtx, store: &LocalStore) {
 pub async fn refresh(ctx: AppCtx) {
     match http::get::<Me>("/api/me").await {
         Ok(me) => ctx.me.set(Some(me)),
-        Err(ApiFailure::SignedOut) => {
-            sync_client::stop();
-            ctx.notice.set(Some("Your session has ended. Sign in again to carry on; nothing on this device has been lost.".into()));
-            ctx.page.set(Page::SignIn);
-            return;
-        }
+        Err(ApiFailure::SignedOut) => return check_session(ctx).await,
         Err(_) => return, // offline: carry on with what is on the device
     }
     if let Ok(cases) = http::get::<Vec<CaseSummary>>("/api/cases").await {
@@ -155,6 +150,19 @@ pub async fn refresh(ctx: AppCtx) {
             let _ = store.set("cases", &cases).await;
         }
         ctx.cases.set(cases);
+    }
+}
+
+/// Sends the person to sign in again if the server says their session has ended. Work on
+/// the device is kept and syncs after they sign in again.
+pub async fn check_session(ctx: AppCtx) {
+    if let Err(ApiFailure::SignedOut) = http::get::<Me>("/api/me").await {
+        sync_client::stop();
+        ctx.notice.set(Some(
+            "Your session has ended. Sign in again to carry on; nothing on this device has been lost.".into(),
+        ));
+        ctx.me.set(None);
+        ctx.page.set(Page::SignIn);
     }
 }
 

@@ -38,6 +38,8 @@ struct Client {
     next_seq: HashMap<DocumentId, u32>,
     attempts: u32,
     generation: u32,
+    /// The server welcomed the current connection.
+    welcomed: bool,
     stopped: bool,
 }
 
@@ -79,6 +81,7 @@ pub async fn start(ctx: AppCtx, store: LocalStore, device: DeviceId) -> Result<(
         next_seq,
         attempts: 0,
         generation: 0,
+        welcomed: false,
         stopped: false,
     }));
     CLIENT.with(|c| *c.borrow_mut() = Some(client.clone()));
@@ -172,6 +175,7 @@ fn connect(client: &Rc<RefCell<Client>>) {
             Ok(message) => {
                 if matches!(message, ServerMessage::Welcome { .. }) {
                     c.attempts = 0;
+                    c.welcomed = true;
                 }
                 match c.core.receive(now_ms() as u64, message) {
                     Ok(out) => c.apply(out),
@@ -189,6 +193,12 @@ fn connect(client: &Rc<RefCell<Client>>) {
             if c.generation != generation {
                 return;
             }
+            if !c.welcomed {
+                // Refused before the welcome: perhaps the session ended (the upgrade answers
+                // 401). Ask the API, which can tell that apart from having no network.
+                leptos::task::spawn_local(crate::pages::check_session(c.ctx));
+            }
+            c.welcomed = false;
             c.socket = None;
             c.handlers = None;
             c.core.disconnected();

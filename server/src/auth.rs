@@ -217,3 +217,45 @@ async fn sign_out(State(state): State<AppState>, jar: CookieJar) -> Result<Cooki
     }
     Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hashed_with_argon2id_at_the_required_cost() {
+        let stored = hash_password("correct horse battery").unwrap();
+        let parsed = PasswordHash::new(&stored).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        let params = Params::try_from(&parsed).unwrap();
+        assert!(params.m_cost() >= 19_456 && params.t_cost() >= 2 && params.p_cost() >= 1);
+        assert!(
+            !stored.contains("correct horse"),
+            "the hash never contains the password"
+        );
+    }
+
+    #[test]
+    fn only_the_right_password_verifies() {
+        let stored = hash_password("correct horse battery").unwrap();
+        assert!(verify_password(&stored, "correct horse battery"));
+        assert!(!verify_password(&stored, "correct horse batterY"));
+        assert!(!verify_password("not a hash", "anything"));
+    }
+
+    #[test]
+    fn two_hashes_of_one_password_differ_by_salt() {
+        assert_ne!(
+            hash_password("same password").unwrap(),
+            hash_password("same password").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_stored_session_key_is_a_hash_not_the_token() {
+        let token = hex::encode([7u8; 32]);
+        let stored = token_hash(&token);
+        assert_eq!(stored.len(), 64);
+        assert_ne!(stored, token);
+    }
+}

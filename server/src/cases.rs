@@ -4,7 +4,6 @@ use crate::auth::AuthUser;
 use crate::http_error::{Error, Result};
 use crate::{AppState, on_pool};
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -71,6 +70,5 @@ pub async fn allowed_documents(state: &AppState, staff: StaffId) -> Result<Vec<D
 }
 
 async fn list(State(state): State<AppState>, user: AuthUser) -> Result<impl IntoResponse> {
-    let cases = allocated_cases(&state, user.id).await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(cases)))
+    Ok(Json(allocated_cases(&state, user.id).await?))
 }

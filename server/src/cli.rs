@@ -72,12 +72,15 @@ pub fn main() -> anyhow::Result<()> {
 /// Connects, migrates, seeds the demo if asked, and serves until Ctrl-C.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let db = db::Db::connect(&options.database_url).await?;
-    if options.demo
-        && let Some(summary) = demo::seed_if_empty(&db)
+    if options.demo {
+        if demo::seed_if_empty(&db)
             .await
             .context("creating the demo service")?
-    {
-        println!("{summary}");
+            .is_some()
+        {
+            println!("Created the demo service.");
+        }
+        println!("{}", demo::sign_ins());
     }
     let settings = Settings {
         static_dir: options.static_dir,

@@ -159,7 +159,7 @@ fn demo_staff() -> Vec<DemoStaff> {
     staff
 }
 
-/// Creates the demo service if the database has no staff. Returns a summary to print, or
+/// Creates the demo service if the database has no staff. Returns the sign-ins to print, or
 /// `None` when there was already data.
 pub async fn seed_if_empty(db: &Db) -> anyhow::Result<Option<String>> {
     let (count,): (i64,) =
@@ -265,9 +265,13 @@ pub async fn seed_if_empty(db: &Db) -> anyhow::Result<Option<String>> {
         )
         .await?;
     }
-    let mut summary =
-        String::from("Created the demo service (synthetic data). Sign in with any of:\n");
-    for s in &staff {
+    Ok(Some(sign_ins()))
+}
+
+/// The demo sign-ins, printed at every start of `cargo xtask run`.
+pub fn sign_ins() -> String {
+    let mut summary = String::from("Demo service (synthetic data). Sign in with any of:\n");
+    for s in demo_staff() {
         let team = s
             .team
             .map_or(String::from("all teams"), |t| format!("{} team", TEAMS[t]));
@@ -280,5 +284,5 @@ pub async fn seed_if_empty(db: &Db) -> anyhow::Result<Option<String>> {
         "Password for every demo account: {DEMO_PASSWORD}\n"
     ));
     summary.push_str("worker.north1 and worker.north2 co-work several cases: sign in as each in two browsers to watch edits merge.\n");
-    Ok(Some(summary))
+    summary
 }

@@ -71,7 +71,8 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
         .merge(cases::router())
-        .merge(sync_socket::router());
+        .merge(sync_socket::router())
+        .layer(web::no_store());
     web::with_static_files(api, &state.settings).with_state(state)
 }
 

@@ -11,6 +11,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
 img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
+/// `Cache-Control: no-store` for every API response: nothing about a case may be kept in a
+/// browser or proxy cache.
+pub fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
 /// Adds the app's static files (when configured) and the security headers.
 pub fn with_static_files(api: Router<AppState>, settings: &Settings) -> Router<AppState> {
     let router = match &settings.static_dir {

@@ -63,7 +63,7 @@ impl ChromeDriver {
             "--disable-background-networking".into(),
             "--disable-component-update".into(),
             "--disable-sync".into(),
-            "--window-size=820,1100".into(),
+            "--window-size=768,1024".into(),
             format!("--user-data-dir={}", profile.0.display()),
         ];
         self.profiles.push(profile);

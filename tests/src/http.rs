@@ -50,6 +50,21 @@ impl Session {
         })
     }
 
+    /// Signs in the two demo co-workers of the North team (`worker.north1`, `worker.north2`)
+    /// and returns both sessions with a case they share.
+    pub async fn co_workers(base: &str) -> anyhow::Result<(Self, Self, CaseSummary)> {
+        let jo = Self::sign_in(base, "worker.north1").await?;
+        let lee = Self::sign_in(base, "worker.north2").await?;
+        let theirs: Vec<_> = lee.cases().await?.into_iter().map(|c| c.id).collect();
+        let case = jo
+            .cases()
+            .await?
+            .into_iter()
+            .find(|c| theirs.contains(&c.id))
+            .context("the demo has a co-worked case")?;
+        Ok((jo, lee, case))
+    }
+
     /// The user's case list.
     pub async fn cases(&self) -> anyhow::Result<Vec<CaseSummary>> {
         let response = reqwest::Client::new()

@@ -9,7 +9,6 @@ use casebook_tests::http::{PASSWORD, Session};
 use casebook_tests::server::TestServer;
 use fantoccini::{Client, Locator};
 use serde_json::json;
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -171,28 +170,8 @@ async fn screenshot(browser: &Client, name: &str) {
 #[tokio::test]
 async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still_opens_the_case() {
     let server = TestServer::start_with(Some(dist())).await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let lee = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
-    let lees: BTreeSet<_> = lee
-        .cases()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    let case = jo
-        .cases()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| lees.contains(&c.id))
-        .expect("a co-worked case")
-        .id
-        .to_string();
+    let (_, _, case) = Session::co_workers(&server.base).await.unwrap();
+    let case = case.id.to_string();
 
     let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let network = NetworkSwitch::start(target).await.unwrap();

@@ -1,31 +1,12 @@
 //! Sync end to end against a real server and database (SQLite or PostgreSQL, as chosen by
 //! `CASEBOOK_TEST_ENGINE`), with native clients built on the app's protocol core.
 
-use casebook_shared::ids::DocumentId;
 use casebook_tests::database::TestDatabase;
 use casebook_tests::device::{NativeDevice, draft};
 use casebook_tests::http::Session;
 use casebook_tests::server::{ServerProcess, TestServer, ws_url};
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-/// A chronology that worker.north1 and worker.north2 both work on.
-async fn co_worked_chronology(a: &Session, b: &Session) -> DocumentId {
-    let theirs: BTreeSet<DocumentId> = b
-        .cases()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.chronology)
-        .collect();
-    a.cases()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.chronology)
-        .find(|d| theirs.contains(d))
-        .expect("a co-worked case in the demo")
-}
 
 async fn online_device(server: &TestServer, session: &Session) -> NativeDevice {
     let mut device = NativeDevice::new(session.me.clone());
@@ -40,13 +21,8 @@ async fn online_device(server: &TestServer, session: &Session) -> NativeDevice {
 #[tokio::test]
 async fn two_co_workers_editing_offline_end_identical() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let lee = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
-    let doc = co_worked_chronology(&jo, &lee).await;
+    let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
     let mut a = online_device(&server, &jo).await;
     let mut b = online_device(&server, &lee).await;
     let shared_entry = a.entries(doc)[0].clone();
@@ -114,13 +90,8 @@ async fn two_co_workers_editing_offline_end_identical() {
 #[tokio::test]
 async fn a_change_reaches_a_connected_co_worker_without_reconnecting() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let lee = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
-    let doc = co_worked_chronology(&jo, &lee).await;
+    let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
     let mut a = online_device(&server, &jo).await;
     let mut b = online_device(&server, &lee).await;
     let id = a.add_entry(doc, &draft("Fan-out check")).await.unwrap();

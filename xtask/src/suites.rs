@@ -69,6 +69,18 @@ fn postgres_reachable() -> Result<(), String> {
         .map_err(|e| format!("no PostgreSQL at {host_port}: {e}"))
 }
 
+/// The server integration suite (run once per database engine).
+const INTEGRATION: &[&str] = &[
+    "-p",
+    "casebook-tests",
+    "--test",
+    "sync",
+    "--test",
+    "bad_input",
+    "--test",
+    "http_api",
+];
+
 /// Runs every suite.
 pub fn test_all(root: &Path) -> anyhow::Result<()> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
@@ -96,32 +108,12 @@ pub fn test_all(root: &Path) -> anyhow::Result<()> {
         )
     }));
     outcomes.push(timed("server integration on SQLite", || {
-        cargo_test(
-            &[
-                "-p",
-                "casebook-tests",
-                "--test",
-                "sync",
-                "--test",
-                "bad_input",
-            ],
-            &[("CASEBOOK_TEST_ENGINE", "sqlite")],
-        )
+        cargo_test(INTEGRATION, &[("CASEBOOK_TEST_ENGINE", "sqlite")])
     }));
     outcomes.push(timed(
         "server integration on PostgreSQL",
         || match postgres_reachable() {
-            Ok(()) => cargo_test(
-                &[
-                    "-p",
-                    "casebook-tests",
-                    "--test",
-                    "sync",
-                    "--test",
-                    "bad_input",
-                ],
-                &[("CASEBOOK_TEST_ENGINE", "postgres")],
-            ),
+            Ok(()) => cargo_test(INTEGRATION, &[("CASEBOOK_TEST_ENGINE", "postgres")]),
             Err(why) => Status::NotRun(why),
         },
     ));
