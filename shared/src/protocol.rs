@@ -224,6 +224,31 @@ mod tests {
     }
 
     #[test]
+    fn every_message_type_round_trips() {
+        // Guards the message-type counts `decode` uses to tell unknown types from garbage.
+        let doc = DocumentId::from_random_bytes([3; 16]);
+        let device = DeviceId::from_random_bytes([4; 16]);
+        let client = [
+            ClientMessage::Hello { device, actors: vec![vec![1; 16]] },
+            ClientMessage::Sync { doc, session: 1, data: vec![] },
+        ];
+        for m in client {
+            assert_eq!(ClientMessage::decode(&m.encode()), Ok(m));
+        }
+        let server = [
+            ServerMessage::Welcome { documents: vec![doc] },
+            ServerMessage::Sync { doc, session: 2, data: vec![7] },
+            ServerMessage::Persisted { doc, heads: vec![] },
+            ServerMessage::Denied { doc, reason: DenyReason::NoAccess },
+            ServerMessage::Error { code: ErrorCode::TooLarge, message: "x".into() },
+        ];
+        for m in server {
+            assert_eq!(ServerMessage::decode(&m.encode()), Ok(m));
+        }
+        assert_eq!(ServerMessage::decode(&[1, 5]), Err(DecodeError::UnknownMessage));
+    }
+
+    #[test]
     fn bad_frames_are_named() {
         assert_eq!(ClientMessage::decode(&[]), Err(DecodeError::Empty));
         assert_eq!(

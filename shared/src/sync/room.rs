@@ -41,9 +41,13 @@ pub enum RoomError {
     /// The bytes are not a sync message.
     #[error("malformed sync message")]
     Malformed,
-    /// The message brings more than [`Limits`] allow.
+    /// The message brings more than [`Limits`] allow (checked before it is applied).
     #[error("sync message over the limits")]
     OverLimits,
+    /// Applying the message added more changes than [`Limits`] allow (a compressed chunk can
+    /// hold many). The room has applied them: it must be dropped and reloaded.
+    #[error("sync message brought too many changes")]
+    TooManyChanges,
     /// Automerge refused the message's changes.
     #[error("changes refused: {0}")]
     Refused(#[from] automerge::AutomergeError),
@@ -156,7 +160,7 @@ impl DocumentRoom {
             self.doc.get_changes(&before)
         };
         if new_changes.len() > limits.max_changes_per_message {
-            return Err(RoomError::OverLimits);
+            return Err(RoomError::TooManyChanges);
         }
         Ok(Received {
             new_changes,
@@ -220,5 +224,67 @@ impl DocumentRoom {
     /// Read access to the document (for projections and tests).
     pub fn document(&self) -> &AutoCommit {
         &self.doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+
+    fn message_with_changes(n: usize) -> Vec<u8> {
+        let mut doc = AutoCommit::new();
+        for i in 0..n {
+            doc.put(automerge::ROOT, format!("k{i}"), i as i64).unwrap();
+            doc.commit();
+        }
+        let mut state = sync::State::new();
+        // First message advertises heads; answer as an empty peer would, then take the changes.
+        let mut empty = AutoCommit::new();
+        let mut empty_state = sync::State::new();
+        let first = doc.sync().generate_sync_message(&mut state).unwrap();
+        empty.sync().receive_sync_message(&mut empty_state, first).unwrap();
+        let reply = empty.sync().generate_sync_message(&mut empty_state).unwrap();
+        doc.sync().receive_sync_message(&mut state, reply).unwrap();
+        doc.sync().generate_sync_message(&mut state).unwrap().encode()
+    }
+
+    #[test]
+    fn new_changes_are_handed_back_for_storage() {
+        let mut room = DocumentRoom::empty();
+        let received = room.receive(1, 1, &message_with_changes(3), &Limits::default()).unwrap();
+        assert_eq!(received.new_changes.len(), 3);
+        assert!(!received.stale);
+    }
+
+    #[test]
+    fn a_message_over_the_limits_leaves_the_document_untouched() {
+        let mut room = DocumentRoom::empty();
+        let limits = Limits { max_changes_per_message: 1, ..Limits::default() };
+        let message = message_with_changes(3);
+        let result = room.receive(1, 1, &message, &limits);
+        assert!(matches!(result, Err(RoomError::OverLimits | RoomError::TooManyChanges)));
+        if matches!(result, Err(RoomError::OverLimits)) {
+            assert!(room.change_hashes().is_empty(), "refused before applying");
+        }
+        let tiny = Limits { max_change_bytes_per_message: 1, ..Limits::default() };
+        let mut room = DocumentRoom::empty();
+        assert!(matches!(room.receive(1, 1, &message, &tiny), Err(RoomError::OverLimits)));
+        assert!(room.change_hashes().is_empty());
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let mut room = DocumentRoom::empty();
+        assert!(matches!(room.receive(1, 1, &[0x42, 1, 2, 3], &Limits::default()), Err(RoomError::Malformed)));
+    }
+
+    #[test]
+    fn messages_of_an_older_session_are_ignored() {
+        let mut room = DocumentRoom::empty();
+        room.receive(1, 5, &message_with_changes(1), &Limits::default()).unwrap();
+        let old = room.receive(1, 4, &message_with_changes(2), &Limits::default()).unwrap();
+        assert!(old.stale);
+        assert!(old.new_changes.is_empty());
     }
 }
