@@ -20,6 +20,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+/// Actor ids of earlier runs kept on the device.
+const MAX_REMEMBERED_ACTORS: usize = 64;
+
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF_MS: f64 = 15_000.0;
 
@@ -55,7 +58,22 @@ fn client() -> Option<Rc<RefCell<Client>>> {
 /// Starts syncing: loads every document from IndexedDB, then connects.
 pub async fn start(ctx: AppCtx, store: LocalStore, device: DeviceId) -> Result<(), String> {
     stop();
-    let mut core = ClientCore::new(device, random_bytes::<16>().to_vec());
+    // Each run writes with a fresh actor id (two tabs must never share one). Earlier runs'
+    // actors are remembered so their unsynced changes can still be declared as this device's.
+    let actor = random_bytes::<16>().to_vec();
+    let mut past: Vec<Vec<u8>> = store
+        .get::<Vec<Vec<u8>>>("actors")
+        .await
+        .unwrap_or_default();
+    let mut remembered = past.clone();
+    remembered.push(actor.clone());
+    let keep_from = remembered.len().saturating_sub(MAX_REMEMBERED_ACTORS);
+    store
+        .set("actors", &remembered[keep_from..].to_vec())
+        .await
+        .map_err(|e| e.0)?;
+    past.retain(|a| *a != actor);
+    let mut core = ClientCore::new(device, actor).with_past_actors(past);
     let mut next_seq = HashMap::new();
     let documents = store.documents().await.map_err(|e| e.0)?;
     let mut damaged = 0;

@@ -52,6 +52,15 @@ pub struct ServeOptions {
     /// Mark the session cookie `Secure` (use when served over TLS).
     #[arg(long, global = true, env = "CASEBOOK_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Other origins allowed to use the API and sync socket, comma-separated (the server's
+    /// own origin is always allowed).
+    #[arg(
+        long,
+        global = true,
+        env = "CASEBOOK_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
 }
 
 /// Entry point of the binary.
@@ -85,6 +94,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let settings = Settings {
         static_dir: options.static_dir,
         secure_cookies: options.secure_cookies,
+        allowed_origins: options.allowed_origins,
     };
     let state = AppState::new(db, settings);
     state.documents.spawn_idle_sweeper();

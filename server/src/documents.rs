@@ -14,7 +14,7 @@ use automerge::Change;
 use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
 use casebook_shared::protocol::ServerMessage;
 use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId, RoomError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +50,9 @@ pub struct PeerHandle {
     pub id: PeerId,
     /// Who is sending through this connection.
     pub author: Author,
+    /// Actor ids registered to this device and user: the only authors of changes accepted
+    /// from this connection.
+    pub actors: Arc<HashSet<Vec<u8>>>,
     outbox: mpsc::Sender<Outbound>,
     kick: Arc<Notify>,
 }
@@ -74,6 +77,10 @@ pub enum SyncError {
     /// The message was refused; nothing of it was stored.
     #[error("sync message refused: {0}")]
     Rejected(#[from] RoomError),
+    /// A change's author is not an actor registered to the sending device and user;
+    /// nothing of the message was stored.
+    #[error("a change was written by an actor not registered to this device")]
+    Unattributable,
     /// Storage failed; nothing was acknowledged.
     #[error("storage failed: {0:#}")]
     Storage(anyhow::Error),
@@ -117,6 +124,7 @@ impl DocumentHub {
     pub fn connect(
         &self,
         author: Author,
+        actors: HashSet<Vec<u8>>,
         outbox: mpsc::Sender<Outbound>,
         kick: Arc<Notify>,
     ) -> PeerHandle {
@@ -124,6 +132,7 @@ impl DocumentHub {
         PeerHandle {
             id,
             author,
+            actors: Arc::new(actors),
             outbox,
             kick,
         }
@@ -183,19 +192,30 @@ impl DocumentHub {
                 Err(e) => {
                     // The room may hold part of a message that was not stored: drop it, and
                     // the other devices' sessions with it.
-                    self.evict(&mut slot, peer.id);
+                    self.evict(&mut slot, doc, peer.id);
                     return Err(e.into());
                 }
             };
             if received.stale {
                 return Ok(());
             }
+            // The room applied the message to its in-memory copy; if any change's author is
+            // not this device's, drop that copy (as if the message had gone to a scratch
+            // copy) so nothing of it is kept, stored or sent.
+            if received
+                .new_changes
+                .iter()
+                .any(|c| !peer.actors.contains(c.actor_id().to_bytes()))
+            {
+                self.evict(&mut slot, doc, peer.id);
+                return Err(SyncError::Unattributable);
+            }
             let new = received.new_changes.len();
             if new > 0
                 && let Err(e) =
                     store_changes(&self.db, doc, &peer.author, received.new_changes).await
             {
-                self.evict(&mut slot, peer.id);
+                self.evict(&mut slot, doc, peer.id);
                 return Err(SyncError::Storage(e));
             }
             let live = slot.live.as_mut().expect("still loaded");
@@ -231,11 +251,13 @@ impl DocumentHub {
         }
     }
 
-    fn evict(&self, slot: &mut Slot, except: PeerId) {
+    /// Drops the room's in-memory copy (it may hold part of a refused message) and tells the
+    /// other devices in it to start a new session, which the reloaded room will answer.
+    fn evict(&self, slot: &mut Slot, doc: DocumentId, except: PeerId) {
         if let Some(live) = slot.live.take() {
             for (id, p) in live.peers {
                 if id != except {
-                    p.kick.notify_one();
+                    p.send(&ServerMessage::Restart { doc });
                 }
             }
         }

@@ -16,6 +16,7 @@
 //!   merge and fan out changes, loaded on demand and dropped when idle.
 //! - [`sync_socket`]: the WebSocket endpoint speaking `casebook_shared::protocol`.
 //! - [`demo`]: the synthetic demo service created by `cargo xtask run`.
+//! - [`devices`]: devices and the Automerge actor ids registered to them.
 //! - [`web`]: static files of the app and security headers.
 //!
 //! [`app`] builds the whole router from a [`AppState`], so tests can serve it on port 0.
@@ -25,6 +26,7 @@ pub mod cases;
 pub mod cli;
 pub mod db;
 pub mod demo;
+pub mod devices;
 pub mod documents;
 pub mod http_error;
 pub mod sync_socket;
@@ -35,12 +37,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Settings the running server needs after start-up.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// Folder holding the built app (`index.html`, wasm, service worker); none serves the API only.
     pub static_dir: Option<PathBuf>,
     /// Mark the session cookie `Secure` (set when served over TLS).
     pub secure_cookies: bool,
+    /// Origins, besides the server's own, allowed to open the sync socket and make
+    /// state-changing API calls (for example `https://casebook.example.org` behind a proxy).
+    pub allowed_origins: Vec<String>,
 }
 
 /// Everything a request handler can reach. Cheap to clone.
@@ -72,6 +77,10 @@ pub fn app(state: AppState) -> Router {
         .merge(auth::router())
         .merge(cases::router())
         .merge(sync_socket::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::same_origin,
+        ))
         .layer(web::no_store());
     web::with_static_files(api, &state.settings).with_state(state)
 }

@@ -11,6 +11,7 @@
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::cases::allowed_documents;
+use crate::devices::{self, RegistrationError};
 use crate::documents::{Author, Outbound, PeerHandle, SyncError};
 use axum::Router;
 use axum::extract::State;
@@ -24,11 +25,48 @@ use casebook_shared::protocol::{
 use futures_util::{SinkExt, StreamExt};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
 /// Frames queued for one device before it counts as too slow and is disconnected.
 const OUTBOX_FRAMES: usize = 1024;
+/// How long the server waits for a device to finish a closing handshake.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// A device that takes none of its answers for this long is disconnected.
+const STALLED_AFTER: Duration = Duration::from_secs(10);
+/// Messages a device may send in a burst (a device opening with many documents sends one
+/// per document at once).
+const RATE_BURST: f64 = 5_000.0;
+/// Messages per second a device may keep sending.
+const RATE_PER_SECOND: f64 = 1_000.0;
+
+/// A token bucket capping one connection's message rate.
+struct RateCap {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateCap {
+    fn new() -> Self {
+        Self {
+            tokens: RATE_BURST,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one message's token; false when the device is over its rate.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(RATE_BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
 
 /// WebSocket close codes used.
 mod close {
@@ -97,6 +135,7 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
         allowed: BTreeSet::new(),
         joined: BTreeSet::new(),
     };
+    let mut rate = RateCap::new();
     let ending = loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
@@ -119,11 +158,21 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
                 conn.error(
                     ErrorCode::Malformed,
                     "text frames are not part of the protocol",
-                );
+                )
+                .await;
                 break Ending::Close(close::UNSUPPORTED, "binary frames only");
             }
             Some(Ok(_)) => continue, // ping and pong are answered by the WebSocket layer
         };
+        if !rate.take() {
+            tracing::warn!(staff = %conn.user.id, "sync connection over its message rate");
+            conn.error(
+                ErrorCode::RateLimited,
+                "too many messages; reconnect and slow down",
+            )
+            .await;
+            break Ending::Close(close::POLICY, "rate limited");
+        }
         if let Some(ending) = conn.handle(&bytes).await {
             break ending;
         }
@@ -134,30 +183,50 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
             .leave(peer.id, conn.joined.iter().copied())
             .await;
     }
+    let closing = matches!(ending, Ending::Close(..));
     if let Ending::Close(code, reason) = ending {
         let _ = outbox.try_send(Outbound::Close(code, reason));
     }
     drop(conn);
     drop(outbox);
+    if closing {
+        // Finish the closing handshake: read (and discard) until the device closes too. A
+        // device still sending would otherwise get a TCP reset and could lose our last frame,
+        // the one saying why it was disconnected.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
 }
 
 impl Connection {
-    fn send(&self, message: &ServerMessage) {
-        if self
-            .outbox
-            .try_send(Outbound::Frame(message.encode()))
-            .is_err()
-        {
+    /// Queues an answer to this device. Waiting for room in the queue (rather than dropping
+    /// the device, as fan-out does) slows down reading from a device that sends faster than
+    /// it reads its answers.
+    async fn send(&self, message: &ServerMessage) {
+        let queued = tokio::time::timeout(
+            STALLED_AFTER,
+            self.outbox.send(Outbound::Frame(message.encode())),
+        )
+        .await;
+        if queued.is_err() {
+            // The device has read nothing for a long while: let it go.
             self.kick.notify_one();
         }
     }
 
-    fn error(&self, code: ErrorCode, message: &str) {
+    async fn error(&self, code: ErrorCode, message: &str) {
         self.send(&ServerMessage::Error {
             code,
             message: message.to_owned(),
-        });
+        })
+        .await;
     }
 
     /// Handles one frame; returns how the connection must end, if it must.
@@ -166,16 +235,35 @@ impl Connection {
             Ok(m) => m,
             Err(e) => {
                 tracing::info!(error = %e, "refused a sync frame");
-                self.error(e.code(), &e.to_string());
+                self.error(e.code(), &e.to_string()).await;
                 return Some(Ending::Close(close::POLICY, "protocol error"));
             }
         };
         match message {
-            ClientMessage::Hello { device, actors: _ } => {
+            ClientMessage::Hello { device, actors } => {
                 if self.peer.is_some() {
-                    self.error(ErrorCode::OutOfOrder, "hello was already received");
+                    self.error(ErrorCode::OutOfOrder, "hello was already received")
+                        .await;
                     return Some(Ending::Close(close::POLICY, "protocol error"));
                 }
+                let actors = match devices::register(&self.state.db, self.user.id, device, &actors)
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::info!(error = %e, staff = %self.user.id, "refused a device registration");
+                        let code = match e {
+                            RegistrationError::ForeignDevice => ErrorCode::ForeignDevice,
+                            RegistrationError::ForeignActor => ErrorCode::ForeignActor,
+                            RegistrationError::BadActors => ErrorCode::Malformed,
+                            RegistrationError::Storage(_) => {
+                                return Some(Ending::Close(close::INTERNAL, "try again shortly"));
+                            }
+                        };
+                        self.error(code, &e.to_string()).await;
+                        return Some(Ending::Close(close::POLICY, "device refused"));
+                    }
+                };
                 let documents = match allowed_documents(&self.state, self.user.id).await {
                     Ok(d) => d,
                     Err(e) => {
@@ -190,33 +278,45 @@ impl Connection {
                 };
                 self.peer = Some(self.state.documents.connect(
                     author,
+                    actors,
                     self.outbox.clone(),
                     self.kick.clone(),
                 ));
-                self.send(&ServerMessage::Welcome { documents });
+                self.send(&ServerMessage::Welcome { documents }).await;
                 None
             }
             ClientMessage::Sync { doc, session, data } => {
                 let Some(peer) = self.peer.clone() else {
-                    self.error(ErrorCode::OutOfOrder, "send hello first");
+                    self.error(ErrorCode::OutOfOrder, "send hello first").await;
                     return Some(Ending::Close(close::POLICY, "protocol error"));
                 };
                 if !self.allowed.contains(&doc) {
                     self.send(&ServerMessage::Denied {
                         doc,
                         reason: DenyReason::NoAccess,
-                    });
+                    })
+                    .await;
                     return None;
                 }
                 self.joined.insert(doc);
                 match self.state.documents.sync(&peer, doc, session, &data).await {
                     Ok(()) => None,
+                    Err(SyncError::Unattributable) => {
+                        tracing::warn!(%doc, staff = %self.user.id, "refused changes from an unregistered actor");
+                        self.send(&ServerMessage::Denied {
+                            doc,
+                            reason: DenyReason::Rejected,
+                        })
+                        .await;
+                        None
+                    }
                     Err(SyncError::Rejected(e)) => {
                         tracing::info!(%doc, error = %e, "refused a sync message");
                         self.send(&ServerMessage::Denied {
                             doc,
                             reason: DenyReason::Rejected,
-                        });
+                        })
+                        .await;
                         None
                     }
                     Err(SyncError::Storage(e)) => {
@@ -224,7 +324,8 @@ impl Connection {
                         self.error(
                             ErrorCode::StorageFailed,
                             "the server could not store changes; nothing was acknowledged",
-                        );
+                        )
+                        .await;
                         Some(Ending::Close(close::INTERNAL, "storage failed"))
                     }
                 }

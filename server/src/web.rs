@@ -1,8 +1,12 @@
-//! Static files of the app, and the security headers every response carries.
+//! Static files of the app, the security headers every response carries, and the same-origin
+//! check on state-changing requests and the sync socket.
 
 use crate::{AppState, Settings};
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -10,6 +14,38 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// inline), WebAssembly compilation allowed, no framing.
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
 img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+/// Whether a request's `Origin` (if any) is the server's own or an allowed one. Browsers send
+/// `Origin` on WebSocket upgrades and on every non-GET request, so a page on another site can
+/// neither open the sync socket with the user's cookie (cross-site WebSocket hijacking) nor
+/// change anything (CSRF). Requests without `Origin` come from non-browser clients, which
+/// still need a session cookie.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((origin_host, host), (Some(o), Some(h)) if o == h)
+}
+
+/// Refuses (403) state-changing API requests and sync-socket upgrades from another origin.
+pub async fn same_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let checked = request.method() != Method::GET
+        || request.uri().path() == "/api/sync"
+        || request.headers().contains_key(header::UPGRADE);
+    if checked && !origin_allowed(request.headers(), &state.settings.allowed_origins) {
+        tracing::warn!(
+            path = request.uri().path(),
+            "refused a request from another origin"
+        );
+        return crate::http_error::Error::Forbidden.into_response();
+    }
+    next.run(request).await
+}
 
 /// `Cache-Control: no-store` for every API response: nothing about a case may be kept in a
 /// browser or proxy cache.

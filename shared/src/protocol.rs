@@ -17,6 +17,9 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
+/// Most actor ids one `Hello` may declare.
+pub const MAX_DECLARED_ACTORS: usize = 16;
+
 /// An Automerge change hash (32 bytes).
 pub type Head = [u8; 32];
 
@@ -67,6 +70,12 @@ pub enum ErrorCode {
     OutOfOrder,
     /// The server could not store the change; nothing was acknowledged.
     StorageFailed,
+    /// `Hello` declared an actor id already registered to another device or user.
+    ForeignActor,
+    /// `Hello` named a device registered to another user.
+    ForeignDevice,
+    /// The device sent messages faster than the server accepts.
+    RateLimited,
 }
 
 /// What the server sends.
@@ -100,6 +109,12 @@ pub enum ServerMessage {
         doc: DocumentId,
         /// Why.
         reason: DenyReason,
+    },
+    /// The server dropped its sync state for this document (it refused a message from
+    /// another device and reloaded the document from storage): start a new session for it.
+    Restart {
+        /// The document.
+        doc: DocumentId,
     },
     /// The connection broke the protocol; the server closes it after this.
     Error {
@@ -199,7 +214,7 @@ impl ServerMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 5)
+        decode(frame, 6)
     }
 }
 
@@ -229,23 +244,46 @@ mod tests {
         let doc = DocumentId::from_random_bytes([3; 16]);
         let device = DeviceId::from_random_bytes([4; 16]);
         let client = [
-            ClientMessage::Hello { device, actors: vec![vec![1; 16]] },
-            ClientMessage::Sync { doc, session: 1, data: vec![] },
+            ClientMessage::Hello {
+                device,
+                actors: vec![vec![1; 16]],
+            },
+            ClientMessage::Sync {
+                doc,
+                session: 1,
+                data: vec![],
+            },
         ];
         for m in client {
             assert_eq!(ClientMessage::decode(&m.encode()), Ok(m));
         }
         let server = [
-            ServerMessage::Welcome { documents: vec![doc] },
-            ServerMessage::Sync { doc, session: 2, data: vec![7] },
+            ServerMessage::Welcome {
+                documents: vec![doc],
+            },
+            ServerMessage::Sync {
+                doc,
+                session: 2,
+                data: vec![7],
+            },
             ServerMessage::Persisted { doc, heads: vec![] },
-            ServerMessage::Denied { doc, reason: DenyReason::NoAccess },
-            ServerMessage::Error { code: ErrorCode::TooLarge, message: "x".into() },
+            ServerMessage::Denied {
+                doc,
+                reason: DenyReason::NoAccess,
+            },
+            ServerMessage::Restart { doc },
+            ServerMessage::Error {
+                code: ErrorCode::TooLarge,
+                message: "x".into(),
+            },
         ];
         for m in server {
             assert_eq!(ServerMessage::decode(&m.encode()), Ok(m));
         }
-        assert_eq!(ServerMessage::decode(&[1, 5]), Err(DecodeError::UnknownMessage));
+        assert_eq!(
+            ServerMessage::decode(&[1, 6]),
+            Err(DecodeError::UnknownMessage)
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct NativeDevice {
     /// Protocol errors the server reported.
     pub errors: Vec<(ErrorCode, String)>,
     socket: Option<Socket>,
+    /// Actors of earlier runs (kept like the app keeps them).
+    past_actors: Vec<Vec<u8>>,
     started: Instant,
     entries_written: u32,
 }
@@ -49,6 +51,7 @@ impl NativeDevice {
             denied: Vec::new(),
             errors: Vec::new(),
             socket: None,
+            past_actors: Vec::new(),
             started: Instant::now(),
             entries_written: 0,
         }
@@ -57,14 +60,18 @@ impl NativeDevice {
     /// The same device starting again from what it stored (a new actor id, as the app does
     /// on every start).
     pub fn restart(self) -> anyhow::Result<Self> {
+        let mut past = self.past_actors.clone();
+        past.push(self.core.actor().to_vec());
         let mut core =
-            ClientCore::new(self.core.device(), uuid::Uuid::new_v4().as_bytes().to_vec());
+            ClientCore::new(self.core.device(), uuid::Uuid::new_v4().as_bytes().to_vec())
+                .with_past_actors(past.clone());
         for (id, (chunks, persisted)) in &self.storage {
             core.restore(*id, chunks, persisted)?;
         }
         Ok(Self {
             core,
             socket: None,
+            past_actors: past,
             ..self
         })
     }

@@ -43,7 +43,7 @@ impl TestServer {
             db.clone(),
             Settings {
                 static_dir,
-                secure_cookies: false,
+                ..Settings::default()
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -341,3 +341,98 @@ async fn a_sync_message_that_is_not_automerge_is_rejected_and_the_connection_goe
     );
     assert_eq!(total_changes(&server).await, before);
 }
+
+#[tokio::test]
+async fn a_sync_socket_from_another_site_is_refused() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let mut request = server.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", jo.cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await.unwrap_err() {
+        tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 403),
+        other => panic!("expected HTTP 403, got {other}"),
+    }
+    // The server's own origin is fine.
+    let mut request = server.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", jo.cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", server.base.parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_state_changing_request_from_another_site_is_refused() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let forged = client
+        .delete(format!("{}/api/session", server.base))
+        .header("cookie", &jo.cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(
+        jo.cases().await.is_ok(),
+        "the session survived the forged sign-out"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_messages_closes_that_connection_only() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let mut socket = raw_socket(&server, &jo.cookie).await;
+    hello(&mut socket).await;
+    let junk = ClientMessage::Sync {
+        doc: DocumentId(uuid::Uuid::new_v4()),
+        session: 1,
+        data: vec![],
+    }
+    .encode();
+    // Read while flooding, as a real client would, so only the rate cap can stop it.
+    let (mut sink, mut stream) = socket.split();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(frame)) = stream.next().await {
+            if let Message::Binary(b) = frame
+                && let Ok(ServerMessage::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                }) = ServerMessage::decode(&b)
+            {
+                return true;
+            }
+        }
+        false
+    });
+    for _ in 0..50_000 {
+        if sink
+            .send(Message::Binary(junk.clone().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let limited = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(limited, "the flood was cut off");
+    still_serving(&server, &jo).await;
+}

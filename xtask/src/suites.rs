@@ -79,6 +79,8 @@ const INTEGRATION: &[&str] = &[
     "bad_input",
     "--test",
     "http_api",
+    "--test",
+    "attribution",
 ];
 
 /// Runs every suite.

@@ -163,6 +163,9 @@ impl DeviceDocument {
 pub struct ClientCore {
     device: DeviceId,
     actor: ActorId,
+    /// Actors this device wrote with in earlier runs (their unsynced changes still need them
+    /// declared).
+    past_actors: Vec<ActorId>,
     link: Link,
     docs: BTreeMap<DocumentId, DeviceDocument>,
 }
@@ -174,14 +177,56 @@ impl ClientCore {
         Self {
             device,
             actor: ActorId::from(actor),
+            past_actors: Vec::new(),
             link: Link::Offline,
             docs: BTreeMap::new(),
         }
     }
 
+    /// Actor ids this device wrote with in earlier runs. `Hello` declares those that wrote
+    /// changes still waiting, so the server accepts them as this device's.
+    pub fn with_past_actors(mut self, actors: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        self.past_actors = actors
+            .into_iter()
+            .map(ActorId::from)
+            .filter(|a| *a != self.actor)
+            .collect();
+        self
+    }
+
+    /// Actors to declare in `Hello`: this run's, and earlier runs' that wrote waiting changes.
+    fn actors_to_declare(&mut self) -> Vec<Vec<u8>> {
+        let mut authors = std::collections::BTreeSet::new();
+        for d in self.docs.values_mut() {
+            let known: Vec<ChangeHash> = d
+                .persisted
+                .iter()
+                .filter(|h| d.doc.get_change_by_hash(h).is_some())
+                .copied()
+                .collect();
+            for change in d.doc.get_changes(&known) {
+                authors.insert(change.actor_id().clone());
+            }
+        }
+        let mut actors = vec![self.actor.to_bytes().to_vec()];
+        actors.extend(
+            self.past_actors
+                .iter()
+                .filter(|a| authors.contains(*a))
+                .take(crate::protocol::MAX_DECLARED_ACTORS - 1)
+                .map(|a| a.to_bytes().to_vec()),
+        );
+        actors
+    }
+
     /// The device id.
     pub fn device(&self) -> DeviceId {
         self.device
+    }
+
+    /// The Automerge actor id this device writes with in this run.
+    pub fn actor(&self) -> &[u8] {
+        self.actor.to_bytes()
     }
 
     /// Loads a document from local storage: its stored chunks in order, and the heads the
@@ -277,10 +322,11 @@ impl ClientCore {
     /// The connection opened: introduce the device.
     pub fn connected(&mut self, _now_ms: u64) -> Output {
         self.link = Link::AwaitingWelcome;
+        let actors = self.actors_to_declare();
         Output {
             send: vec![ClientMessage::Hello {
                 device: self.device,
-                actors: vec![self.actor.to_bytes().to_vec()],
+                actors,
             }],
             ..Output::default()
         }
@@ -337,6 +383,15 @@ impl ClientCore {
                     d.denied = true;
                 }
                 out.denied.push((doc, reason));
+            }
+            ServerMessage::Restart { doc } => {
+                if let Some(d) = self.docs.get_mut(&doc)
+                    && self.link == Link::Online
+                    && !d.denied
+                {
+                    d.start_session(now_ms);
+                    out.send.extend(d.next_message(doc));
+                }
             }
             ServerMessage::Error { code, message } => out.error = Some((code, message)),
         }

@@ -243,16 +243,27 @@ mod tests {
         let mut empty = AutoCommit::new();
         let mut empty_state = sync::State::new();
         let first = doc.sync().generate_sync_message(&mut state).unwrap();
-        empty.sync().receive_sync_message(&mut empty_state, first).unwrap();
-        let reply = empty.sync().generate_sync_message(&mut empty_state).unwrap();
+        empty
+            .sync()
+            .receive_sync_message(&mut empty_state, first)
+            .unwrap();
+        let reply = empty
+            .sync()
+            .generate_sync_message(&mut empty_state)
+            .unwrap();
         doc.sync().receive_sync_message(&mut state, reply).unwrap();
-        doc.sync().generate_sync_message(&mut state).unwrap().encode()
+        doc.sync()
+            .generate_sync_message(&mut state)
+            .unwrap()
+            .encode()
     }
 
     #[test]
     fn new_changes_are_handed_back_for_storage() {
         let mut room = DocumentRoom::empty();
-        let received = room.receive(1, 1, &message_with_changes(3), &Limits::default()).unwrap();
+        let received = room
+            .receive(1, 1, &message_with_changes(3), &Limits::default())
+            .unwrap();
         assert_eq!(received.new_changes.len(), 3);
         assert!(!received.stale);
     }
@@ -260,30 +271,48 @@ mod tests {
     #[test]
     fn a_message_over_the_limits_leaves_the_document_untouched() {
         let mut room = DocumentRoom::empty();
-        let limits = Limits { max_changes_per_message: 1, ..Limits::default() };
+        let limits = Limits {
+            max_changes_per_message: 1,
+            ..Limits::default()
+        };
         let message = message_with_changes(3);
         let result = room.receive(1, 1, &message, &limits);
-        assert!(matches!(result, Err(RoomError::OverLimits | RoomError::TooManyChanges)));
+        assert!(matches!(
+            result,
+            Err(RoomError::OverLimits | RoomError::TooManyChanges)
+        ));
         if matches!(result, Err(RoomError::OverLimits)) {
             assert!(room.change_hashes().is_empty(), "refused before applying");
         }
-        let tiny = Limits { max_change_bytes_per_message: 1, ..Limits::default() };
+        let tiny = Limits {
+            max_change_bytes_per_message: 1,
+            ..Limits::default()
+        };
         let mut room = DocumentRoom::empty();
-        assert!(matches!(room.receive(1, 1, &message, &tiny), Err(RoomError::OverLimits)));
+        assert!(matches!(
+            room.receive(1, 1, &message, &tiny),
+            Err(RoomError::OverLimits)
+        ));
         assert!(room.change_hashes().is_empty());
     }
 
     #[test]
     fn garbage_is_malformed() {
         let mut room = DocumentRoom::empty();
-        assert!(matches!(room.receive(1, 1, &[0x42, 1, 2, 3], &Limits::default()), Err(RoomError::Malformed)));
+        assert!(matches!(
+            room.receive(1, 1, &[0x42, 1, 2, 3], &Limits::default()),
+            Err(RoomError::Malformed)
+        ));
     }
 
     #[test]
     fn messages_of_an_older_session_are_ignored() {
         let mut room = DocumentRoom::empty();
-        room.receive(1, 5, &message_with_changes(1), &Limits::default()).unwrap();
-        let old = room.receive(1, 4, &message_with_changes(2), &Limits::default()).unwrap();
+        room.receive(1, 5, &message_with_changes(1), &Limits::default())
+            .unwrap();
+        let old = room
+            .receive(1, 4, &message_with_changes(2), &Limits::default())
+            .unwrap();
         assert!(old.stale);
         assert!(old.new_changes.is_empty());
     }

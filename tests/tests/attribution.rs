@@ -1,0 +1,250 @@
+//! Attributable edits: a change is stored only if its Automerge actor is registered to the
+//! device and user sending it. A forged actor, or another user's actor, is refused and leaves
+//! nothing stored.
+
+use automerge::sync::SyncDoc;
+use automerge::{ActorId, AutoCommit};
+use casebook_shared::chronology::{self, Recorder};
+use casebook_shared::ids::{DeviceId, DocumentId};
+use casebook_shared::protocol::{ClientMessage, DenyReason, ErrorCode, ServerMessage};
+use casebook_tests::device::{NativeDevice, draft};
+use casebook_tests::http::Session;
+use casebook_tests::server::TestServer;
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn socket(server: &TestServer, cookie: &str) -> Socket {
+    let mut request = server.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn send(socket: &mut Socket, message: &ClientMessage) {
+    socket
+        .send(Message::Binary(message.encode().into()))
+        .await
+        .unwrap();
+}
+
+async fn next(socket: &mut Socket) -> Option<ServerMessage> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer")
+        {
+            Some(Ok(Message::Binary(b))) => return Some(ServerMessage::decode(&b).unwrap()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// A sync message that carries one new entry written by `actor` onto the server's copy of `doc`.
+async fn change_by(
+    server: &TestServer,
+    session: &Session,
+    doc: DocumentId,
+    actor: &[u8],
+) -> Vec<u8> {
+    // Fetch the document as it is on the server, through an honest device.
+    let mut honest = NativeDevice::new(session.me.clone());
+    honest
+        .connect(&server.ws_url(), &session.cookie)
+        .await
+        .unwrap();
+    honest.sync().await.unwrap();
+    let mut am: AutoCommit = honest
+        .document(doc)
+        .unwrap()
+        .clone()
+        .with_actor(ActorId::from(actor));
+    let recorder = Recorder {
+        staff: session.me.id,
+        name: "Someone".into(),
+        now_ms: 1,
+    };
+    chronology::add_entry(
+        &mut am,
+        "forged-entry",
+        &draft("written under a borrowed name"),
+        &recorder,
+    )
+    .unwrap();
+    // A sync session from scratch: the server's first reply tells us what it lacks, but a
+    // message carrying the change straight away is what an attacker would send.
+    let mut state = automerge::sync::State::new();
+    let mut server_copy = honest.document(doc).unwrap().clone();
+    let mut server_state = automerge::sync::State::new();
+    let hello = am.sync().generate_sync_message(&mut state).unwrap();
+    server_copy
+        .sync()
+        .receive_sync_message(&mut server_state, hello)
+        .unwrap();
+    let reply = server_copy
+        .sync()
+        .generate_sync_message(&mut server_state)
+        .unwrap();
+    am.sync().receive_sync_message(&mut state, reply).unwrap();
+    am.sync()
+        .generate_sync_message(&mut state)
+        .unwrap()
+        .encode()
+}
+
+async fn refused(server: &TestServer, socket: &mut Socket, doc: DocumentId, data: Vec<u8>) {
+    let before = server.stored_changes(doc).await.unwrap();
+    send(
+        socket,
+        &ClientMessage::Sync {
+            doc,
+            session: 1,
+            data,
+        },
+    )
+    .await;
+    let mut denied = false;
+    while let Some(m) = next(socket).await {
+        match m {
+            ServerMessage::Denied {
+                doc: d,
+                reason: DenyReason::Rejected,
+            } if d == doc => {
+                denied = true;
+                break;
+            }
+            ServerMessage::Persisted { .. } | ServerMessage::Sync { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(denied, "the change was refused");
+    assert_eq!(
+        server.stored_changes(doc).await.unwrap(),
+        before,
+        "nothing of it was stored"
+    );
+}
+
+#[tokio::test]
+async fn a_change_from_an_actor_the_device_never_registered_is_refused() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let forged = change_by(&server, &jo, doc, &[0xf0; 16]).await;
+    let mut s = socket(&server, &jo.cookie).await;
+    send(
+        &mut s,
+        &ClientMessage::Hello {
+            device: DeviceId(uuid::Uuid::new_v4()),
+            actors: vec![vec![0x01; 16]],
+        },
+    )
+    .await;
+    assert!(matches!(
+        next(&mut s).await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    refused(&server, &mut s, doc, forged).await;
+}
+
+#[tokio::test]
+async fn a_change_under_another_users_actor_is_refused() {
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
+    // Jo's device registers its actor by connecting.
+    let mut jos_device = NativeDevice::new(jo.me.clone());
+    jos_device
+        .connect(&server.ws_url(), &jo.cookie)
+        .await
+        .unwrap();
+    let jos_actor = jos_device.core.actor().to_vec();
+
+    // Lee claims Jo's actor: the hello itself is refused.
+    let mut s = socket(&server, &lee.cookie).await;
+    send(
+        &mut s,
+        &ClientMessage::Hello {
+            device: DeviceId(uuid::Uuid::new_v4()),
+            actors: vec![jos_actor.clone()],
+        },
+    )
+    .await;
+    assert!(matches!(
+        next(&mut s).await,
+        Some(ServerMessage::Error {
+            code: ErrorCode::ForeignActor,
+            ..
+        })
+    ));
+    assert!(next(&mut s).await.is_none(), "the connection is closed");
+
+    // Lee writes under Jo's actor without declaring it: the change is refused.
+    let forged = change_by(&server, &lee, doc, &jos_actor).await;
+    let mut s = socket(&server, &lee.cookie).await;
+    send(
+        &mut s,
+        &ClientMessage::Hello {
+            device: DeviceId(uuid::Uuid::new_v4()),
+            actors: vec![vec![0x02; 16]],
+        },
+    )
+    .await;
+    assert!(matches!(
+        next(&mut s).await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    refused(&server, &mut s, doc, forged).await;
+
+    // Jo's own device still syncs normally.
+    let id = jos_device
+        .add_entry(doc, &draft("Jo's real entry"))
+        .await
+        .unwrap();
+    jos_device.sync().await.unwrap();
+    assert!(jos_device.acknowledged_entries(doc).unwrap().contains(&id));
+}
+
+#[tokio::test]
+async fn a_device_id_belongs_to_the_user_who_first_used_it() {
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, _) = Session::co_workers(&server.base).await.unwrap();
+    let device = DeviceId(uuid::Uuid::new_v4());
+    let mut s = socket(&server, &jo.cookie).await;
+    send(
+        &mut s,
+        &ClientMessage::Hello {
+            device,
+            actors: vec![vec![0x03; 16]],
+        },
+    )
+    .await;
+    assert!(matches!(
+        next(&mut s).await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    let mut s = socket(&server, &lee.cookie).await;
+    send(
+        &mut s,
+        &ClientMessage::Hello {
+            device,
+            actors: vec![vec![0x04; 16]],
+        },
+    )
+    .await;
+    assert!(matches!(
+        next(&mut s).await,
+        Some(ServerMessage::Error {
+            code: ErrorCode::ForeignDevice,
+            ..
+        })
+    ));
+}
