@@ -163,6 +163,27 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Removes a document the device may no longer hold.
+    pub async fn remove(&self, doc: DocumentId) -> Result<(), StoreError> {
+        let tx = self
+            .db
+            .transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
+        let all = KeyRange::bound(
+            &chunk_key(doc, 0),
+            &chunk_key(doc, u32::MAX),
+            Some(false),
+            Some(false),
+        )?;
+        tx.object_store(CHUNKS)?
+            .delete(Query::KeyRange(all))?
+            .await?;
+        tx.object_store(META)?
+            .delete(JsValue::from_str(&doc.to_string()))?
+            .await?;
+        tx.commit()?.await?;
+        Ok(())
+    }
+
     /// A small JSON value.
     pub async fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
         let tx = self.db.transaction(&[KV], TransactionMode::ReadOnly).ok()?;

@@ -195,6 +195,10 @@ fn connect(client: &Rc<RefCell<Client>>) {
                     c.attempts = 0;
                     c.welcomed = true;
                 }
+                if matches!(message, ServerMessage::Access { .. }) {
+                    // Cases were added or taken away: refresh the case list.
+                    leptos::task::spawn_local(crate::pages::refresh(c.ctx));
+                }
                 match c.core.receive(now_ms() as u64, message) {
                     Ok(out) => c.apply(out),
                     Err(e) => web_sys::console::warn_1(&format!("sync: {e}").into()),
@@ -319,6 +323,13 @@ impl Client {
                 if let Err(e) = store.write(id, save, this_seq).await {
                     ctx.notice.set(Some(format!("This device could not save your work locally ({}). Keep this page open until the sync badge says all changes are saved.", e.0)));
                 }
+            });
+        }
+        for id in out.removed {
+            self.next_seq.remove(&id);
+            let store = self.store.clone();
+            leptos::task::spawn_local(async move {
+                let _ = store.remove(id).await;
             });
         }
         for (doc, reason) in out.denied {

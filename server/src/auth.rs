@@ -80,6 +80,10 @@ pub struct AuthUser {
     pub role: String,
     /// Team name.
     pub team: String,
+    /// Team id (none for service-wide roles).
+    pub team_id: Option<String>,
+    /// SHA-256 of the session token (to re-check the session on long-lived connections).
+    pub session: String,
 }
 
 impl AuthUser {
@@ -95,21 +99,36 @@ impl AuthUser {
     }
 }
 
-type SessionRow = (String, i64, i64, String, String, String, String, bool);
+type SessionRow = (
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+);
 
 /// Looks up the live session for a cookie token, refreshing its last use.
 pub async fn session_user(state: &AppState, token: &str) -> Result<Option<AuthUser>> {
-    let hash = token_hash(token);
+    session_by_hash(state, token_hash(token)).await
+}
+
+/// Looks up a live session by the hash of its token. Ends (deletes) a session that has timed
+/// out or whose account is disabled.
+pub async fn session_by_hash(state: &AppState, hash: String) -> Result<Option<AuthUser>> {
     let row: Option<SessionRow> = on_pool!(&state.db, pool => sqlx::query_as(
         "select s.staff_id, s.created_at, s.last_seen_at, st.username, st.name, st.role,
-                coalesce(t.name, ''), st.disabled
+                coalesce(t.name, ''), st.team_id, st.disabled
          from sessions s join staff st on st.id = s.staff_id
          left join teams t on t.id = st.team_id
          where s.token_hash = $1")
         .bind(&hash)
         .fetch_optional(pool)
         .await)?;
-    let Some((staff, created, seen, username, name, role, team, disabled)) = row else {
+    let Some((staff, created, seen, username, name, role, team, team_id, disabled)) = row else {
         return Ok(None);
     };
     let now = now_ms();
@@ -132,6 +151,8 @@ pub async fn session_user(state: &AppState, token: &str) -> Result<Option<AuthUs
         name,
         role,
         team,
+        team_id,
+        session: hash,
     }))
 }
 

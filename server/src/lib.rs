@@ -11,6 +11,8 @@
 //!   are two engines.
 //! - [`http_error`]: the API's error type; internal details are logged, never sent.
 //! - [`auth`]: passwords (argon2id), sessions, the `AuthUser` extractor, sign-in and out.
+//! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
+//! - [`allocation`]: reallocation, cover and duty access (checked by role and team).
 //! - [`cases`]: the signed-in user's case list.
 //! - [`documents`]: document storage (changes, ledger, snapshots) and the live rooms that
 //!   merge and fan out changes, loaded on demand and dropped when idle.
@@ -21,6 +23,8 @@
 //!
 //! [`app`] builds the whole router from a [`AppState`], so tests can serve it on port 0.
 
+pub mod access;
+pub mod allocation;
 pub mod auth;
 pub mod cases;
 pub mod cli;
@@ -76,6 +80,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
         .merge(cases::router())
+        .merge(allocation::router())
         .merge(sync_socket::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

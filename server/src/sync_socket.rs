@@ -9,7 +9,7 @@
 //! every other connection carries on.
 
 use crate::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, session_by_hash};
 use crate::cases::allowed_documents;
 use crate::devices::{self, RegistrationError};
 use crate::documents::{Author, Outbound, PeerHandle, SyncError};
@@ -30,6 +30,8 @@ use tokio::sync::{Notify, mpsc};
 
 /// Frames queued for one device before it counts as too slow and is disconnected.
 const OUTBOX_FRAMES: usize = 1024;
+/// How often a live connection re-checks its session and the documents its user may hold.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long the server waits for a device to finish a closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// A device that takes none of its answers for this long is disconnected.
@@ -136,10 +138,16 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
         joined: BTreeSet::new(),
     };
     let mut rate = RateCap::new();
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ending = loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
             _ = kick.notified() => break Ending::Close(close::POLICY, "disconnected by the server; reconnect"),
+            _ = recheck.tick() => match conn.recheck().await {
+                Some(ending) => break ending,
+                None => continue,
+            },
         };
         let bytes = match frame {
             None | Some(Ok(Message::Close(_))) => break Ending::ClientClosed,
@@ -229,6 +237,45 @@ impl Connection {
         .await;
     }
 
+    /// Re-checks the session (signed out, timed out, account disabled) and the documents the
+    /// user may hold (reallocation, cover ending): access changes reach the device within
+    /// [`RECHECK_EVERY`].
+    async fn recheck(&mut self) -> Option<Ending> {
+        match session_by_hash(&self.state, self.user.session.clone()).await {
+            Ok(Some(user)) => self.user = user,
+            Ok(None) => {
+                self.error(
+                    ErrorCode::SessionEnded,
+                    "the session has ended; sign in again",
+                )
+                .await;
+                return Some(Ending::Close(close::POLICY, "session ended"));
+            }
+            Err(_) => return None, // storage hiccup: check again next time
+        }
+        // Before the hello there is nothing to re-derive.
+        let peer = self.peer.clone()?;
+        let Ok(documents) = allowed_documents(&self.state, &self.user).await else {
+            return None;
+        };
+        let now: BTreeSet<DocumentId> = documents.iter().copied().collect();
+        if now == self.allowed {
+            return None;
+        }
+        let removed: Vec<DocumentId> = self.allowed.difference(&now).copied().collect();
+        self.state
+            .documents
+            .leave(peer.id, removed.iter().copied())
+            .await;
+        for doc in &removed {
+            self.joined.remove(doc);
+        }
+        self.allowed = now;
+        tracing::info!(staff = %self.user.id, removed = removed.len(), "access changed on a live connection");
+        self.send(&ServerMessage::Access { documents }).await;
+        None
+    }
+
     /// Handles one frame; returns how the connection must end, if it must.
     async fn handle(&mut self, frame: &[u8]) -> Option<Ending> {
         let message = match ClientMessage::decode(frame) {
@@ -264,7 +311,7 @@ impl Connection {
                         return Some(Ending::Close(close::POLICY, "device refused"));
                     }
                 };
-                let documents = match allowed_documents(&self.state, self.user.id).await {
+                let documents = match allowed_documents(&self.state, &self.user).await {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!(error = %e, "listing documents for a device");

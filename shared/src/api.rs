@@ -54,3 +54,40 @@ pub struct ApiError {
     /// A sentence for the person using the app.
     pub message: String,
 }
+
+/// `POST /api/cases/{case}/duty-access`: a senior opens a case outside their team.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DutyAccessRequest {
+    /// Why (required; recorded and shown to the manager).
+    pub reason: String,
+}
+
+/// `POST /api/cases/{case}/reallocate`: a senior (of the case's team) or the manager gives
+/// the case to another worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReallocateRequest {
+    /// The new allocated worker.
+    pub worker: StaffId,
+    /// Why (required, kept in the history).
+    pub reason: String,
+}
+
+/// `POST /api/cases/{case}/cover`: a senior or the manager asks a worker to cover a case.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CoverRequest {
+    /// The covering worker.
+    pub worker: StaffId,
+    /// Start (Unix ms, inclusive).
+    pub starts_at: i64,
+    /// End (Unix ms, exclusive).
+    pub ends_at: i64,
+    /// Why (required).
+    pub reason: String,
+}
+
+/// Answer to creating a cover assignment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CoverCreated {
+    /// The assignment's id (to end it early with `POST /api/cover/{id}/end`).
+    pub id: String,
+}

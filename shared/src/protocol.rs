@@ -76,6 +76,8 @@ pub enum ErrorCode {
     ForeignDevice,
     /// The device sent messages faster than the server accepts.
     RateLimited,
+    /// The session ended (signed out, timed out, or the account was disabled).
+    SessionEnded,
 }
 
 /// What the server sends.
@@ -109,6 +111,12 @@ pub enum ServerMessage {
         doc: DocumentId,
         /// Why.
         reason: DenyReason,
+    },
+    /// The documents this device may hold changed (reallocation, cover ended, ...): hold
+    /// exactly these; remove every other document from the device.
+    Access {
+        /// Every document the user may sync now.
+        documents: Vec<DocumentId>,
     },
     /// The server dropped its sync state for this document (it refused a message from
     /// another device and reloaded the document from storage): start a new session for it.
@@ -214,7 +222,7 @@ impl ServerMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 6)
+        decode(frame, 7)
     }
 }
 
@@ -272,6 +280,9 @@ mod tests {
                 reason: DenyReason::NoAccess,
             },
             ServerMessage::Restart { doc },
+            ServerMessage::Access {
+                documents: vec![doc],
+            },
             ServerMessage::Error {
                 code: ErrorCode::TooLarge,
                 message: "x".into(),
@@ -281,7 +292,7 @@ mod tests {
             assert_eq!(ServerMessage::decode(&m.encode()), Ok(m));
         }
         assert_eq!(
-            ServerMessage::decode(&[1, 6]),
+            ServerMessage::decode(&[1, 7]),
             Err(DecodeError::UnknownMessage)
         );
     }

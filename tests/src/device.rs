@@ -108,6 +108,11 @@ impl NativeDevice {
         self.core.disconnected();
     }
 
+    /// Whether the device holds `doc` (in memory or in its storage).
+    pub fn holds(&self, doc: DocumentId) -> bool {
+        self.core.document(doc).is_some() || self.storage.contains_key(&doc)
+    }
+
     /// Whether a connection is open.
     pub fn is_connected(&self) -> bool {
         self.socket.is_some()
@@ -123,6 +128,9 @@ impl NativeDevice {
                 None => {}
             }
             *persisted = save.persisted;
+        }
+        for id in &out.removed {
+            self.storage.remove(id);
         }
         self.denied.extend(out.denied);
         self.errors.extend(out.error);

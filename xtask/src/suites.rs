@@ -81,6 +81,8 @@ const INTEGRATION: &[&str] = &[
     "http_api",
     "--test",
     "attribution",
+    "--test",
+    "access",
 ];
 
 /// Runs every suite.

@@ -69,6 +69,9 @@ pub struct Output {
     pub save: BTreeSet<DocumentId>,
     /// Documents the server refused.
     pub denied: Vec<(DocumentId, DenyReason)>,
+    /// Documents this device may no longer hold: already dropped from the core; delete them
+    /// from local storage.
+    pub removed: Vec<DocumentId>,
     /// A protocol error the server reported (it closes the connection after it).
     pub error: Option<(ErrorCode, String)>,
 }
@@ -78,6 +81,7 @@ impl Output {
         self.send.extend(other.send);
         self.save.extend(other.save);
         self.denied.extend(other.denied);
+        self.removed.extend(other.removed);
         if other.error.is_some() {
             self.error = other.error;
         }
@@ -342,16 +346,20 @@ impl ClientCore {
         let mut out = Output::default();
         match message {
             ServerMessage::Welcome { documents } => {
-                for id in documents {
-                    if self.track(id) {
-                        out.save.insert(id);
-                    }
-                }
                 self.link = Link::Online;
+                self.hold_exactly(&documents, &mut out);
                 for (&id, d) in self.docs.iter_mut() {
                     d.denied = false;
                     d.start_session(now_ms);
                     out.send.extend(d.next_message(id));
+                }
+            }
+            ServerMessage::Access { documents } => {
+                for id in self.hold_exactly(&documents, &mut out) {
+                    if let Some(d) = self.docs.get_mut(&id) {
+                        d.start_session(now_ms);
+                        out.send.extend(d.next_message(id));
+                    }
                 }
             }
             ServerMessage::Sync { doc, session, data } => {
@@ -396,6 +404,31 @@ impl ClientCore {
             ServerMessage::Error { code, message } => out.error = Some((code, message)),
         }
         Ok(out)
+    }
+
+    /// Keeps exactly `documents` on the device: drops the others (named in `out.removed`)
+    /// and starts tracking new ones. Returns the new ones.
+    fn hold_exactly(&mut self, documents: &[DocumentId], out: &mut Output) -> Vec<DocumentId> {
+        let allowed: BTreeSet<DocumentId> = documents.iter().copied().collect();
+        let gone: Vec<DocumentId> = self
+            .docs
+            .keys()
+            .filter(|id| !allowed.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.docs.remove(&id);
+            out.save.remove(&id);
+            out.removed.push(id);
+        }
+        let mut new = Vec::new();
+        for id in documents {
+            if self.track(*id) {
+                out.save.insert(*id);
+                new.push(*id);
+            }
+        }
+        new
     }
 
     /// Changes document `id` with `change`, then saves and (when online) syncs it.

@@ -1,0 +1,154 @@
+//! Who may open which case, derived on the server from its own tables. Deny by default.
+//!
+//! | basis | who |
+//! |---|---|
+//! | `worker` | the allocated worker |
+//! | `co-worker` | a co-worker on the case |
+//! | `cover` | a worker covering the case, from its start (inclusive) to its end (exclusive) |
+//! | `senior` | a senior of the team holding the case |
+//! | `manager` | the service manager (every case) |
+//! | `duty` | a senior who opened the case outside their team after giving a reason |
+//!
+//! Admins manage accounts and see no cases. Every HTTP request and every sync message is
+//! checked against this, and live connections re-check it every second.
+
+use crate::auth::AuthUser;
+use crate::http_error::{Error, Result};
+use crate::on_pool;
+use casebook_shared::ids::{CaseId, DocumentId};
+use std::collections::BTreeMap;
+
+/// Why a user may open a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Basis {
+    /// The allocated worker.
+    Worker,
+    /// A co-worker.
+    CoWorker,
+    /// Active cover.
+    Cover,
+    /// A senior of the case's team.
+    Senior,
+    /// The service manager.
+    Manager,
+    /// A senior's out-of-allocation access, with a reason.
+    Duty,
+}
+
+impl Basis {
+    /// The name used in the API and the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Worker => "worker",
+            Basis::CoWorker => "co-worker",
+            Basis::Cover => "cover",
+            Basis::Senior => "senior",
+            Basis::Manager => "manager",
+            Basis::Duty => "duty",
+        }
+    }
+}
+
+fn parse_case(id: &str) -> Result<CaseId> {
+    id.parse()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored case id: {e}")))
+}
+
+/// Every case `user` may open at `now`, with the strongest basis for each.
+pub async fn accessible_cases(
+    db: &crate::db::Db,
+    user: &AuthUser,
+    now: i64,
+) -> Result<BTreeMap<CaseId, Basis>> {
+    let staff = user.id.to_string();
+    let mut cases: BTreeMap<CaseId, Basis> = BTreeMap::new();
+    let mut grant = |id: &str, basis: Basis| -> Result<()> {
+        let id = parse_case(id)?;
+        let entry = cases.entry(id).or_insert(basis);
+        *entry = (*entry).min(basis);
+        Ok(())
+    };
+    let allocated: Vec<(String, String)> = on_pool!(db, pool =>
+        sqlx::query_as("select case_id, relation from allocations where staff_id = $1")
+            .bind(&staff).fetch_all(pool).await)?;
+    for (case, relation) in &allocated {
+        grant(
+            case,
+            if relation == "worker" {
+                Basis::Worker
+            } else {
+                Basis::CoWorker
+            },
+        )?;
+    }
+    let covered: Vec<(String,)> = on_pool!(db, pool =>
+        sqlx::query_as("select case_id from cover_assignments where staff_id = $1 and starts_at <= $2 and ends_at > $2")
+            .bind(&staff).bind(now).fetch_all(pool).await)?;
+    for (case,) in &covered {
+        grant(case, Basis::Cover)?;
+    }
+    match (user.role.as_str(), &user.team_id) {
+        ("senior", Some(team)) => {
+            let team_cases: Vec<(String,)> = on_pool!(db, pool =>
+                sqlx::query_as("select id from cases where team_id = $1").bind(team).fetch_all(pool).await)?;
+            for (case,) in &team_cases {
+                grant(case, Basis::Senior)?;
+            }
+        }
+        ("manager", _) => {
+            let all: Vec<(String,)> =
+                on_pool!(db, pool => sqlx::query_as("select id from cases").fetch_all(pool).await)?;
+            for (case,) in &all {
+                grant(case, Basis::Manager)?;
+            }
+        }
+        _ => {}
+    }
+    if user.role == "senior" {
+        let duty: Vec<(String,)> = on_pool!(db, pool =>
+            sqlx::query_as("select case_id from duty_access where staff_id = $1 and expires_at > $2")
+                .bind(&staff).bind(now).fetch_all(pool).await)?;
+        for (case,) in &duty {
+            grant(case, Basis::Duty)?;
+        }
+    }
+    Ok(cases)
+}
+
+/// The basis on which `user` may open `case` now, or `Forbidden`.
+pub async fn require_case(
+    db: &crate::db::Db,
+    user: &AuthUser,
+    case: CaseId,
+    now: i64,
+) -> Result<Basis> {
+    accessible_cases(db, user, now)
+        .await?
+        .get(&case)
+        .copied()
+        .ok_or(Error::Forbidden)
+}
+
+/// The documents of the cases `user` may open now.
+pub async fn accessible_documents(
+    db: &crate::db::Db,
+    user: &AuthUser,
+    now: i64,
+) -> Result<Vec<DocumentId>> {
+    let cases = accessible_cases(db, user, now).await?;
+    if cases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String)> = on_pool!(db, pool =>
+        sqlx::query_as("select id, case_id from documents order by id").fetch_all(pool).await)?;
+    let mut documents = Vec::new();
+    for (doc, case) in rows {
+        if cases.contains_key(&parse_case(&case)?) {
+            documents.push(
+                doc.parse()
+                    .map_err(|e| Error::Internal(anyhow::anyhow!("stored document id: {e}")))?,
+            );
+        }
+    }
+    Ok(documents)
+}

@@ -1,0 +1,177 @@
+//! Decisions about who works a case: reallocation, cover, and a senior's duty access. Each is
+//! an HTTP call checked on the server by role and team; the change reaches live sync
+//! connections within a second (they re-derive their documents every second).
+
+use crate::auth::AuthUser;
+use crate::http_error::{Error, Result};
+use crate::{AppState, now_ms, on_pool};
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use casebook_shared::api::{CoverCreated, CoverRequest, DutyAccessRequest, ReallocateRequest};
+use casebook_shared::ids::{CaseId, StaffId};
+
+/// How long a senior's duty access to a case lasts.
+pub const DUTY_ACCESS_MS: i64 = 12 * 60 * 60 * 1000;
+/// Shortest reason accepted, in characters.
+const MIN_REASON_CHARS: usize = 5;
+
+/// Routes for allocation decisions.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/cases/{case}/duty-access", post(duty_access))
+        .route("/api/cases/{case}/reallocate", post(reallocate))
+        .route("/api/cases/{case}/cover", post(cover))
+        .route("/api/cover/{id}/end", post(end_cover))
+}
+
+fn reason(text: &str) -> Result<String> {
+    let text = text.trim();
+    if text.chars().count() < MIN_REASON_CHARS {
+        return Err(Error::Invalid(
+            "give a reason (a few words at least)".into(),
+        ));
+    }
+    if text.chars().count() > 2_000 {
+        return Err(Error::Invalid(
+            "keep the reason under 2,000 characters".into(),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_case(case: &str) -> Result<CaseId> {
+    case.parse()
+        .map_err(|_| Error::Invalid("that is not a case id".into()))
+}
+
+/// The team holding a case.
+async fn case_team(state: &AppState, case: CaseId) -> Result<String> {
+    let row: Option<(String,)> = on_pool!(&state.db, pool =>
+        sqlx::query_as("select team_id from cases where id = $1").bind(case.to_string()).fetch_optional(pool).await)?;
+    row.map(|r| r.0).ok_or(Error::Forbidden)
+}
+
+/// Only the manager, or a senior of the team holding the case, decides its allocation.
+async fn require_allocating_authority(
+    state: &AppState,
+    user: &AuthUser,
+    case: CaseId,
+) -> Result<()> {
+    let team = case_team(state, case).await?;
+    match user.role.as_str() {
+        "manager" => Ok(()),
+        "senior" if user.team_id.as_deref() == Some(team.as_str()) => Ok(()),
+        _ => Err(Error::Forbidden),
+    }
+}
+
+/// A practitioner who can be given work (active, a practitioner or senior).
+async fn require_worker(state: &AppState, worker: StaffId) -> Result<()> {
+    let row: Option<(String, bool)> = on_pool!(&state.db, pool =>
+        sqlx::query_as("select role, disabled from staff where id = $1").bind(worker.to_string()).fetch_optional(pool).await)?;
+    match row {
+        Some((role, false)) if role == "practitioner" || role == "senior" => Ok(()),
+        _ => Err(Error::Invalid("choose an active worker".into())),
+    }
+}
+
+async fn duty_access(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(case): Path<String>,
+    Json(request): Json<DutyAccessRequest>,
+) -> Result<Json<()>> {
+    let case = parse_case(&case)?;
+    if user.role != "senior" {
+        return Err(Error::Forbidden);
+    }
+    let reason = reason(&request.reason)?;
+    case_team(&state, case).await?; // the case exists
+    let now = now_ms();
+    on_pool!(&state.db, pool => sqlx::query(
+        "insert into duty_access (id, case_id, staff_id, reason, opened_at, expires_at) values ($1, $2, $3, $4, $5, $6)")
+        .bind(uuid::Uuid::new_v4().to_string()).bind(case.to_string()).bind(user.id.to_string())
+        .bind(&reason).bind(now).bind(now + DUTY_ACCESS_MS)
+        .execute(pool).await.map(|_| ()))?;
+    tracing::info!(staff = %user.id, %case, "duty access opened");
+    Ok(Json(()))
+}
+
+async fn reallocate(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(case): Path<String>,
+    Json(request): Json<ReallocateRequest>,
+) -> Result<Json<()>> {
+    let case = parse_case(&case)?;
+    require_allocating_authority(&state, &user, case).await?;
+    let reason = reason(&request.reason)?;
+    require_worker(&state, request.worker).await?;
+    let (case_id, to, now) = (case.to_string(), request.worker.to_string(), now_ms());
+    on_pool!(&state.db, pool => async {
+        let mut tx = pool.begin().await?;
+        let from: Option<(String,)> = sqlx::query_as("select staff_id from allocations where case_id = $1 and relation = 'worker'")
+            .bind(&case_id).fetch_optional(&mut *tx).await?;
+        sqlx::query("delete from allocations where case_id = $1 and (relation = 'worker' or staff_id = $2)")
+            .bind(&case_id).bind(&to).execute(&mut *tx).await?;
+        sqlx::query("insert into allocations (case_id, staff_id, relation) values ($1, $2, 'worker')")
+            .bind(&case_id).bind(&to).execute(&mut *tx).await?;
+        sqlx::query("insert into allocation_history (id, case_id, from_staff_id, to_staff_id, reason, decided_by, decided_at)
+                     values ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(uuid::Uuid::new_v4().to_string()).bind(&case_id).bind(from.map(|f| f.0)).bind(&to)
+            .bind(&reason).bind(user.id.to_string()).bind(now)
+            .execute(&mut *tx).await?;
+        tx.commit().await
+    }.await)?;
+    tracing::info!(staff = %user.id, %case, "case reallocated");
+    Ok(Json(()))
+}
+
+async fn cover(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(case): Path<String>,
+    Json(request): Json<CoverRequest>,
+) -> Result<Json<CoverCreated>> {
+    let case = parse_case(&case)?;
+    require_allocating_authority(&state, &user, case).await?;
+    let reason = reason(&request.reason)?;
+    require_worker(&state, request.worker).await?;
+    if request.ends_at <= request.starts_at {
+        return Err(Error::Invalid("cover must end after it starts".into()));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    on_pool!(&state.db, pool => sqlx::query(
+        "insert into cover_assignments (id, case_id, staff_id, starts_at, ends_at, reason, created_by, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&id).bind(case.to_string()).bind(request.worker.to_string())
+        .bind(request.starts_at).bind(request.ends_at).bind(&reason).bind(user.id.to_string()).bind(now_ms())
+        .execute(pool).await.map(|_| ()))?;
+    Ok(Json(CoverCreated { id }))
+}
+
+async fn end_cover(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<()>> {
+    let row: Option<(String, i64)> = on_pool!(&state.db, pool =>
+        sqlx::query_as("select case_id, starts_at from cover_assignments where id = $1").bind(&id).fetch_optional(pool).await)?;
+    let Some((case, starts_at)) = row else {
+        return Err(Error::Forbidden);
+    };
+    require_allocating_authority(&state, &user, parse_case(&case)?).await?;
+    let now = now_ms();
+    if starts_at > now {
+        // Cover that has not started is simply cancelled.
+        on_pool!(&state.db, pool => sqlx::query("delete from cover_assignments where id = $1")
+            .bind(&id).execute(pool).await.map(|_| ()))?;
+    } else {
+        // Ending cover ends access at once.
+        let end = now.max(starts_at + 1);
+        on_pool!(&state.db, pool => sqlx::query("update cover_assignments set ends_at = $1 where id = $2 and ends_at > $1")
+            .bind(end).bind(&id).execute(pool).await.map(|_| ()))?;
+    }
+    Ok(Json(()))
+}

@@ -1,0 +1,466 @@
+//! Who may see what: an access matrix (role x relation to the case) over the REST case list
+//! and the sync socket, the authority to reallocate, and live revocation on open connections.
+
+use casebook_shared::api::{CoverCreated, CoverRequest, DutyAccessRequest, ReallocateRequest};
+use casebook_shared::ids::{CaseId, DeviceId, DocumentId};
+use casebook_shared::protocol::{ClientMessage, DenyReason, ErrorCode, ServerMessage};
+use casebook_tests::device::NativeDevice;
+use casebook_tests::http::Session;
+use casebook_tests::server::TestServer;
+use futures_util::{SinkExt, StreamExt};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const HOUR: i64 = 3_600_000;
+
+fn now() -> i64 {
+    casebook_server::now_ms()
+}
+
+/// A North case allocated to worker.north1 alone, and its chronology.
+async fn jos_own_case(server: &TestServer) -> (CaseId, DocumentId) {
+    let (jo, lee, _) = Session::co_workers(&server.base).await.unwrap();
+    let lees: Vec<CaseId> = lee.cases().await.unwrap().iter().map(|c| c.id).collect();
+    let case = jo
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| !lees.contains(&c.id))
+        .unwrap();
+    (case.id, case.chronology)
+}
+
+async fn post<T: serde::Serialize>(
+    server: &TestServer,
+    who: &Session,
+    path: &str,
+    body: &T,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}{path}", server.base))
+        .header("cookie", &who.cookie)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Whether `who` may open the case, asked every way: the REST list, the socket's welcome,
+/// and a sync message for its chronology.
+async fn can_open(server: &TestServer, who: &Session, case: CaseId, doc: DocumentId) -> bool {
+    let listed = who
+        .cases()
+        .await
+        .map(|cases| cases.iter().any(|c| c.id == case));
+    let mut request = server.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", who.cookie.parse().unwrap());
+    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+        assert!(
+            listed.is_err(),
+            "a refused socket goes with a refused REST call"
+        );
+        return false;
+    };
+    let hello = ClientMessage::Hello {
+        device: DeviceId(uuid::Uuid::new_v4()),
+        actors: vec![uuid::Uuid::new_v4().as_bytes().to_vec()],
+    };
+    socket
+        .send(Message::Binary(hello.encode().into()))
+        .await
+        .unwrap();
+    let welcomed = match next(&mut socket).await {
+        Some(ServerMessage::Welcome { documents }) => documents.contains(&doc),
+        other => panic!("expected a welcome, got {other:?}"),
+    };
+    let empty = automerge::sync::Message {
+        heads: vec![],
+        need: vec![],
+        have: vec![],
+        changes: Vec::<Vec<u8>>::new().into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    };
+    socket
+        .send(Message::Binary(
+            ClientMessage::Sync {
+                doc,
+                session: 1,
+                data: empty.encode(),
+            }
+            .encode()
+            .into(),
+        ))
+        .await
+        .unwrap();
+    let synced = match next(&mut socket).await {
+        Some(ServerMessage::Denied {
+            reason: DenyReason::NoAccess,
+            ..
+        }) => false,
+        Some(ServerMessage::Sync { .. } | ServerMessage::Persisted { .. }) => true,
+        other => panic!("unexpected {other:?}"),
+    };
+    let listed = listed.unwrap();
+    assert_eq!(listed, welcomed, "the case list and the socket agree");
+    assert_eq!(listed, synced, "the case list and sync messages agree");
+    listed
+}
+
+async fn next(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<ServerMessage> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer")
+        {
+            Some(Ok(Message::Binary(b))) => return Some(ServerMessage::decode(&b).unwrap()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn set_disabled(server: &TestServer, username: &str, disabled: bool) {
+    casebook_server::on_pool!(&server.db, pool => sqlx::query("update staff set disabled = $1 where username = $2")
+        .bind(disabled).bind(username).execute(pool).await.map(|_| ())).unwrap();
+}
+
+#[tokio::test]
+async fn access_matrix_by_role_and_relation_to_the_case() {
+    let server = TestServer::start().await.unwrap();
+    let (case, doc) = jos_own_case(&server).await;
+    let (_, _, shared) = Session::co_workers(&server.base).await.unwrap();
+    let sign_in = |u: &'static str| Session::sign_in(&server.base, u);
+
+    // Allocated worker, co-worker, and not allocated.
+    let jo = sign_in("worker.north1").await.unwrap();
+    assert!(can_open(&server, &jo, case, doc).await, "allocated worker");
+    let lee = sign_in("worker.north2").await.unwrap();
+    assert!(
+        can_open(&server, &lee, shared.id, shared.chronology).await,
+        "co-worker"
+    );
+    assert!(
+        !can_open(&server, &lee, case, doc).await,
+        "same-team worker without allocation"
+    );
+    // Seniors, manager, admin.
+    assert!(
+        can_open(&server, &sign_in("senior.north").await.unwrap(), case, doc).await,
+        "same-team senior"
+    );
+    let south_senior = sign_in("senior.south").await.unwrap();
+    assert!(
+        !can_open(&server, &south_senior, case, doc).await,
+        "other-team senior"
+    );
+    let south_worker = sign_in("worker.south1").await.unwrap();
+    assert!(
+        !can_open(&server, &south_worker, case, doc).await,
+        "other-team practitioner"
+    );
+    assert!(
+        can_open(&server, &sign_in("manager").await.unwrap(), case, doc).await,
+        "manager"
+    );
+    assert!(
+        !can_open(&server, &sign_in("admin").await.unwrap(), case, doc).await,
+        "admin sees no cases"
+    );
+
+    // Cover: only while it runs.
+    let north_senior = sign_in("senior.north").await.unwrap();
+    let cover = |starts_at, ends_at| CoverRequest {
+        worker: south_worker.me.id,
+        starts_at,
+        ends_at,
+        reason: "Jo on leave".into(),
+    };
+    let future: CoverCreated = post(
+        &server,
+        &north_senior,
+        &format!("/api/cases/{case}/cover"),
+        &cover(now() + HOUR, now() + 2 * HOUR),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        !can_open(&server, &south_worker, case, doc).await,
+        "cover not started"
+    );
+    post(
+        &server,
+        &north_senior,
+        &format!("/api/cases/{case}/cover"),
+        &cover(now() - 2 * HOUR, now() - HOUR),
+    )
+    .await;
+    assert!(
+        !can_open(&server, &south_worker, case, doc).await,
+        "cover expired"
+    );
+    let active: CoverCreated = post(
+        &server,
+        &north_senior,
+        &format!("/api/cases/{case}/cover"),
+        &cover(now() - HOUR, now() + HOUR),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        can_open(&server, &south_worker, case, doc).await,
+        "cover active"
+    );
+    post(
+        &server,
+        &north_senior,
+        &format!("/api/cover/{}/end", active.id),
+        &(),
+    )
+    .await;
+    assert!(
+        !can_open(&server, &south_worker, case, doc).await,
+        "cover ended early"
+    );
+    let _ = future;
+
+    // Duty access: a reason is required.
+    let no_reason = post(
+        &server,
+        &south_senior,
+        &format!("/api/cases/{case}/duty-access"),
+        &DutyAccessRequest { reason: " ".into() },
+    )
+    .await;
+    assert_eq!(no_reason.status(), 422);
+    assert!(
+        !can_open(&server, &south_senior, case, doc).await,
+        "duty senior without a reason"
+    );
+    let with_reason = post(
+        &server,
+        &south_senior,
+        &format!("/api/cases/{case}/duty-access"),
+        &DutyAccessRequest {
+            reason: "Police call about a breach tonight".into(),
+        },
+    )
+    .await;
+    assert!(with_reason.status().is_success());
+    assert!(
+        can_open(&server, &south_senior, case, doc).await,
+        "duty senior with a reason"
+    );
+    let practitioner_duty = post(
+        &server,
+        &south_worker,
+        &format!("/api/cases/{case}/duty-access"),
+        &DutyAccessRequest {
+            reason: "I would like to look".into(),
+        },
+    )
+    .await;
+    assert_eq!(
+        practitioner_duty.status(),
+        403,
+        "only seniors have duty access"
+    );
+
+    // A disabled account has no access at all.
+    set_disabled(&server, "worker.north1", true).await;
+    assert!(!can_open(&server, &jo, case, doc).await, "disabled account");
+}
+
+#[tokio::test]
+async fn only_the_teams_senior_or_the_manager_may_reallocate() {
+    let server = TestServer::start().await.unwrap();
+    let (case, _) = jos_own_case(&server).await;
+    let lee = Session::sign_in(&server.base, "worker.north2")
+        .await
+        .unwrap();
+    let request = ReallocateRequest {
+        worker: lee.me.id,
+        reason: "Balancing caseloads".into(),
+    };
+    for (who, allowed) in [
+        ("worker.north1", false),
+        ("worker.north2", false),
+        ("senior.south", false),
+        ("admin", false),
+        ("senior.north", true),
+        ("manager", true),
+    ] {
+        let session = Session::sign_in(&server.base, who).await.unwrap();
+        let status = post(
+            &server,
+            &session,
+            &format!("/api/cases/{case}/reallocate"),
+            &request,
+        )
+        .await
+        .status();
+        assert_eq!(status.is_success(), allowed, "{who}: {status}");
+        if !allowed {
+            assert_eq!(status, 403, "{who}");
+        }
+    }
+    let no_reason = ReallocateRequest {
+        worker: lee.me.id,
+        reason: String::new(),
+    };
+    let senior = Session::sign_in(&server.base, "senior.north")
+        .await
+        .unwrap();
+    assert_eq!(
+        post(
+            &server,
+            &senior,
+            &format!("/api/cases/{case}/reallocate"),
+            &no_reason
+        )
+        .await
+        .status(),
+        422
+    );
+}
+
+async fn wait_until(
+    what: &str,
+    device: &mut NativeDevice,
+    done: impl Fn(&NativeDevice) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    device
+        .pump_until(Duration::from_secs(2), |d| done(d))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_reallocated_case_leaves_the_old_workers_device_within_two_seconds() {
+    let server = TestServer::start().await.unwrap();
+    let (case, doc) = jos_own_case(&server).await;
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let lee = Session::sign_in(&server.base, "worker.north2")
+        .await
+        .unwrap();
+    let mut device = NativeDevice::new(jo.me.clone());
+    device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    device.sync().await.unwrap();
+    assert!(device.holds(doc));
+
+    let senior = Session::sign_in(&server.base, "senior.north")
+        .await
+        .unwrap();
+    let moved = post(
+        &server,
+        &senior,
+        &format!("/api/cases/{case}/reallocate"),
+        &ReallocateRequest {
+            worker: lee.me.id,
+            reason: "Jo moves team".into(),
+        },
+    )
+    .await;
+    assert!(moved.status().is_success());
+    let took = wait_until("the case to leave Jo's device", &mut device, |d| {
+        !d.holds(doc)
+    })
+    .await;
+    assert!(took <= Duration::from_secs(2), "took {took:?}");
+    assert!(
+        !device.storage.contains_key(&doc),
+        "nothing of the case is left in the device's storage"
+    );
+}
+
+#[tokio::test]
+async fn cover_arrives_on_the_covering_device_and_leaves_when_it_ends() {
+    let server = TestServer::start().await.unwrap();
+    let (case, doc) = jos_own_case(&server).await;
+    let cover_worker = Session::sign_in(&server.base, "worker.south1")
+        .await
+        .unwrap();
+    let mut device = NativeDevice::new(cover_worker.me.clone());
+    device
+        .connect(&server.ws_url(), &cover_worker.cookie)
+        .await
+        .unwrap();
+    device.sync().await.unwrap();
+    assert!(!device.holds(doc));
+
+    let senior = Session::sign_in(&server.base, "senior.north")
+        .await
+        .unwrap();
+    let request = CoverRequest {
+        worker: cover_worker.me.id,
+        starts_at: now() - 1000,
+        ends_at: now() + HOUR,
+        reason: "Unplanned absence".into(),
+    };
+    let created: CoverCreated = post(
+        &server,
+        &senior,
+        &format!("/api/cases/{case}/cover"),
+        &request,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    wait_until("the covered case to arrive", &mut device, |d| {
+        d.entries(doc).len() > 1
+    })
+    .await;
+    post(
+        &server,
+        &senior,
+        &format!("/api/cover/{}/end", created.id),
+        &(),
+    )
+    .await;
+    let took = wait_until("the case to leave when cover ends", &mut device, |d| {
+        !d.holds(doc)
+    })
+    .await;
+    assert!(took <= Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn disabling_an_account_ends_its_live_connections() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let mut device = NativeDevice::new(jo.me.clone());
+    device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    device.sync().await.unwrap();
+    set_disabled(&server, "worker.north1", true).await;
+    let started = Instant::now();
+    let _ = device.pump_until(Duration::from_secs(3), |_| false).await;
+    assert!(
+        started.elapsed() <= Duration::from_millis(2_500),
+        "the connection was ended"
+    );
+    assert!(
+        device
+            .errors
+            .iter()
+            .any(|(code, _)| *code == ErrorCode::SessionEnded)
+    );
+}
