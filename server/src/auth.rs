@@ -171,10 +171,12 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// Routes: `POST /api/session` (sign in), `DELETE /api/session` (sign out), `GET /api/me`.
+/// Routes: `POST /api/session` (sign in), `DELETE /api/session` (sign out),
+/// `DELETE /api/sessions` (sign out everywhere), `GET /api/me`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/session", post(sign_in).delete(sign_out))
+        .route("/api/sessions", axum::routing::delete(sign_out_everywhere))
         .route("/api/me", get(me))
 }
 
@@ -193,6 +195,11 @@ async fn sign_in(
     if username.is_empty() || form.password.is_empty() || form.password.len() > 1024 {
         return Err(Error::Invalid("enter your username and password".into()));
     }
+    if let Some(wait) = throttled_for(&state.db, &username, now_ms()).await? {
+        record_attempt(&state.db, &username, None, "throttled").await?;
+        tracing::info!(outcome = "throttled", "sign-in attempt");
+        return Err(Error::TooManyAttempts((wait + 999) / 1000));
+    }
     let row: Option<StaffRow> = on_pool!(&state.db, pool => sqlx::query_as(
         "select id, password_hash, disabled from staff where username = $1")
         .bind(&username)
@@ -207,11 +214,13 @@ async fn sign_in(
         .context("verifying a password")?;
     let staff_id = match row {
         Some((id, _, false)) if matches => id,
-        _ => {
+        other => {
+            record_attempt(&state.db, &username, other.map(|r| r.0), "failure").await?;
             tracing::info!(outcome = "failure", "sign-in attempt");
             return Err(Error::SignInFailed);
         }
     };
+    record_attempt(&state.db, &username, Some(staff_id.clone()), "success").await?;
     let token = hex::encode(rand::random::<[u8; 32]>());
     let now = now_ms();
     on_pool!(&state.db, pool => sqlx::query(
@@ -229,6 +238,63 @@ async fn sign_in(
         .secure(state.settings.secure_cookies)
         .build();
     Ok((jar.add(cookie), Json(user.me())))
+}
+
+/// Failures counted towards throttling are those of this window.
+const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Failures allowed in the window before sign-in is throttled.
+const FREE_FAILURES: i64 = 5;
+
+/// How long (ms) `username` must wait before another attempt, if throttled: after
+/// [`FREE_FAILURES`] failures in [`THROTTLE_WINDOW_MS`] since the last success, 30 s,
+/// doubling with each further failure, at most 15 minutes.
+async fn throttled_for(db: &crate::db::Db, username: &str, now: i64) -> Result<Option<i64>> {
+    let since: (Option<i64>,) = on_pool!(db, pool => sqlx::query_as(
+        "select max(at) from sign_in_attempts where username = $1 and outcome = 'success'")
+        .bind(username).fetch_one(pool).await)?;
+    let from = since.0.unwrap_or(0).max(now - THROTTLE_WINDOW_MS);
+    let (failures, last): (i64, Option<i64>) = on_pool!(db, pool => sqlx::query_as(
+        "select count(*), max(at) from sign_in_attempts where username = $1 and outcome = 'failure' and at > $2")
+        .bind(username).bind(from).fetch_one(pool).await)?;
+    if failures < FREE_FAILURES {
+        return Ok(None);
+    }
+    let delay = (30_000i64 << (failures - FREE_FAILURES).min(5)).min(THROTTLE_WINDOW_MS);
+    let wait = last.unwrap_or(now) + delay - now;
+    Ok((wait > 0).then_some(wait))
+}
+
+/// Logs one sign-in attempt (never the password).
+async fn record_attempt(
+    db: &crate::db::Db,
+    username: &str,
+    staff: Option<String>,
+    outcome: &str,
+) -> Result<()> {
+    // Usernames typed by strangers are kept short in the log.
+    let username: String = username.chars().take(100).collect();
+    on_pool!(db, pool => sqlx::query(
+        "insert into sign_in_attempts (id, username, staff_id, outcome, at) values ($1, $2, $3, $4, $5)")
+        .bind(uuid::Uuid::new_v4().to_string()).bind(&username).bind(staff).bind(outcome).bind(now_ms())
+        .execute(pool).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Ends every session of `staff` (sign out everywhere, password reset, account disabled).
+/// Live sync connections notice within a second.
+pub async fn end_all_sessions(db: &crate::db::Db, staff: StaffId) -> Result<()> {
+    on_pool!(db, pool => sqlx::query("delete from sessions where staff_id = $1")
+        .bind(staff.to_string()).execute(pool).await.map(|_| ()))?;
+    Ok(())
+}
+
+async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    user: AuthUser,
+    jar: CookieJar,
+) -> Result<CookieJar> {
+    end_all_sessions(&state.db, user.id).await?;
+    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
 }
 
 async fn sign_out(State(state): State<AppState>, jar: CookieJar) -> Result<CookieJar> {

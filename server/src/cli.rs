@@ -23,6 +23,87 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve,
+    /// Manage staff accounts. Passwords are read from the first line of standard input.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `casebook-server admin ...`
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a staff account (password from standard input).
+    CreateStaff {
+        /// Sign-in name (letters, digits, dots, dashes, underscores).
+        #[arg(long)]
+        username: String,
+        /// The person's name as colleagues see it.
+        #[arg(long)]
+        name: String,
+        /// practitioner, senior, manager or admin.
+        #[arg(long)]
+        role: String,
+        /// Team name (required for practitioners and seniors).
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Set a new password (from standard input) and end the person's sessions.
+    ResetPassword {
+        /// The account.
+        #[arg(long)]
+        username: String,
+    },
+    /// Disable an account: its sessions and live connections end at once.
+    Disable {
+        /// The account.
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// The account.
+        #[arg(long)]
+        username: String,
+    },
+}
+
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+async fn admin(options: ServeOptions, command: AdminCommand) -> anyhow::Result<()> {
+    let db = db::Db::connect(&options.database_url).await?;
+    match command {
+        AdminCommand::CreateStaff {
+            username,
+            name,
+            role,
+            team,
+        } => {
+            let password = password_from_stdin()?;
+            crate::admin::create_staff(&db, &username, &name, &role, team.as_deref(), &password)
+                .await?;
+            println!("Created {username}.");
+        }
+        AdminCommand::ResetPassword { username } => {
+            let password = password_from_stdin()?;
+            crate::admin::reset_password(&db, &username, &password).await?;
+            println!("Password changed for {username}; their sessions have ended.");
+        }
+        AdminCommand::Disable { username } => {
+            crate::admin::set_disabled(&db, &username, true).await?;
+            println!("Disabled {username}; their sessions have ended.");
+        }
+        AdminCommand::Enable { username } => {
+            crate::admin::set_disabled(&db, &username, false).await?;
+            println!("Enabled {username}.");
+        }
+    }
+    db.close().await;
+    Ok(())
 }
 
 /// Options for `serve`.
@@ -75,6 +156,7 @@ pub fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(cli.serve)),
+        Command::Admin(command) => runtime.block_on(admin(cli.serve, command)),
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Error {
     /// Username or password wrong (deliberately not saying which).
     #[error("the username or password is not right")]
     SignInFailed,
+    /// Too many failed sign-ins for this username: wait this many seconds.
+    #[error("too many failed attempts; wait {0} seconds and try again")]
+    TooManyAttempts(i64),
     /// The request's content is wrong; the message says how.
     #[error("{0}")]
     Invalid(String),
@@ -38,6 +41,7 @@ impl Error {
         match self {
             Error::Unauthorised | Error::SignInFailed => StatusCode::UNAUTHORIZED,
             Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -48,6 +52,7 @@ impl Error {
             Error::Unauthorised => "unauthorised",
             Error::Forbidden => "forbidden",
             Error::SignInFailed => "sign_in_failed",
+            Error::TooManyAttempts(_) => "too_many_attempts",
             Error::Invalid(_) => "invalid",
             Error::Internal(_) => "internal",
         }

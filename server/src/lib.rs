@@ -9,8 +9,10 @@
 //!   environment variables.
 //! - [`db`]: connecting, migrating and checking the database; the one place that knows there
 //!   are two engines.
+//! - [`passwords`]: rules for new passwords (length, common passwords).
 //! - [`http_error`]: the API's error type; internal details are logged, never sent.
 //! - [`auth`]: passwords (argon2id), sessions, the `AuthUser` extractor, sign-in and out.
+//! - [`admin`]: account administration (`casebook-server admin ...`).
 //! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
 //! - [`allocation`]: reallocation, cover and duty access (checked by role and team).
 //! - [`cases`]: the signed-in user's case list.
@@ -24,6 +26,7 @@
 //! [`app`] builds the whole router from a [`AppState`], so tests can serve it on port 0.
 
 pub mod access;
+pub mod admin;
 pub mod allocation;
 pub mod auth;
 pub mod cases;
@@ -33,6 +36,7 @@ pub mod demo;
 pub mod devices;
 pub mod documents;
 pub mod http_error;
+pub mod passwords;
 pub mod sync_socket;
 pub mod web;
 

@@ -61,6 +61,11 @@ impl TestServer {
         })
     }
 
+    /// The URL of the server's database (for running the CLI against it).
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     /// The sync WebSocket URL.
     pub fn ws_url(&self) -> String {
         ws_url(&self.base)

@@ -83,6 +83,8 @@ const INTEGRATION: &[&str] = &[
     "attribution",
     "--test",
     "access",
+    "--test",
+    "accounts",
 ];
 
 /// Runs every suite.

@@ -1,0 +1,96 @@
+//! Account administration from the command line (`casebook-server admin ...`), for a first
+//! deployment and for operators: create staff, reset a password, disable or enable an account.
+//! Resetting a password or disabling an account ends every session of that person at once,
+//! live sync connections included.
+
+use crate::auth::{end_all_sessions, hash_password};
+use crate::db::Db;
+use crate::passwords::check_new_password;
+use crate::{now_ms, on_pool};
+use anyhow::{Context, bail};
+use casebook_shared::ids::StaffId;
+
+/// The roles an account can have.
+pub const ROLES: [&str; 4] = ["practitioner", "senior", "manager", "admin"];
+
+async fn staff_id(db: &Db, username: &str) -> anyhow::Result<StaffId> {
+    let row: Option<(String,)> = on_pool!(db, pool =>
+        sqlx::query_as("select id from staff where username = $1").bind(username).fetch_optional(pool).await)?;
+    let Some((id,)) = row else {
+        bail!("no account has the username {username:?}")
+    };
+    Ok(id.parse()?)
+}
+
+/// Creates an account. `team` is required for practitioners and seniors.
+pub async fn create_staff(
+    db: &Db,
+    username: &str,
+    name: &str,
+    role: &str,
+    team: Option<&str>,
+    password: &str,
+) -> anyhow::Result<StaffId> {
+    let username = username.trim().to_lowercase();
+    if username.is_empty()
+        || username.len() > 64
+        || !username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+    {
+        bail!("a username is 1 to 64 letters, digits, dots, dashes or underscores");
+    }
+    if name.trim().is_empty() {
+        bail!("give the person's name");
+    }
+    if !ROLES.contains(&role) {
+        bail!("the role must be one of {}", ROLES.join(", "));
+    }
+    check_new_password(password, &username).map_err(anyhow::Error::msg)?;
+    let team_id = match team {
+        Some(team) => {
+            let row: Option<(String,)> = on_pool!(db, pool =>
+                sqlx::query_as("select id from teams where name = $1").bind(team).fetch_optional(pool).await)?;
+            Some(row.context("no team has that name")?.0)
+        }
+        None if role == "practitioner" || role == "senior" => {
+            bail!("practitioners and seniors belong to a team: give --team")
+        }
+        None => None,
+    };
+    let hash = hash_password(password)?;
+    let id = StaffId(uuid::Uuid::new_v4());
+    on_pool!(db, pool => sqlx::query(
+        "insert into staff (id, username, name, role, team_id, password_hash, disabled, created_at)
+         values ($1, $2, $3, $4, $5, $6, false, $7)")
+        .bind(id.to_string()).bind(&username).bind(name.trim()).bind(role).bind(team_id).bind(hash).bind(now_ms())
+        .execute(pool).await.map(|_| ()))
+    .with_context(|| format!("creating {username:?} (is the username taken?)"))?;
+    Ok(id)
+}
+
+/// Sets a new password and ends the person's sessions.
+pub async fn reset_password(db: &Db, username: &str, password: &str) -> anyhow::Result<()> {
+    let id = staff_id(db, username).await?;
+    check_new_password(password, username).map_err(anyhow::Error::msg)?;
+    let hash = hash_password(password)?;
+    on_pool!(db, pool => sqlx::query("update staff set password_hash = $1 where id = $2")
+        .bind(hash).bind(id.to_string()).execute(pool).await.map(|_| ()))?;
+    end_all_sessions(db, id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Disables (or enables) an account; disabling ends its sessions at once.
+pub async fn set_disabled(db: &Db, username: &str, disabled: bool) -> anyhow::Result<()> {
+    let id = staff_id(db, username).await?;
+    on_pool!(db, pool => sqlx::query("update staff set disabled = $1 where id = $2")
+        .bind(disabled).bind(id.to_string()).execute(pool).await.map(|_| ()))?;
+    if disabled {
+        end_all_sessions(db, id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
