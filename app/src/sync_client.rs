@@ -73,7 +73,13 @@ pub async fn start(ctx: AppCtx, store: LocalStore, device: DeviceId) -> Result<(
         .await
         .map_err(|e| e.0)?;
     past.retain(|a| *a != actor);
-    let mut core = ClientCore::new(device, actor).with_past_actors(past);
+    let views = store
+        .get::<Vec<(DocumentId, i64)>>("views")
+        .await
+        .unwrap_or_default();
+    let mut core = ClientCore::new(device, actor)
+        .with_past_actors(past)
+        .with_pending_views(views);
     let mut next_seq = HashMap::new();
     let documents = store.documents().await.map_err(|e| e.0)?;
     let mut damaged = 0;
@@ -136,6 +142,16 @@ pub fn edit<R>(doc: DocumentId, change: impl FnOnce(&mut automerge::AutoCommit) 
     let (result, out) = c.core.edit(doc, change).ok()?;
     c.apply(out);
     Some(result)
+}
+
+/// The person opened record `doc`: logged in the server's audit log now, or on the next
+/// connection (kept on the device until then).
+pub fn record_view(doc: DocumentId) {
+    if let Some(client) = client() {
+        let mut c = client.borrow_mut();
+        let out = c.core.record_view(doc, now_ms() as i64);
+        c.apply(out);
+    }
 }
 
 /// Changes waiting to reach the server.
@@ -323,6 +339,13 @@ impl Client {
                 if let Err(e) = store.write(id, save, this_seq).await {
                     ctx.notice.set(Some(format!("This device could not save your work locally ({}). Keep this page open until the sync badge says all changes are saved.", e.0)));
                 }
+            });
+        }
+        if out.views_changed {
+            let views = self.core.pending_views().to_vec();
+            let store = self.store.clone();
+            leptos::task::spawn_local(async move {
+                let _ = store.set("views", &views).await;
             });
         }
         for id in out.removed {

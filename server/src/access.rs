@@ -33,6 +33,8 @@ pub enum Basis {
     Manager,
     /// A senior's out-of-allocation access, with a reason.
     Duty,
+    /// No current access: an event reported after access ended (a view made offline).
+    Ended,
 }
 
 impl Basis {
@@ -45,6 +47,7 @@ impl Basis {
             Basis::Senior => "senior",
             Basis::Manager => "manager",
             Basis::Duty => "duty",
+            Basis::Ended => "access-ended",
         }
     }
 }
@@ -129,24 +132,53 @@ pub async fn require_case(
         .ok_or(Error::Forbidden)
 }
 
+/// The case and person a document belongs to, if it exists.
+pub async fn document_case(
+    db: &crate::db::Db,
+    doc: DocumentId,
+) -> Result<Option<(String, String)>> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "select d.case_id, c.person_id from documents d join cases c on c.id = d.case_id where d.id = $1")
+        .bind(doc.to_string()).fetch_optional(pool).await)?)
+}
+
+/// Why and through which case a user may hold a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentAccess {
+    /// The case the document belongs to.
+    pub case: String,
+    /// The person the case is about.
+    pub person: String,
+    /// The basis for access.
+    pub basis: Basis,
+}
+
 /// The documents of the cases `user` may open now.
 pub async fn accessible_documents(
     db: &crate::db::Db,
     user: &AuthUser,
     now: i64,
-) -> Result<Vec<DocumentId>> {
+) -> Result<BTreeMap<DocumentId, DocumentAccess>> {
     let cases = accessible_cases(db, user, now).await?;
     if cases.is_empty() {
-        return Ok(Vec::new());
+        return Ok(BTreeMap::new());
     }
-    let rows: Vec<(String, String)> = on_pool!(db, pool =>
-        sqlx::query_as("select id, case_id from documents order by id").fetch_all(pool).await)?;
-    let mut documents = Vec::new();
-    for (doc, case) in rows {
-        if cases.contains_key(&parse_case(&case)?) {
-            documents.push(
-                doc.parse()
-                    .map_err(|e| Error::Internal(anyhow::anyhow!("stored document id: {e}")))?,
+    let rows: Vec<(String, String, String)> = on_pool!(db, pool =>
+        sqlx::query_as("select d.id, d.case_id, c.person_id from documents d join cases c on c.id = d.case_id")
+            .fetch_all(pool).await)?;
+    let mut documents = BTreeMap::new();
+    for (doc, case, person) in rows {
+        if let Some(basis) = cases.get(&parse_case(&case)?) {
+            let doc: DocumentId = doc
+                .parse()
+                .map_err(|e| Error::Internal(anyhow::anyhow!("stored document id: {e}")))?;
+            documents.insert(
+                doc,
+                DocumentAccess {
+                    case,
+                    person,
+                    basis: *basis,
+                },
             );
         }
     }

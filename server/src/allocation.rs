@@ -94,6 +94,21 @@ async fn duty_access(
         .bind(uuid::Uuid::new_v4().to_string()).bind(case.to_string()).bind(user.id.to_string())
         .bind(&reason).bind(now).bind(now + DUTY_ACCESS_MS)
         .execute(pool).await.map(|_| ()))?;
+    let person: (String,) = on_pool!(&state.db, pool =>
+        sqlx::query_as("select person_id from cases where id = $1").bind(case.to_string()).fetch_one(pool).await)?;
+    let entry = crate::audit::Entry {
+        staff_id: user.id.to_string(),
+        role: user.role.clone(),
+        case_id: case.to_string(),
+        person_id: person.0,
+        basis: "duty".into(),
+        occurred_at: now,
+        received_at: now,
+        // The reason for out-of-allocation access is part of the record (it is why, not what).
+        detail: reason,
+        ..crate::audit::Entry::new(crate::audit::Operation::AccessGranted)
+    };
+    crate::audit::record(&state.db, &entry).await?;
     tracing::info!(staff = %user.id, %case, "duty access opened");
     Ok(Json(()))
 }

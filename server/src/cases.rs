@@ -1,6 +1,6 @@
 //! The cases the signed-in user may open.
 
-use crate::access::{accessible_cases, accessible_documents};
+use crate::access::{DocumentAccess, accessible_cases, accessible_documents};
 use crate::auth::AuthUser;
 use crate::http_error::{Error, Result};
 use crate::{AppState, now_ms, on_pool};
@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use casebook_shared::api::CaseSummary;
 use casebook_shared::ids::DocumentId;
+use std::collections::BTreeMap;
 
 /// Routes: `GET /api/cases`.
 pub fn router() -> Router<AppState> {
@@ -56,8 +57,11 @@ pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSumm
     Ok(cases)
 }
 
-/// Every document the user may sync now.
-pub async fn allowed_documents(state: &AppState, user: &AuthUser) -> Result<Vec<DocumentId>> {
+/// Every document the user may sync now, with the case, person and basis for each.
+pub async fn allowed_documents(
+    state: &AppState,
+    user: &AuthUser,
+) -> Result<BTreeMap<DocumentId, DocumentAccess>> {
     accessible_documents(&state.db, user, now_ms()).await
 }
 

@@ -26,6 +26,16 @@ pub enum Command {
     /// Manage staff accounts. Passwords are read from the first line of standard input.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `casebook-server audit ...`
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain of the whole log; report the first broken link (exit 1).
+    Verify,
 }
 
 /// `casebook-server admin ...`
@@ -157,6 +167,21 @@ pub fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(cli.serve)),
         Command::Admin(command) => runtime.block_on(admin(cli.serve, command)),
+        Command::Audit(AuditCommand::Verify) => runtime.block_on(async {
+            let db = db::Db::connect(&cli.serve.database_url).await?;
+            let verdict = crate::audit::verify(&db).await?;
+            db.close().await;
+            match verdict {
+                crate::audit::Verdict::Intact { records } => {
+                    println!("The audit log is intact: {records} records, every link checked.");
+                    Ok(())
+                }
+                crate::audit::Verdict::Broken { seq, problem } => {
+                    println!("The audit log is BROKEN at record {seq}: {problem}.");
+                    std::process::exit(1)
+                }
+            }
+        }),
     }
 }
 

@@ -7,6 +7,7 @@
 //! transaction), then send answers, fan-out and `Persisted`. Stored changes are folded into a
 //! snapshot once [`COMPACT_AFTER`] have gathered, in the transaction that deletes them.
 
+use crate::audit;
 use crate::db::Db;
 use crate::{now_ms, on_pool};
 use anyhow::Context;
@@ -165,6 +166,7 @@ impl DocumentHub {
         doc: DocumentId,
         session: u32,
         data: &[u8],
+        audit: audit::Entry,
     ) -> Result<(), SyncError> {
         loop {
             let slot = self.slot(doc);
@@ -211,9 +213,34 @@ impl DocumentHub {
                 return Err(SyncError::Unattributable);
             }
             let new = received.new_changes.len();
+            let now = now_ms();
+            let audit = audit::Entry {
+                operation: if received.created_records > 0 {
+                    audit::Operation::Collection
+                } else {
+                    audit::Operation::Alteration
+                }
+                .as_str()
+                .to_owned(),
+                occurred_at: now,
+                received_at: now,
+                change_hashes: received
+                    .new_changes
+                    .iter()
+                    .map(|c| c.hash().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                ..audit
+            };
             if new > 0
-                && let Err(e) =
-                    store_changes(&self.db, doc, &peer.author, received.new_changes).await
+                && let Err(e) = store_changes(
+                    &self.db,
+                    doc,
+                    &peer.author,
+                    received.new_changes,
+                    Some(audit),
+                )
+                .await
             {
                 self.evict(&mut slot, doc, peer.id);
                 return Err(SyncError::Storage(e));
@@ -328,11 +355,14 @@ pub async fn load(db: &Db, doc: DocumentId) -> Result<DocumentRoom, SyncError> {
 }
 
 /// Stores new changes with who sent them, in one transaction.
+/// With `audit`, the audit record of the batch is appended in the same transaction, so a
+/// stored change always has its record.
 async fn store_changes(
     db: &Db,
     doc: DocumentId,
     author: &Author,
     changes: Vec<Change>,
+    audit: Option<audit::Entry>,
 ) -> anyhow::Result<()> {
     let id = doc.to_string();
     let staff = author.staff.to_string();
@@ -351,6 +381,9 @@ async fn store_changes(
                          values ($1, $2, $3, $4, $5, $6) on conflict do nothing")
                 .bind(&id).bind(&hash).bind(&staff).bind(&device).bind(&actor).bind(now)
                 .execute(&mut *tx).await?;
+        }
+        if let Some(entry) = &audit {
+            crate::audit_append!(tx, entry).await?;
         }
         tx.commit().await
     })
@@ -392,5 +425,5 @@ pub async fn store_new_document(
     mut am: automerge::AutoCommit,
 ) -> anyhow::Result<()> {
     let changes = am.get_changes(&[]);
-    store_changes(db, doc, author, changes).await
+    store_changes(db, doc, author, changes, None).await
 }

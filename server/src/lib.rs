@@ -15,6 +15,7 @@
 //! - [`admin`]: account administration (`casebook-server admin ...`).
 //! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
 //! - [`allocation`]: reallocation, cover and duty access (checked by role and team).
+//! - [`audit`]: the s.62 audit log: hash-chained, append-only, verifiable, searchable.
 //! - [`cases`]: the signed-in user's case list.
 //! - [`documents`]: document storage (changes, ledger, snapshots) and the live rooms that
 //!   merge and fan out changes, loaded on demand and dropped when idle.
@@ -28,6 +29,7 @@
 pub mod access;
 pub mod admin;
 pub mod allocation;
+pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod cli;
@@ -85,6 +87,7 @@ pub fn app(state: AppState) -> Router {
         .merge(auth::router())
         .merge(cases::router())
         .merge(allocation::router())
+        .merge(audit::router())
         .merge(sync_socket::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

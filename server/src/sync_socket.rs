@@ -9,6 +9,8 @@
 //! every other connection carries on.
 
 use crate::AppState;
+use crate::access::DocumentAccess;
+use crate::audit;
 use crate::auth::{AuthUser, session_by_hash};
 use crate::cases::allowed_documents;
 use crate::devices::{self, RegistrationError};
@@ -23,7 +25,7 @@ use casebook_shared::protocol::{
     ClientMessage, DenyReason, ErrorCode, MAX_FRAME_BYTES, ServerMessage,
 };
 use futures_util::{SinkExt, StreamExt};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
@@ -95,7 +97,7 @@ struct Connection {
     outbox: mpsc::Sender<Outbound>,
     kick: Arc<Notify>,
     peer: Option<PeerHandle>,
-    allowed: BTreeSet<DocumentId>,
+    allowed: BTreeMap<DocumentId, DocumentAccess>,
     joined: BTreeSet<DocumentId>,
 }
 
@@ -134,7 +136,7 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
         outbox: outbox.clone(),
         kick: kick.clone(),
         peer: None,
-        allowed: BTreeSet::new(),
+        allowed: BTreeMap::new(),
         joined: BTreeSet::new(),
     };
     let mut rate = RateCap::new();
@@ -258,11 +260,15 @@ impl Connection {
         let Ok(documents) = allowed_documents(&self.state, &self.user).await else {
             return None;
         };
-        let now: BTreeSet<DocumentId> = documents.iter().copied().collect();
-        if now == self.allowed {
+        if documents == self.allowed {
             return None;
         }
-        let removed: Vec<DocumentId> = self.allowed.difference(&now).copied().collect();
+        let removed: Vec<DocumentId> = self
+            .allowed
+            .keys()
+            .filter(|d| !documents.contains_key(d))
+            .copied()
+            .collect();
         self.state
             .documents
             .leave(peer.id, removed.iter().copied())
@@ -270,10 +276,29 @@ impl Connection {
         for doc in &removed {
             self.joined.remove(doc);
         }
-        self.allowed = now;
+        let list = documents.keys().copied().collect();
+        self.allowed = documents;
         tracing::info!(staff = %self.user.id, removed = removed.len(), "access changed on a live connection");
-        self.send(&ServerMessage::Access { documents }).await;
+        self.send(&ServerMessage::Access { documents: list }).await;
         None
+    }
+
+    /// An audit record about `doc` from this connection (operation and times filled in later).
+    fn audit_entry(&self, doc: DocumentId, access: &DocumentAccess) -> audit::Entry {
+        audit::Entry {
+            staff_id: self.user.id.to_string(),
+            role: self.user.role.clone(),
+            device_id: self
+                .peer
+                .as_ref()
+                .map(|p| p.author.device.to_string())
+                .unwrap_or_default(),
+            case_id: access.case.clone(),
+            person_id: access.person.clone(),
+            document_id: doc.to_string(),
+            basis: access.basis.as_str().to_owned(),
+            ..audit::Entry::default()
+        }
     }
 
     /// Handles one frame; returns how the connection must end, if it must.
@@ -318,7 +343,8 @@ impl Connection {
                         return Some(Ending::Close(close::INTERNAL, "try again shortly"));
                     }
                 };
-                self.allowed = documents.iter().copied().collect();
+                let list = documents.keys().copied().collect();
+                self.allowed = documents;
                 let author = Author {
                     staff: self.user.id,
                     device,
@@ -329,7 +355,52 @@ impl Connection {
                     self.outbox.clone(),
                     self.kick.clone(),
                 ));
-                self.send(&ServerMessage::Welcome { documents }).await;
+                self.send(&ServerMessage::Welcome { documents: list }).await;
+                None
+            }
+            ClientMessage::Viewed { doc, viewed_at } => {
+                if self.peer.is_none() {
+                    self.error(ErrorCode::OutOfOrder, "send hello first").await;
+                    return Some(Ending::Close(close::POLICY, "protocol error"));
+                }
+                // A view made offline may be reported after access ended: it still happened
+                // and is logged, with that basis.
+                let access = match self.allowed.get(&doc) {
+                    Some(access) => Some(access.clone()),
+                    None => crate::access::document_case(&self.state.db, doc)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|(case, person)| DocumentAccess {
+                            case,
+                            person,
+                            basis: crate::access::Basis::Ended,
+                        }),
+                };
+                let Some(access) = access else {
+                    self.send(&ServerMessage::Denied {
+                        doc,
+                        reason: DenyReason::NoAccess,
+                    })
+                    .await;
+                    return None;
+                };
+                let now = crate::now_ms();
+                let entry = audit::Entry {
+                    operation: audit::Operation::Consultation.as_str().to_owned(),
+                    occurred_at: viewed_at,
+                    received_at: now,
+                    ..self.audit_entry(doc, &access)
+                };
+                match audit::record(&self.state.db, &entry).await {
+                    Ok(()) => {
+                        self.send(&ServerMessage::ViewLogged { doc, viewed_at })
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not log a view; the device will resend it")
+                    }
+                }
                 None
             }
             ClientMessage::Sync { doc, session, data } => {
@@ -337,16 +408,22 @@ impl Connection {
                     self.error(ErrorCode::OutOfOrder, "send hello first").await;
                     return Some(Ending::Close(close::POLICY, "protocol error"));
                 };
-                if !self.allowed.contains(&doc) {
+                let Some(access) = self.allowed.get(&doc) else {
                     self.send(&ServerMessage::Denied {
                         doc,
                         reason: DenyReason::NoAccess,
                     })
                     .await;
                     return None;
-                }
+                };
+                let audit = self.audit_entry(doc, access);
                 self.joined.insert(doc);
-                match self.state.documents.sync(&peer, doc, session, &data).await {
+                match self
+                    .state
+                    .documents
+                    .sync(&peer, doc, session, &data, audit)
+                    .await
+                {
                     Ok(()) => None,
                     Err(SyncError::Unattributable) => {
                         tracing::warn!(%doc, staff = %self.user.id, "refused changes from an unregistered actor");

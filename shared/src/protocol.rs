@@ -44,6 +44,14 @@ pub enum ClientMessage {
         /// The encoded `automerge::sync::Message`.
         data: Vec<u8>,
     },
+    /// The person opened a record (for the audit log). Views made offline are kept on the
+    /// device and sent on the next connection, with the time they happened.
+    Viewed {
+        /// The record.
+        doc: DocumentId,
+        /// When, on the device (Unix ms).
+        viewed_at: i64,
+    },
 }
 
 /// Why a document was refused.
@@ -123,6 +131,13 @@ pub enum ServerMessage {
     Restart {
         /// The document.
         doc: DocumentId,
+    },
+    /// A `Viewed` is in the audit log: the device can forget it.
+    ViewLogged {
+        /// The record.
+        doc: DocumentId,
+        /// The view's time, as sent.
+        viewed_at: i64,
     },
     /// The connection broke the protocol; the server closes it after this.
     Error {
@@ -211,7 +226,7 @@ impl ClientMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 2)
+        decode(frame, 3)
     }
 }
 
@@ -222,7 +237,7 @@ impl ServerMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 7)
+        decode(frame, 8)
     }
 }
 
@@ -261,6 +276,7 @@ mod tests {
                 session: 1,
                 data: vec![],
             },
+            ClientMessage::Viewed { doc, viewed_at: 9 },
         ];
         for m in client {
             assert_eq!(ClientMessage::decode(&m.encode()), Ok(m));
@@ -283,6 +299,7 @@ mod tests {
             ServerMessage::Access {
                 documents: vec![doc],
             },
+            ServerMessage::ViewLogged { doc, viewed_at: 5 },
             ServerMessage::Error {
                 code: ErrorCode::TooLarge,
                 message: "x".into(),
@@ -292,7 +309,7 @@ mod tests {
             assert_eq!(ServerMessage::decode(&m.encode()), Ok(m));
         }
         assert_eq!(
-            ServerMessage::decode(&[1, 7]),
+            ServerMessage::decode(&[1, 8]),
             Err(DecodeError::UnknownMessage)
         );
     }

@@ -31,6 +31,8 @@ struct SimServer {
     /// Connections that have said hello.
     welcomed: BTreeSet<PeerId>,
     docs: Vec<DocumentId>,
+    /// Durable: views logged in the audit log.
+    logged_views: BTreeSet<(DocumentId, i64)>,
 }
 
 impl SimServer {
@@ -53,6 +55,10 @@ impl SimServer {
                         documents: self.docs.clone(),
                     },
                 )]
+            }
+            ClientMessage::Viewed { doc, viewed_at } => {
+                self.logged_views.insert((doc, viewed_at));
+                vec![(peer, ServerMessage::ViewLogged { doc, viewed_at })]
             }
             ClientMessage::Sync { .. } if !self.welcomed.contains(&peer) => {
                 vec![(peer, error(ErrorCode::OutOfOrder))]
@@ -123,6 +129,8 @@ struct SimDevice {
     staff: StaffId,
     restarts: u32,
     index: usize,
+    /// Durable local storage of views not yet logged.
+    views: Vec<(DocumentId, i64)>,
 }
 
 impl SimDevice {
@@ -130,10 +138,12 @@ impl SimDevice {
         index: usize,
         restarts: u32,
         storage: BTreeMap<DocumentId, (Vec<Vec<u8>>, Vec<Head>)>,
+        views: Vec<(DocumentId, i64)>,
     ) -> Self {
         let mut actor = vec![index as u8; 8];
         actor.extend(restarts.to_be_bytes());
-        let mut core = ClientCore::new(DeviceId::from_random_bytes([index as u8; 16]), actor);
+        let mut core = ClientCore::new(DeviceId::from_random_bytes([index as u8; 16]), actor)
+            .with_pending_views(views.clone());
         for (id, (chunks, persisted)) in &storage {
             core.restore(*id, chunks, persisted)
                 .expect("stored document loads");
@@ -145,6 +155,7 @@ impl SimDevice {
             staff: StaffId::from_random_bytes([index as u8 + 100; 16]),
             restarts,
             index,
+            views,
         }
     }
 
@@ -178,6 +189,8 @@ struct World {
     next_peer: PeerId,
     /// Every entry ever written: (doc, entry id).
     written: BTreeSet<(DocumentId, String)>,
+    /// Every view ever recorded on a device: (doc, time).
+    viewed: BTreeSet<(DocumentId, i64)>,
     chaos: bool,
 }
 
@@ -194,13 +207,15 @@ impl World {
                 rooms: HashMap::new(),
                 welcomed: BTreeSet::new(),
                 docs,
+                logged_views: BTreeSet::new(),
             },
             devices: (0..DEVICES)
-                .map(|i| SimDevice::boot(i, 0, BTreeMap::new()))
+                .map(|i| SimDevice::boot(i, 0, BTreeMap::new(), Vec::new()))
                 .collect(),
             in_flight: Vec::new(),
             next_peer: 1,
             written: BTreeSet::new(),
+            viewed: BTreeSet::new(),
             chaos: true,
         }
     }
@@ -220,6 +235,9 @@ impl World {
 
     fn apply_output(&mut self, d: usize, out: casebook_shared::sync::client::Output) {
         self.devices[d].save(&out.save);
+        if out.views_changed {
+            self.devices[d].views = self.devices[d].core.pending_views().to_vec();
+        }
         assert!(
             out.error.is_none(),
             "server reported an error: {:?}",
@@ -251,8 +269,13 @@ impl World {
     fn restart_device(&mut self, d: usize) {
         self.disconnect(d);
         let old = &self.devices[d];
-        let (index, restarts, storage) = (old.index, old.restarts + 1, old.storage.clone());
-        self.devices[d] = SimDevice::boot(index, restarts, storage);
+        let (index, restarts, storage, views) = (
+            old.index,
+            old.restarts + 1,
+            old.storage.clone(),
+            old.views.clone(),
+        );
+        self.devices[d] = SimDevice::boot(index, restarts, storage, views);
     }
 
     fn crash_server(&mut self) {
@@ -260,6 +283,15 @@ impl World {
             self.disconnect(d);
         }
         self.server.crash();
+    }
+
+    /// The person on device `d` opens a record (an audit-log view, online or not).
+    fn view(&mut self, d: usize) {
+        let doc = self.server.docs[self.rng.random_range(0..self.server.docs.len())];
+        let at = self.now as i64 * 10 + d as i64 + self.viewed.len() as i64 * 100_000;
+        self.viewed.insert((doc, at));
+        let out = self.devices[d].core.record_view(doc, at);
+        self.apply_output(d, out);
     }
 
     fn edit(&mut self, d: usize) {
@@ -359,7 +391,8 @@ impl World {
     fn step(&mut self) {
         let d = self.rng.random_range(0..self.devices.len());
         match self.rng.random_range(0..100) {
-            0..=24 => self.edit(d),
+            0..=21 => self.edit(d),
+            22..=24 => self.view(d),
             25..=69 => {
                 self.deliver();
             }
@@ -383,13 +416,30 @@ impl World {
         for _ in 0..200 {
             while self.deliver() {}
             self.tick(1_000);
-            if self.in_flight.is_empty() && self.devices.iter_mut().all(|d| d.core.all_in_step()) {
+            if self.in_flight.is_empty()
+                && self
+                    .devices
+                    .iter_mut()
+                    .all(|d| d.core.all_in_step() && d.core.pending_views().is_empty())
+            {
                 return;
             }
         }
     }
 
     fn check(&mut self, seed: u64) {
+        for view in &self.viewed {
+            assert!(
+                self.server.logged_views.contains(view),
+                "seed {seed}: view {view:?} never reached the audit log"
+            );
+        }
+        for (i, device) in self.devices.iter().enumerate() {
+            assert!(
+                device.core.pending_views().is_empty(),
+                "seed {seed}: device {i} still holds views"
+            );
+        }
         for doc in self.server.docs.clone() {
             let changes = self.server.store.get(&doc).cloned().unwrap_or_default();
             let mut server_doc =

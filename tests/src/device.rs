@@ -35,6 +35,8 @@ pub struct NativeDevice {
     socket: Option<Socket>,
     /// Actors of earlier runs (kept like the app keeps them).
     past_actors: Vec<Vec<u8>>,
+    /// Views not yet logged by the server (kept like the app keeps them).
+    pending_views: Vec<(DocumentId, i64)>,
     started: Instant,
     entries_written: u32,
 }
@@ -52,6 +54,7 @@ impl NativeDevice {
             errors: Vec::new(),
             socket: None,
             past_actors: Vec::new(),
+            pending_views: Vec::new(),
             started: Instant::now(),
             entries_written: 0,
         }
@@ -64,7 +67,8 @@ impl NativeDevice {
         past.push(self.core.actor().to_vec());
         let mut core =
             ClientCore::new(self.core.device(), uuid::Uuid::new_v4().as_bytes().to_vec())
-                .with_past_actors(past.clone());
+                .with_past_actors(past.clone())
+                .with_pending_views(self.pending_views.clone());
         for (id, (chunks, persisted)) in &self.storage {
             core.restore(*id, chunks, persisted)?;
         }
@@ -132,6 +136,9 @@ impl NativeDevice {
         for id in &out.removed {
             self.storage.remove(id);
         }
+        if out.views_changed {
+            self.pending_views = self.core.pending_views().to_vec();
+        }
         self.denied.extend(out.denied);
         self.errors.extend(out.error);
         if let Some(socket) = self.socket.as_mut() {
@@ -169,6 +176,17 @@ impl NativeDevice {
         result?;
         self.apply(out).await?;
         Ok(id)
+    }
+
+    /// The person opens record `doc` (logged now, or on the next connection).
+    pub async fn view(&mut self, doc: DocumentId) -> anyhow::Result<()> {
+        let out = self.core.record_view(doc, casebook_server::now_ms());
+        self.apply(out).await
+    }
+
+    /// Views not yet confirmed logged.
+    pub fn pending_views(&self) -> usize {
+        self.pending_views.len()
     }
 
     /// Changes an existing entry.

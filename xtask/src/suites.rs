@@ -85,6 +85,8 @@ const INTEGRATION: &[&str] = &[
     "access",
     "--test",
     "accounts",
+    "--test",
+    "audit",
 ];
 
 /// Runs every suite.

@@ -51,6 +51,9 @@ pub fn CasePage(
 #[component]
 fn Chronology(doc: DocumentId) -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
+    // Opening the chronology is a consultation for the audit log (kept on the device while
+    // offline, uploaded with its time on the next connection).
+    sync_client::record_view(doc);
     let adding = RwSignal::new(false);
     let editing = RwSignal::new(None::<String>);
     let entries = Memo::new(move |_| {

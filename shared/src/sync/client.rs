@@ -72,6 +72,8 @@ pub struct Output {
     /// Documents this device may no longer hold: already dropped from the core; delete them
     /// from local storage.
     pub removed: Vec<DocumentId>,
+    /// The pending views changed: write [`ClientCore::pending_views`] to local storage.
+    pub views_changed: bool,
     /// A protocol error the server reported (it closes the connection after it).
     pub error: Option<(ErrorCode, String)>,
 }
@@ -82,6 +84,7 @@ impl Output {
         self.save.extend(other.save);
         self.denied.extend(other.denied);
         self.removed.extend(other.removed);
+        self.views_changed |= other.views_changed;
         if other.error.is_some() {
             self.error = other.error;
         }
@@ -172,6 +175,8 @@ pub struct ClientCore {
     past_actors: Vec<ActorId>,
     link: Link,
     docs: BTreeMap<DocumentId, DeviceDocument>,
+    /// Records opened and not yet in the server's audit log: (document, device time ms).
+    views: Vec<(DocumentId, i64)>,
 }
 
 impl ClientCore {
@@ -184,7 +189,33 @@ impl ClientCore {
             past_actors: Vec::new(),
             link: Link::Offline,
             docs: BTreeMap::new(),
+            views: Vec::new(),
         }
+    }
+
+    /// Views recorded in earlier runs and not yet logged by the server.
+    pub fn with_pending_views(mut self, views: Vec<(DocumentId, i64)>) -> Self {
+        self.views = views;
+        self
+    }
+
+    /// Views not yet logged by the server (keep them in local storage).
+    pub fn pending_views(&self) -> &[(DocumentId, i64)] {
+        &self.views
+    }
+
+    /// The person opened record `doc` at `viewed_at` (device time): it goes to the audit log
+    /// now, or on the next connection.
+    pub fn record_view(&mut self, doc: DocumentId, viewed_at: i64) -> Output {
+        self.views.push((doc, viewed_at));
+        let mut out = Output {
+            views_changed: true,
+            ..Output::default()
+        };
+        if self.link == Link::Online {
+            out.send.push(ClientMessage::Viewed { doc, viewed_at });
+        }
+        out
     }
 
     /// Actor ids this device wrote with in earlier runs. `Hello` declares those that wrote
@@ -353,6 +384,16 @@ impl ClientCore {
                     d.start_session(now_ms);
                     out.send.extend(d.next_message(id));
                 }
+                out.send.extend(
+                    self.views
+                        .iter()
+                        .map(|&(doc, viewed_at)| ClientMessage::Viewed { doc, viewed_at }),
+                );
+            }
+            ServerMessage::ViewLogged { doc, viewed_at } => {
+                let before = self.views.len();
+                self.views.retain(|v| *v != (doc, viewed_at));
+                out.views_changed = self.views.len() != before;
             }
             ServerMessage::Access { documents } => {
                 for id in self.hold_exactly(&documents, &mut out) {

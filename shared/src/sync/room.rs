@@ -69,6 +69,9 @@ pub struct Received {
     pub new_changes: Vec<Change>,
     /// The message belonged to an older session of the peer and was ignored.
     pub stale: bool,
+    /// How many new records (top-level entries) the changes created; zero means they only
+    /// altered existing ones.
+    pub created_records: usize,
 }
 
 /// A message to send to one peer.
@@ -142,6 +145,7 @@ impl DocumentRoom {
             return Ok(Received {
                 new_changes: Vec::new(),
                 stale: true,
+                created_records: 0,
             });
         }
         if session > state.session {
@@ -151,6 +155,7 @@ impl DocumentRoom {
             };
         }
         let before = self.doc.get_heads();
+        let records_before = automerge::ReadDoc::length(&self.doc, automerge::ROOT);
         self.doc
             .sync()
             .receive_sync_message(&mut state.sync, message)?;
@@ -162,9 +167,12 @@ impl DocumentRoom {
         if new_changes.len() > limits.max_changes_per_message {
             return Err(RoomError::TooManyChanges);
         }
+        let created_records =
+            automerge::ReadDoc::length(&self.doc, automerge::ROOT).saturating_sub(records_before);
         Ok(Received {
             new_changes,
             stale: false,
+            created_records,
         })
     }
 

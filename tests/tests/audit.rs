@@ -1,0 +1,207 @@
+//! The s.62 audit log: a scripted session leaves a record of each operation with the required
+//! fields and no content; an offline view is uploaded with both times; searching the log is
+//! itself logged; `casebook-server audit verify` finds an edited or removed record.
+
+use casebook_server::audit::Record;
+use casebook_shared::api::DutyAccessRequest;
+use casebook_tests::device::{NativeDevice, draft};
+use casebook_tests::http::Session;
+use casebook_tests::server::TestServer;
+use std::process::Command;
+use std::time::Duration;
+
+async fn audit_search(server: &TestServer, who: &Session, query: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}/api/audit?{query}", server.base))
+        .header("cookie", &who.cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn verify(server: &TestServer) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_casebook-server-under-test"))
+        .args(["audit", "verify"])
+        .env("DATABASE_URL", server.database_url())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_too() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let case = jo.cases().await.unwrap()[0].clone();
+    let doc = case.chronology;
+    let mut device = NativeDevice::new(jo.me.clone());
+    device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    device.sync().await.unwrap();
+
+    // Consultation (online), collection, alteration.
+    device.view(doc).await.unwrap();
+    let secret = "Visited at the new flat with the dog";
+    let id = device.add_entry(doc, &draft(secret)).await.unwrap();
+    device.sync().await.unwrap();
+    let mut changed = draft(secret);
+    changed.source = "Neighbour".into();
+    device.update_entry(doc, &id, &changed).await.unwrap();
+    device.sync().await.unwrap();
+    device
+        .pump_until(Duration::from_secs(5), |d| d.pending_views() == 0)
+        .await
+        .unwrap();
+
+    // A view made offline, uploaded on the next connection with both times.
+    device.disconnect().await;
+    device.view(doc).await.unwrap();
+    let offline_view_at = casebook_server::now_ms();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut device = device.restart().unwrap();
+    assert_eq!(
+        device.pending_views(),
+        1,
+        "the offline view survives a restart"
+    );
+    device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    device
+        .pump_until(Duration::from_secs(5), |d| d.pending_views() == 0)
+        .await
+        .unwrap();
+
+    // Out-of-allocation access by a senior of another team, with a reason.
+    let duty = Session::sign_in(&server.base, "senior.south")
+        .await
+        .unwrap();
+    let opened = reqwest::Client::new()
+        .post(format!("{}/api/cases/{}/duty-access", server.base, case.id))
+        .header("cookie", &duty.cookie)
+        .json(&DutyAccessRequest {
+            reason: "Police call out of hours".into(),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert!(opened.status().is_success());
+
+    // Only a manager may search; the search is itself logged.
+    assert_eq!(
+        audit_search(&server, &jo, &format!("case={}", case.id))
+            .await
+            .status(),
+        403
+    );
+    let manager = Session::sign_in(&server.base, "manager").await.unwrap();
+    let records: Vec<Record> = audit_search(&server, &manager, &format!("case={}", case.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ops: Vec<&str> = records.iter().map(|r| r.operation.as_str()).collect();
+    for op in [
+        "consultation",
+        "collection",
+        "alteration",
+        "access-granted",
+        "audit-read",
+    ] {
+        assert!(ops.contains(&op), "a {op} record in {ops:?}");
+    }
+    let person = records
+        .iter()
+        .find(|r| r.operation == "collection")
+        .unwrap()
+        .person_id
+        .clone();
+    for r in records
+        .iter()
+        .filter(|r| ["consultation", "collection", "alteration"].contains(&r.operation.as_str()))
+    {
+        assert_eq!(r.staff_id, jo.me.id.to_string());
+        assert_eq!(r.role, "practitioner");
+        assert_eq!(r.case_id, case.id.to_string());
+        assert_eq!(r.person_id, person);
+        assert_eq!(r.document_id, doc.to_string());
+        assert_eq!(r.basis, "worker");
+        assert!(!r.device_id.is_empty());
+        assert!(r.occurred_at > 0 && r.received_at >= r.occurred_at);
+    }
+    let alteration = records
+        .iter()
+        .find(|r| r.operation == "alteration")
+        .unwrap();
+    assert_eq!(
+        alteration.change_hashes.len(),
+        64,
+        "one change, by its hash"
+    );
+    let offline = records
+        .iter()
+        .filter(|r| r.operation == "consultation")
+        .max_by_key(|r| r.seq)
+        .unwrap();
+    assert!(
+        offline.occurred_at <= offline_view_at && offline.received_at > offline.occurred_at,
+        "both times kept"
+    );
+    let granted = records
+        .iter()
+        .find(|r| r.operation == "access-granted")
+        .unwrap();
+    assert_eq!(
+        (granted.basis.as_str(), granted.detail.as_str()),
+        ("duty", "Police call out of hours")
+    );
+    let all = serde_json::to_string(&records).unwrap();
+    assert!(!all.contains("new flat"), "no content in the audit log");
+
+    // The search was logged (a second search sees the first).
+    let again: Vec<Record> = audit_search(&server, &manager, &format!("staff={}", manager.me.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(again.iter().filter(|r| r.operation == "audit-read").count() >= 2);
+    let (ok, text) = verify(&server);
+    assert!(ok, "{text}");
+}
+
+#[tokio::test]
+async fn audit_verify_names_the_first_edited_or_missing_record() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let mut device = NativeDevice::new(jo.me.clone());
+    device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    device.sync().await.unwrap();
+    for n in 0..3 {
+        device
+            .add_entry(doc, &draft(&format!("entry {n}")))
+            .await
+            .unwrap();
+        device.sync().await.unwrap();
+    }
+    let (ok, text) = verify(&server);
+    assert!(ok && text.contains("intact: 3 records"), "{text}");
+
+    casebook_server::on_pool!(&server.db, pool => sqlx::query("update audit_log set staff_id = 'someone else' where seq = 2")
+        .execute(pool).await.map(|_| ())).unwrap();
+    let (ok, text) = verify(&server);
+    assert!(!ok && text.contains("record 2"), "{text}");
+
+    casebook_server::on_pool!(&server.db, pool => sqlx::query("update audit_log set staff_id = $1 where seq = 2")
+        .bind(jo.me.id.to_string()).execute(pool).await.map(|_| ())).unwrap();
+    assert!(verify(&server).0, "restored");
+    casebook_server::on_pool!(&server.db, pool => sqlx::query("delete from audit_log where seq = 3")
+        .execute(pool).await.map(|_| ())).unwrap();
+    let (ok, text) = verify(&server);
+    assert!(!ok && text.contains("record 3"), "{text}");
+}
