@@ -54,6 +54,9 @@ fn run(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     setup::wasm_target()?;
     setup::wasm_opt(root)?;
     let dist = bundle::build(root, bundle::Profile::Release)?;
+    // Built with its progress shown: the first release build takes a few minutes.
+    println!("Building the server (release)...");
+    run_command(Command::new(cargo()).args(["build", "--release", "-p", "casebook-server"]))?;
     println!("Starting Casebook (first start creates the demo service)...");
     let status = Command::new(cargo())
         .args([
