@@ -2,6 +2,7 @@
 
 pub mod case_list;
 pub mod case_page;
+pub mod devices;
 pub mod sign_in;
 
 use crate::components::sync_badge::SyncBadge;
@@ -48,6 +49,9 @@ pub fn App() -> impl IntoView {
             <Show when=signed_in>
                 <SyncBadge />
                 <span class="who">{name}</span>
+                <button type="button" class="quiet" id="devices" on:click=move |_| ctx.go(Page::Devices)>
+                    "Devices"
+                </button>
                 <button type="button" class="quiet" id="sign-out" on:click=move |_| spawn_local(sign_out(ctx))>
                     "Sign out"
                 </button>
@@ -66,6 +70,7 @@ pub fn App() -> impl IntoView {
                 Page::SignIn => view! { <sign_in::SignInPage /> }.into_any(),
                 Page::Cases => view! { <case_list::CaseListPage /> }.into_any(),
                 Page::Case(id) => view! { <case_page::CasePage id=id /> }.into_any(),
+                Page::Devices => view! { <devices::DevicesPage /> }.into_any(),
             }}
         </main>
     }

@@ -15,6 +15,8 @@ pub enum Page {
     Cases,
     /// One case.
     Case(CaseId),
+    /// The person's devices and sessions.
+    Devices,
 }
 
 impl Page {
@@ -22,12 +24,16 @@ impl Page {
     pub fn hash(self) -> String {
         match self {
             Page::Case(id) => format!("#/case/{id}"),
+            Page::Devices => "#/devices".into(),
             _ => "#/".into(),
         }
     }
 
     /// The page a URL hash names (signed-in pages only).
     pub fn from_hash(hash: &str) -> Page {
+        if hash == "#/devices" {
+            return Page::Devices;
+        }
         hash.strip_prefix("#/case/")
             .and_then(|id| id.parse().ok())
             .map_or(Page::Cases, Page::Case)

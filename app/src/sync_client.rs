@@ -341,6 +341,23 @@ impl Client {
                 }
             });
         }
+        if out.wipe {
+            // The server revoked this device (reported lost): remove everything, sign out.
+            self.stopped = true;
+            let store = self.store.clone();
+            let ctx = self.ctx;
+            leptos::task::spawn_local(async move {
+                let _ = store.wipe().await;
+                stop();
+                ctx.cases.set(Vec::new());
+                ctx.me.set(None);
+                ctx.notice.set(Some(
+                    "This device was reported lost or revoked: everything Casebook stored on it has been removed.".into(),
+                ));
+                ctx.page.set(crate::state::Page::SignIn);
+            });
+            return;
+        }
         if out.views_changed {
             let views = self.core.pending_views().to_vec();
             let store = self.store.clone();

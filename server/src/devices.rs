@@ -4,9 +4,17 @@
 //! in `Hello` is registered to that device and user for good. The sync endpoint then accepts a
 //! change only from an actor registered to the sending device and user: edits are
 //! attributable, and nobody can write under someone else's name.
+//!
+//! A device can be revoked (reported lost) by its owner, a manager or an admin: it is refused
+//! at once, and told to wipe itself (`Wipe`) on its live connection and whenever it connects
+//! again. Each person can list their devices and sessions and end any session.
 
+use crate::auth::AuthUser;
 use crate::db::Db;
+use crate::http_error::{Error, Result as ApiResult};
 use crate::{now_ms, on_pool};
+use axum::Json;
+use axum::extract::{Path, State};
 use casebook_shared::ids::{DeviceId, StaffId};
 use std::collections::HashSet;
 
@@ -24,6 +32,9 @@ pub enum RegistrationError {
     /// An actor id is registered to another device or user.
     #[error("an actor id is registered to another device or user")]
     ForeignActor,
+    /// The device was revoked (reported lost): it must wipe itself.
+    #[error("this device has been revoked")]
+    Revoked,
     /// Too many or malformed actor ids.
     #[error("the actor ids are not acceptable")]
     BadActors,
@@ -55,10 +66,13 @@ pub async fn register(
                      where devices.staff_id = excluded.staff_id")
             .bind(&device_text).bind(&staff).bind(now)
             .execute(&mut *tx).await?;
-        let (owner,): (String,) = sqlx::query_as("select staff_id from devices where id = $1")
+        let (owner, revoked): (String, Option<i64>) = sqlx::query_as("select staff_id, revoked_at from devices where id = $1")
             .bind(&device_text).fetch_one(&mut *tx).await?;
         if owner != staff {
             return Err(RegistrationError::ForeignDevice);
+        }
+        if revoked.is_some() {
+            return Err(RegistrationError::Revoked);
         }
         for actor in actors {
             sqlx::query("insert into device_actors (actor, device_id, staff_id, registered_at) values ($1, $2, $3, $4)
@@ -75,4 +89,129 @@ pub async fn register(
         tx.commit().await?;
         Ok(actors.iter().cloned().collect())
     })
+}
+
+/// Whether `device` has been revoked.
+pub async fn is_revoked(db: &Db, device: DeviceId) -> Result<bool, sqlx::Error> {
+    let row: Option<(Option<i64>,)> = on_pool!(db, pool =>
+        sqlx::query_as("select revoked_at from devices where id = $1").bind(device.to_string()).fetch_optional(pool).await)?;
+    Ok(row.is_some_and(|r| r.0.is_some()))
+}
+
+/// One of the signed-in user's devices, as `GET /api/devices` lists it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: String,
+    /// First connection (Unix ms).
+    pub first_seen_at: i64,
+    /// Last connection (Unix ms).
+    pub last_seen_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// One of the signed-in user's sessions, as `GET /api/sessions` lists it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// A public id for the session (a prefix of the token's hash, never the token).
+    pub id: String,
+    /// Signed in at (Unix ms).
+    pub created_at: i64,
+    /// Last used (Unix ms).
+    pub last_seen_at: i64,
+    /// This is the session making the request.
+    pub current: bool,
+}
+
+/// Routes: `GET /api/devices`, `POST /api/devices/{id}/lost`, `GET /api/sessions`,
+/// `DELETE /api/sessions/{id}`.
+pub fn router() -> axum::Router<crate::AppState> {
+    use axum::routing::{delete, get, post};
+    axum::Router::new()
+        .route("/api/devices", get(list_devices))
+        .route("/api/devices/{id}/lost", post(report_lost))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{id}", delete(end_session))
+}
+
+async fn list_devices(
+    State(state): State<crate::AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<Vec<DeviceInfo>>> {
+    let rows: Vec<(String, i64, i64, Option<i64>)> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select id, first_seen_at, last_seen_at, revoked_at from devices where staff_id = $1 order by last_seen_at desc")
+        .bind(user.id.to_string()).fetch_all(pool).await)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(id, first_seen_at, last_seen_at, revoked_at)| DeviceInfo {
+                id,
+                first_seen_at,
+                last_seen_at,
+                revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Revokes a device: its owner, a manager or an admin may. Its live connections are told to
+/// wipe within a second, and it is refused (and told to wipe) whenever it connects again.
+async fn report_lost(
+    State(state): State<crate::AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<()>> {
+    let device: DeviceId = id
+        .parse()
+        .map_err(|_| Error::Invalid("that is not a device id".into()))?;
+    let row: Option<(String,)> = on_pool!(&state.db, pool =>
+        sqlx::query_as("select staff_id from devices where id = $1").bind(device.to_string()).fetch_optional(pool).await)?;
+    let Some((owner,)) = row else {
+        return Err(Error::Forbidden);
+    };
+    if owner != user.id.to_string() && user.role != "manager" && user.role != "admin" {
+        return Err(Error::Forbidden);
+    }
+    on_pool!(&state.db, pool => sqlx::query(
+        "update devices set revoked_at = $1, revoked_by = $2 where id = $3 and revoked_at is null")
+        .bind(now_ms()).bind(user.id.to_string()).bind(device.to_string())
+        .execute(pool).await.map(|_| ()))?;
+    tracing::warn!(%device, by = %user.id, "device revoked");
+    Ok(Json(()))
+}
+
+async fn list_sessions(
+    State(state): State<crate::AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<Vec<SessionInfo>>> {
+    let rows: Vec<(String, i64, i64)> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select token_hash, created_at, last_seen_at from sessions where staff_id = $1 order by created_at desc")
+        .bind(user.id.to_string()).fetch_all(pool).await)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(hash, created_at, last_seen_at)| SessionInfo {
+                id: hash[..16].to_owned(),
+                created_at,
+                last_seen_at,
+                current: hash == user.session,
+            })
+            .collect(),
+    ))
+}
+
+async fn end_session(
+    State(state): State<crate::AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<()>> {
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Invalid("that is not a session id".into()));
+    }
+    let rows: Vec<(String,)> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select token_hash from sessions where staff_id = $1").bind(user.id.to_string()).fetch_all(pool).await)?;
+    for (hash,) in rows.into_iter().filter(|(h,)| h.starts_with(&id)) {
+        on_pool!(&state.db, pool => sqlx::query("delete from sessions where token_hash = $1 and staff_id = $2")
+            .bind(&hash).bind(user.id.to_string()).execute(pool).await.map(|_| ()))?;
+    }
+    Ok(Json(()))
 }

@@ -88,6 +88,7 @@ pub fn app(state: AppState) -> Router {
         .merge(cases::router())
         .merge(allocation::router())
         .merge(audit::router())
+        .merge(devices::router())
         .merge(sync_socket::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

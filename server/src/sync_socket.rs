@@ -257,6 +257,14 @@ impl Connection {
         }
         // Before the hello there is nothing to re-derive.
         let peer = self.peer.clone()?;
+        if devices::is_revoked(&self.state.db, peer.author.device)
+            .await
+            .unwrap_or(false)
+        {
+            tracing::warn!(device = %peer.author.device, "told a revoked device to wipe itself");
+            self.send(&ServerMessage::Wipe).await;
+            return Some(Ending::Close(close::POLICY, "device revoked"));
+        }
         let Ok(documents) = allowed_documents(&self.state, &self.user).await else {
             return None;
         };
@@ -325,6 +333,10 @@ impl Connection {
                     Err(e) => {
                         tracing::info!(error = %e, staff = %self.user.id, "refused a device registration");
                         let code = match e {
+                            RegistrationError::Revoked => {
+                                self.send(&ServerMessage::Wipe).await;
+                                return Some(Ending::Close(close::POLICY, "device revoked"));
+                            }
                             RegistrationError::ForeignDevice => ErrorCode::ForeignDevice,
                             RegistrationError::ForeignActor => ErrorCode::ForeignActor,
                             RegistrationError::BadActors => ErrorCode::Malformed,

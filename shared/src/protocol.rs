@@ -139,6 +139,9 @@ pub enum ServerMessage {
         /// The view's time, as sent.
         viewed_at: i64,
     },
+    /// This device has been revoked (reported lost): delete every document, view and key
+    /// on it, then sign out. The server closes the connection after this.
+    Wipe,
     /// The connection broke the protocol; the server closes it after this.
     Error {
         /// What went wrong.
@@ -237,7 +240,7 @@ impl ServerMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 8)
+        decode(frame, 9)
     }
 }
 
@@ -300,6 +303,7 @@ mod tests {
                 documents: vec![doc],
             },
             ServerMessage::ViewLogged { doc, viewed_at: 5 },
+            ServerMessage::Wipe,
             ServerMessage::Error {
                 code: ErrorCode::TooLarge,
                 message: "x".into(),
@@ -309,7 +313,7 @@ mod tests {
             assert_eq!(ServerMessage::decode(&m.encode()), Ok(m));
         }
         assert_eq!(
-            ServerMessage::decode(&[1, 8]),
+            ServerMessage::decode(&[1, 9]),
             Err(DecodeError::UnknownMessage)
         );
     }

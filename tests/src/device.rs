@@ -37,6 +37,8 @@ pub struct NativeDevice {
     past_actors: Vec<Vec<u8>>,
     /// Views not yet logged by the server (kept like the app keeps them).
     pending_views: Vec<(DocumentId, i64)>,
+    /// The server told this device to wipe itself, and it did.
+    pub wiped: bool,
     started: Instant,
     entries_written: u32,
 }
@@ -55,6 +57,7 @@ impl NativeDevice {
             socket: None,
             past_actors: Vec::new(),
             pending_views: Vec::new(),
+            wiped: false,
             started: Instant::now(),
             entries_written: 0,
         }
@@ -138,6 +141,12 @@ impl NativeDevice {
         }
         if out.views_changed {
             self.pending_views = self.core.pending_views().to_vec();
+        }
+        if out.wipe {
+            self.storage.clear();
+            self.pending_views.clear();
+            self.past_actors.clear();
+            self.wiped = true;
         }
         self.denied.extend(out.denied);
         self.errors.extend(out.error);

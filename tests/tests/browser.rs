@@ -245,3 +245,113 @@ async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still
     b.close().await.unwrap();
     driver.stop().await;
 }
+
+/// How many records Casebook's IndexedDB database holds in this browser.
+async fn stored_records(browser: &Client) -> i64 {
+    browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const req = indexedDB.open('casebook');
+             req.onerror = () => done(-1);
+             req.onsuccess = () => {
+               const db = req.result;
+               const names = Array.from(db.objectStoreNames);
+               if (names.length === 0) { db.close(); done(0); return; }
+               const tx = db.transaction(names, 'readonly');
+               let total = 0, pending = names.length;
+               names.forEach((n) => {
+                 const c = tx.objectStore(n).count();
+                 c.onsuccess = () => { total += c.result; if (--pending === 0) { db.close(); done(total); } };
+               });
+             };",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap()
+}
+
+/// The device id the app stored.
+async fn device_id(browser: &Client) -> String {
+    let value = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const req = indexedDB.open('casebook');
+             req.onsuccess = () => {
+               const get = req.result.transaction(['kv'], 'readonly').objectStore('kv').get('device');
+               get.onsuccess = () => { req.result.close(); done(JSON.parse(get.result)); };
+             };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    value.as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() {
+    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    let (jo, _, case) = Session::co_workers(&server.base).await.unwrap();
+    let mut driver = ChromeDriver::start().await.unwrap();
+    let browser = driver.browser().await.unwrap();
+
+    sign_in(&browser, &server.base, "worker.north1").await;
+    open_case(&browser, &case.id.to_string()).await;
+    wait_for_badge(&browser, "all changes saved").await;
+    assert!(
+        stored_records(&browser).await > 0,
+        "the case is on the device"
+    );
+
+    // Sign out with everything synced: nothing of the case remains.
+    browser
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("username"))
+        .await
+        .unwrap();
+    eventually("the device's records to be wiped", WAIT, || async {
+        Ok(stored_records(&browser).await == 0)
+    })
+    .await
+    .unwrap();
+
+    // Sign in again, then the device is reported lost from elsewhere: it wipes itself.
+    sign_in(&browser, &server.base, "worker.north1").await;
+    open_case(&browser, &case.id.to_string()).await;
+    wait_for_badge(&browser, "all changes saved").await;
+    let device = device_id(&browser).await;
+    let lost = reqwest::Client::new()
+        .post(format!("{}/api/devices/{device}/lost", server.base))
+        .header("cookie", &jo.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(lost.status().is_success());
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("username"))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&browser, "main").await.contains("reported lost"),
+        "the person is told why"
+    );
+    eventually("the lost device to be wiped", WAIT, || async {
+        Ok(stored_records(&browser).await == 0)
+    })
+    .await
+    .unwrap();
+
+    browser.close().await.unwrap();
+    driver.stop().await;
+}

@@ -87,6 +87,8 @@ const INTEGRATION: &[&str] = &[
     "accounts",
     "--test",
     "audit",
+    "--test",
+    "devices",
 ];
 
 /// Runs every suite.

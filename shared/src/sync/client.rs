@@ -74,6 +74,9 @@ pub struct Output {
     pub removed: Vec<DocumentId>,
     /// The pending views changed: write [`ClientCore::pending_views`] to local storage.
     pub views_changed: bool,
+    /// The server revoked this device: every document and view is already dropped from the
+    /// core; delete all local storage and sign out.
+    pub wipe: bool,
     /// A protocol error the server reported (it closes the connection after it).
     pub error: Option<(ErrorCode, String)>,
 }
@@ -85,6 +88,7 @@ impl Output {
         self.denied.extend(other.denied);
         self.removed.extend(other.removed);
         self.views_changed |= other.views_changed;
+        self.wipe |= other.wipe;
         if other.error.is_some() {
             self.error = other.error;
         }
@@ -441,6 +445,12 @@ impl ClientCore {
                     d.start_session(now_ms);
                     out.send.extend(d.next_message(doc));
                 }
+            }
+            ServerMessage::Wipe => {
+                self.docs.clear();
+                self.views.clear();
+                self.link = Link::Offline;
+                out.wipe = true;
             }
             ServerMessage::Error { code, message } => out.error = Some((code, message)),
         }

@@ -1,0 +1,125 @@
+//! Devices and sessions: a device reported lost wipes itself on its live connection and
+//! whenever it connects again; only its owner, a manager or an admin may report it; each
+//! person sees their sessions and can end any of them.
+
+use casebook_server::devices::{DeviceInfo, SessionInfo};
+use casebook_tests::device::NativeDevice;
+use casebook_tests::http::Session;
+use casebook_tests::server::TestServer;
+use std::time::Duration;
+
+async fn report_lost(server: &TestServer, who: &Session, device: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/api/devices/{device}/lost", server.base))
+        .header("cookie", &who.cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn get<T: serde::de::DeserializeOwned>(server: &TestServer, who: &Session, path: &str) -> T {
+    reqwest::Client::new()
+        .get(format!("{}{path}", server.base))
+        .header("cookie", &who.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_device_reported_lost_wipes_itself_now_and_on_every_reconnection() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let mut tablet = NativeDevice::new(jo.me.clone());
+    tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    tablet.sync().await.unwrap();
+    assert!(!tablet.storage.is_empty());
+    let device = tablet.core.device().to_string();
+    let listed: Vec<DeviceInfo> = get(&server, &jo, "/api/devices").await;
+    assert!(
+        listed
+            .iter()
+            .any(|d| d.id == device && d.revoked_at.is_none())
+    );
+
+    // A colleague cannot report it; its owner can.
+    let lee = Session::sign_in(&server.base, "worker.north2")
+        .await
+        .unwrap();
+    assert_eq!(report_lost(&server, &lee, &device).await, 403);
+    assert_eq!(report_lost(&server, &jo, &device).await, 200);
+    let _ = tablet.pump_until(Duration::from_secs(2), |d| d.wiped).await;
+    assert!(
+        tablet.wiped,
+        "told to wipe on its live connection within 2 s"
+    );
+    assert!(tablet.storage.is_empty() && tablet.core.documents().next().is_none());
+
+    // Connecting again (even after signing in again) gets the same answer.
+    let jo_again = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let mut same_tablet = tablet.restart().unwrap();
+    same_tablet.wiped = false;
+    let _ = same_tablet
+        .connect(&server.ws_url(), &jo_again.cookie)
+        .await;
+    assert!(
+        same_tablet.wiped,
+        "a revoked device is refused and wiped on connection"
+    );
+    let listed: Vec<DeviceInfo> = get(&server, &jo_again, "/api/devices").await;
+    assert!(
+        listed
+            .iter()
+            .any(|d| d.id == device && d.revoked_at.is_some())
+    );
+}
+
+#[tokio::test]
+async fn a_manager_may_report_any_device_lost() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let mut tablet = NativeDevice::new(jo.me.clone());
+    tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    let manager = Session::sign_in(&server.base, "manager").await.unwrap();
+    assert_eq!(
+        report_lost(&server, &manager, &tablet.core.device().to_string()).await,
+        200
+    );
+    let _ = tablet.pump_until(Duration::from_secs(2), |d| d.wiped).await;
+    assert!(tablet.wiped);
+}
+
+#[tokio::test]
+async fn a_person_sees_their_sessions_and_can_end_one() {
+    let server = TestServer::start().await.unwrap();
+    let tablet = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let laptop = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let sessions: Vec<SessionInfo> = get(&server, &laptop, "/api/sessions").await;
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.iter().filter(|s| s.current).count(), 1);
+    let other = sessions.iter().find(|s| !s.current).unwrap();
+    let ended = reqwest::Client::new()
+        .delete(format!("{}/api/sessions/{}", server.base, other.id))
+        .header("cookie", &laptop.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(ended.status().is_success());
+    assert!(tablet.cases().await.is_err(), "the tablet's session ended");
+    assert!(laptop.cases().await.is_ok(), "the laptop's carries on");
+}
