@@ -154,6 +154,16 @@ pub async fn record(db: &Db, entry: &Entry) -> Result<(), sqlx::Error> {
     }.await)
 }
 
+/// Whether the log shows `staff` holding `document` before (a view, a change): the basis for
+/// logging a view reported after their access ended.
+pub async fn has_held(db: &Db, staff: &str, document: &str) -> Result<bool, sqlx::Error> {
+    let (n,): (i64,) = on_pool!(db, pool => sqlx::query_as(
+        "select count(*) from audit_log where staff_id = $1 and document_id = $2
+           and operation in ('consultation', 'collection', 'alteration')")
+        .bind(staff).bind(document).fetch_one(pool).await)?;
+    Ok(n > 0)
+}
+
 /// A stored record.
 pub type Row = (
     i64,

@@ -21,8 +21,20 @@ use casebook_shared::ids::StaffId;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
-/// Name of the session cookie.
+/// Name of the session cookie over plain HTTP (development and tests on localhost).
 pub const SESSION_COOKIE: &str = "casebook_session";
+/// Name of the session cookie when served over TLS: the `__Host-` prefix makes the browser
+/// refuse it unless it is `Secure`, has `Path=/` and no `Domain` (ASVS 3.3).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-casebook_session";
+
+/// The session cookie's name under these settings.
+pub fn session_cookie(settings: &crate::Settings) -> &'static str {
+    if settings.secure_cookies {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 /// A session unused for this long ends (30 minutes).
 pub const IDLE_TIMEOUT_MS: i64 = 30 * 60 * 1000;
 /// A session ends this long after sign-in whatever happens (12 hours).
@@ -162,7 +174,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let jar = CookieJar::from_headers(&parts.headers);
         let token = jar
-            .get(SESSION_COOKIE)
+            .get(session_cookie(&state.settings))
             .map(|c| c.value().to_owned())
             .ok_or(Error::Unauthorised)?;
         session_user(state, &token)
@@ -231,7 +243,7 @@ async fn sign_in(
     let user = session_user(&state, &token)
         .await?
         .ok_or(Error::Unauthorised)?;
-    let cookie = Cookie::build((SESSION_COOKIE, token))
+    let cookie = Cookie::build((session_cookie(&state.settings), token))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -294,15 +306,15 @@ async fn sign_out_everywhere(
     jar: CookieJar,
 ) -> Result<CookieJar> {
     end_all_sessions(&state.db, user.id).await?;
-    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
+    Ok(jar.remove(Cookie::build(session_cookie(&state.settings)).path("/")))
 }
 
 async fn sign_out(State(state): State<AppState>, jar: CookieJar) -> Result<CookieJar> {
-    if let Some(cookie) = jar.get(SESSION_COOKIE) {
+    if let Some(cookie) = jar.get(session_cookie(&state.settings)) {
         on_pool!(&state.db, pool => sqlx::query("delete from sessions where token_hash = $1")
             .bind(token_hash(cookie.value())).execute(pool).await.map(|_| ()))?;
     }
-    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
+    Ok(jar.remove(Cookie::build(session_cookie(&state.settings)).path("/")))
 }
 
 #[cfg(test)]

@@ -140,7 +140,8 @@ pub struct ServeOptions {
     /// Create the synthetic demo service when the database has no staff yet.
     #[arg(long, global = true, env = "CASEBOOK_DEMO")]
     pub demo: bool,
-    /// Mark the session cookie `Secure` (use when served over TLS).
+    /// Served over TLS (behind a TLS proxy): the session cookie becomes
+    /// `__Host-casebook_session` with `Secure`, and responses carry HSTS.
     #[arg(long, global = true, env = "CASEBOOK_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// Other origins allowed to use the API and sync socket, comma-separated (the server's

@@ -51,7 +51,7 @@ use std::sync::Arc;
 pub struct Settings {
     /// Folder holding the built app (`index.html`, wasm, service worker); none serves the API only.
     pub static_dir: Option<PathBuf>,
-    /// Mark the session cookie `Secure` (set when served over TLS).
+    /// Served over TLS: `__Host-` + `Secure` session cookie, and HSTS.
     pub secure_cookies: bool,
     /// Origins, besides the server's own, allowed to open the sync socket and make
     /// state-changing API calls (for example `https://casebook.example.org` behind a proxy).

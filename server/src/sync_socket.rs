@@ -291,6 +291,24 @@ impl Connection {
         None
     }
 
+    /// The case of a record this user held before (per the audit log) but may no longer hold.
+    async fn held_before(&self, doc: DocumentId) -> Option<DocumentAccess> {
+        let held =
+            audit::has_held(&self.state.db, &self.user.id.to_string(), &doc.to_string()).await;
+        if !held.unwrap_or(false) {
+            return None;
+        }
+        let (case, person) = crate::access::document_case(&self.state.db, doc)
+            .await
+            .ok()
+            .flatten()?;
+        Some(DocumentAccess {
+            case,
+            person,
+            basis: crate::access::Basis::Ended,
+        })
+    }
+
     /// An audit record about `doc` from this connection (operation and times filled in later).
     fn audit_entry(&self, doc: DocumentId, access: &DocumentAccess) -> audit::Entry {
         audit::Entry {
@@ -376,18 +394,11 @@ impl Connection {
                     return Some(Ending::Close(close::POLICY, "protocol error"));
                 }
                 // A view made offline may be reported after access ended: it still happened
-                // and is logged, with that basis.
+                // and is logged, with that basis, if this user held the record before (the
+                // log shows it). Anyone else's claim to have viewed it is refused.
                 let access = match self.allowed.get(&doc) {
                     Some(access) => Some(access.clone()),
-                    None => crate::access::document_case(&self.state.db, doc)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|(case, person)| DocumentAccess {
-                            case,
-                            person,
-                            basis: crate::access::Basis::Ended,
-                        }),
+                    None => self.held_before(doc).await,
                 };
                 let Some(access) = access else {
                     self.send(&ServerMessage::Denied {

@@ -63,6 +63,15 @@ pub fn with_static_files(api: Router<AppState>, settings: &Settings) -> Router<A
         }
         None => api,
     };
+    // Served over TLS: tell browsers to use nothing else from now on.
+    let router = if settings.secure_cookies {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        router
+    };
     router
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

@@ -28,6 +28,15 @@ impl TestServer {
 
     /// Starts a server that also serves the built app from `static_dir`.
     pub async fn start_with(static_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        Self::start_with_settings(Settings {
+            static_dir,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    /// Starts a server with the given settings.
+    pub async fn start_with_settings(settings: Settings) -> anyhow::Result<Self> {
         // Server logs appear in a failing test's output (RUST_LOG sets the level).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -39,13 +48,7 @@ impl TestServer {
         let database = TestDatabase::new().await?;
         let db = Db::connect(&database.url).await?;
         demo::seed_if_empty(&db).await?;
-        let state = AppState::new(
-            db.clone(),
-            Settings {
-                static_dir,
-                ..Settings::default()
-            },
-        );
+        let state = AppState::new(db.clone(), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let router = app(state.clone());

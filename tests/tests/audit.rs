@@ -205,3 +205,58 @@ async fn audit_verify_names_the_first_edited_or_missing_record() {
     let (ok, text) = verify(&server);
     assert!(!ok && text.contains("record 3"), "{text}");
 }
+
+#[tokio::test]
+async fn a_view_of_a_record_never_held_is_refused_and_not_logged() {
+    use casebook_shared::ids::DeviceId;
+    use casebook_shared::protocol::{ClientMessage, DenyReason, ServerMessage};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let server = TestServer::start().await.unwrap();
+    let stranger = Session::sign_in(&server.base, "worker.south1")
+        .await
+        .unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let mut request = server.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", stranger.cookie.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let hello = ClientMessage::Hello {
+        device: DeviceId(uuid::Uuid::new_v4()),
+        actors: vec![],
+    };
+    socket
+        .send(Message::Binary(hello.encode().into()))
+        .await
+        .unwrap();
+    let viewed = ClientMessage::Viewed { doc, viewed_at: 1 };
+    socket
+        .send(Message::Binary(viewed.encode().into()))
+        .await
+        .unwrap();
+    let mut denied = false;
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(Duration::from_secs(5), socket.next()).await
+    {
+        if let Message::Binary(b) = frame
+            && ServerMessage::decode(&b).unwrap()
+                == (ServerMessage::Denied {
+                    doc,
+                    reason: DenyReason::NoAccess,
+                })
+        {
+            denied = true;
+            break;
+        }
+    }
+    assert!(denied);
+    let (n,): (i64,) = casebook_server::on_pool!(&server.db, pool =>
+        sqlx::query_as("select count(*) from audit_log where staff_id = $1").bind(stranger.me.id.to_string()).fetch_one(pool).await).unwrap();
+    assert_eq!(n, 0, "nothing logged for a record the user never held");
+}

@@ -136,3 +136,85 @@ async fn a_worker_sees_only_the_cases_allocated_to_them() {
             .all(|c| c.relation == "worker" || c.relation == "co-worker")
     );
 }
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_and_absolute_timeouts() {
+    use casebook_server::auth::{ABSOLUTE_TIMEOUT_MS, IDLE_TIMEOUT_MS};
+    let server = TestServer::start().await.unwrap();
+    let idle = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let old = Session::sign_in(&server.base, "worker.north2")
+        .await
+        .unwrap();
+    let fresh = Session::sign_in(&server.base, "senior.north")
+        .await
+        .unwrap();
+    let now = casebook_server::now_ms();
+    // Move the stored times back rather than waiting: the server compares them with its clock.
+    casebook_server::on_pool!(&server.db, pool => sqlx::query("update sessions set last_seen_at = $1 where staff_id = $2")
+        .bind(now - IDLE_TIMEOUT_MS - 1_000).bind(idle.me.id.to_string()).execute(pool).await.map(|_| ())).unwrap();
+    casebook_server::on_pool!(&server.db, pool => sqlx::query("update sessions set created_at = $1 where staff_id = $2")
+        .bind(now - ABSOLUTE_TIMEOUT_MS - 1_000).bind(old.me.id.to_string()).execute(pool).await.map(|_| ())).unwrap();
+    assert!(
+        idle.cases().await.is_err(),
+        "idle for longer than the idle timeout"
+    );
+    assert!(
+        old.cases().await.is_err(),
+        "older than the absolute timeout, though in use"
+    );
+    assert!(fresh.cases().await.is_ok());
+    let (left,): (i64,) = casebook_server::on_pool!(&server.db, pool =>
+        sqlx::query_as("select count(*) from sessions").fetch_one(pool).await)
+    .unwrap();
+    assert_eq!(left, 1, "ended sessions are deleted");
+}
+
+#[tokio::test]
+async fn over_tls_the_session_cookie_is_host_prefixed_and_secure() {
+    let settings = casebook_server::Settings {
+        secure_cookies: true,
+        ..Default::default()
+    };
+    let server = TestServer::start_with_settings(settings).await.unwrap();
+    let response = sign_in(&server.base, "worker.north1", PASSWORD).await;
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("__Host-casebook_session="), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let cases = reqwest::Client::new()
+        .get(format!("{}/api/cases", server.base))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cases.status(), 200);
+    assert!(
+        cases.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let plain = pair.replacen("__Host-", "", 1);
+    let refused = reqwest::Client::new()
+        .get(format!("{}/api/cases", server.base))
+        .header("cookie", &plain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        401,
+        "the unprefixed name is not accepted when secure"
+    );
+}
