@@ -40,7 +40,8 @@ pub struct CaseSummary {
     pub order_type: String,
     /// The allocated worker's name.
     pub worker_name: String,
-    /// How the signed-in user relates to the case: `worker` or `co-worker`.
+    /// The basis on which the signed-in user may open the case: `worker`, `co-worker`,
+    /// `cover`, `senior`, `manager` or `duty`.
     pub relation: String,
     /// The case's chronology document.
     pub chronology: DocumentId,

@@ -16,10 +16,12 @@ pub fn CaseListPage() -> impl IntoView {
             <ul class="case-list" id="case-list">
                 {move || ctx.cases.get().into_iter().map(|case| {
                     let id = case.id;
-                    let relation = if case.relation == "co-worker" {
-                        format!(" · co-worker (allocated to {})", case.worker_name)
-                    } else {
-                        String::new()
+                    let relation = match case.relation.as_str() {
+                        "worker" => String::new(),
+                        "co-worker" => format!(" · co-worker (allocated to {})", case.worker_name),
+                        "cover" => format!(" · you are covering for {}", case.worker_name),
+                        "duty" => format!(" · duty access (allocated to {})", case.worker_name),
+                        _ => format!(" · allocated to {}", case.worker_name),
                     };
                     view! {
                         <li>
