@@ -50,7 +50,7 @@ impl Operation {
 }
 
 /// One record to append (empty strings where a field does not apply).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Operation name ([`Operation::as_str`]).
     pub operation: String,
@@ -301,51 +301,16 @@ pub async fn search(db: &Db, search: &Search) -> Result<Vec<Row>, sqlx::Error> {
 pub struct Record {
     /// Position in the chain.
     pub seq: i64,
-    /// Operation.
-    pub operation: String,
-    /// Who.
-    pub staff_id: String,
-    /// Their role.
-    pub role: String,
-    /// Device.
-    pub device_id: String,
-    /// Case.
-    pub case_id: String,
-    /// Person.
-    pub person_id: String,
-    /// Record (document).
-    pub document_id: String,
-    /// Basis for access.
-    pub basis: String,
-    /// When on the device (Unix ms).
-    pub occurred_at: i64,
-    /// When received (Unix ms).
-    pub received_at: i64,
-    /// Recipients of a disclosure.
-    pub recipients: String,
-    /// Change hashes.
-    pub change_hashes: String,
-    /// Other detail (never content).
-    pub detail: String,
+    /// The record's fields.
+    #[serde(flatten)]
+    pub entry: Entry,
 }
 
 impl From<Row> for Record {
-    fn from(r: Row) -> Self {
+    fn from(row: Row) -> Self {
         Record {
-            seq: r.0,
-            operation: r.1,
-            staff_id: r.2,
-            role: r.3,
-            device_id: r.4,
-            case_id: r.5,
-            person_id: r.6,
-            document_id: r.7,
-            basis: r.8,
-            occurred_at: r.9,
-            received_at: r.10,
-            recipients: r.11,
-            change_hashes: r.12,
-            detail: r.13,
+            seq: row.0,
+            entry: entry_of(&row),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`server`]: the server in-process on port 0, or as a child process that can be killed.
 //! - [`device`]: a native sync client built on the same protocol core as the app.
 //! - [`http`]: signing in over HTTP.
+//! - [`raw`]: a raw sync socket for crafted and hostile messages.
 //! - [`browser`]: headless Chromium through chromedriver, and a switchable network.
 //!
 //! The test binaries are in `tests/`: `sync.rs` (sync and durability), `bad_input.rs`
@@ -18,4 +19,5 @@ pub mod browser;
 pub mod database;
 pub mod device;
 pub mod http;
+pub mod raw;
 pub mod server;

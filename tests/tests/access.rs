@@ -6,8 +6,9 @@ use casebook_shared::ids::{CaseId, DeviceId, DocumentId};
 use casebook_shared::protocol::{ClientMessage, DenyReason, ErrorCode, ServerMessage};
 use casebook_tests::device::NativeDevice;
 use casebook_tests::http::Session;
+use casebook_tests::raw;
 use casebook_tests::server::TestServer;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -73,31 +74,23 @@ async fn can_open(server: &TestServer, who: &Session, case: CaseId, doc: Documen
         .send(Message::Binary(hello.encode().into()))
         .await
         .unwrap();
-    let welcomed = match next(&mut socket).await {
+    let welcomed = match raw::next(&mut socket).await {
         Some(ServerMessage::Welcome { documents }) => documents.contains(&doc),
         other => panic!("expected a welcome, got {other:?}"),
-    };
-    let empty = automerge::sync::Message {
-        heads: vec![],
-        need: vec![],
-        have: vec![],
-        changes: Vec::<Vec<u8>>::new().into(),
-        flags: None,
-        version: automerge::sync::MessageVersion::V1,
     };
     socket
         .send(Message::Binary(
             ClientMessage::Sync {
                 doc,
                 session: 1,
-                data: empty.encode(),
+                data: raw::empty_sync_message(),
             }
             .encode()
             .into(),
         ))
         .await
         .unwrap();
-    let synced = match next(&mut socket).await {
+    let synced = match raw::next(&mut socket).await {
         Some(ServerMessage::Denied {
             reason: DenyReason::NoAccess,
             ..
@@ -109,23 +102,6 @@ async fn can_open(server: &TestServer, who: &Session, case: CaseId, doc: Documen
     assert_eq!(listed, welcomed, "the case list and the socket agree");
     assert_eq!(listed, synced, "the case list and sync messages agree");
     listed
-}
-
-async fn next(
-    socket: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> Option<ServerMessage> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("an answer")
-        {
-            Some(Ok(Message::Binary(b))) => return Some(ServerMessage::decode(&b).unwrap()),
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(_)) => {}
-        }
-    }
 }
 
 async fn set_disabled(server: &TestServer, username: &str, disabled: bool) {

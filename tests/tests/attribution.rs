@@ -10,41 +10,8 @@ use casebook_shared::protocol::{ClientMessage, DenyReason, ErrorCode, ServerMess
 use casebook_tests::device::{NativeDevice, draft};
 use casebook_tests::http::Session;
 use casebook_tests::server::TestServer;
-use futures_util::{SinkExt, StreamExt};
-use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn socket(server: &TestServer, cookie: &str) -> Socket {
-    let mut request = server.ws_url().into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-async fn send(socket: &mut Socket, message: &ClientMessage) {
-    socket
-        .send(Message::Binary(message.encode().into()))
-        .await
-        .unwrap();
-}
-
-async fn next(socket: &mut Socket) -> Option<ServerMessage> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("an answer")
-        {
-            Some(Ok(Message::Binary(b))) => return Some(ServerMessage::decode(&b).unwrap()),
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(_)) => {}
-        }
-    }
-}
+use casebook_tests::raw::{self, Socket};
 
 /// A sync message that carries one new entry written by `actor` onto the server's copy of `doc`.
 async fn change_by(
@@ -100,7 +67,7 @@ async fn change_by(
 
 async fn refused(server: &TestServer, socket: &mut Socket, doc: DocumentId, data: Vec<u8>) {
     let before = server.stored_changes(doc).await.unwrap();
-    send(
+    raw::send(
         socket,
         &ClientMessage::Sync {
             doc,
@@ -110,7 +77,7 @@ async fn refused(server: &TestServer, socket: &mut Socket, doc: DocumentId, data
     )
     .await;
     let mut denied = false;
-    while let Some(m) = next(socket).await {
+    while let Some(m) = raw::next(socket).await {
         match m {
             ServerMessage::Denied {
                 doc: d,
@@ -139,8 +106,8 @@ async fn a_change_from_an_actor_the_device_never_registered_is_refused() {
         .unwrap();
     let doc = jo.cases().await.unwrap()[0].chronology;
     let forged = change_by(&server, &jo, doc, &[0xf0; 16]).await;
-    let mut s = socket(&server, &jo.cookie).await;
-    send(
+    let mut s = raw::connect(&server, &jo.cookie).await;
+    raw::send(
         &mut s,
         &ClientMessage::Hello {
             device: DeviceId(uuid::Uuid::new_v4()),
@@ -149,7 +116,7 @@ async fn a_change_from_an_actor_the_device_never_registered_is_refused() {
     )
     .await;
     assert!(matches!(
-        next(&mut s).await,
+        raw::next(&mut s).await,
         Some(ServerMessage::Welcome { .. })
     ));
     refused(&server, &mut s, doc, forged).await;
@@ -169,8 +136,8 @@ async fn a_change_under_another_users_actor_is_refused() {
     let jos_actor = jos_device.core.actor().to_vec();
 
     // Lee claims Jo's actor: the hello itself is refused.
-    let mut s = socket(&server, &lee.cookie).await;
-    send(
+    let mut s = raw::connect(&server, &lee.cookie).await;
+    raw::send(
         &mut s,
         &ClientMessage::Hello {
             device: DeviceId(uuid::Uuid::new_v4()),
@@ -179,18 +146,21 @@ async fn a_change_under_another_users_actor_is_refused() {
     )
     .await;
     assert!(matches!(
-        next(&mut s).await,
+        raw::next(&mut s).await,
         Some(ServerMessage::Error {
             code: ErrorCode::ForeignActor,
             ..
         })
     ));
-    assert!(next(&mut s).await.is_none(), "the connection is closed");
+    assert!(
+        raw::next(&mut s).await.is_none(),
+        "the connection is closed"
+    );
 
     // Lee writes under Jo's actor without declaring it: the change is refused.
     let forged = change_by(&server, &lee, doc, &jos_actor).await;
-    let mut s = socket(&server, &lee.cookie).await;
-    send(
+    let mut s = raw::connect(&server, &lee.cookie).await;
+    raw::send(
         &mut s,
         &ClientMessage::Hello {
             device: DeviceId(uuid::Uuid::new_v4()),
@@ -199,7 +169,7 @@ async fn a_change_under_another_users_actor_is_refused() {
     )
     .await;
     assert!(matches!(
-        next(&mut s).await,
+        raw::next(&mut s).await,
         Some(ServerMessage::Welcome { .. })
     ));
     refused(&server, &mut s, doc, forged).await;
@@ -218,8 +188,8 @@ async fn a_device_id_belongs_to_the_user_who_first_used_it() {
     let server = TestServer::start().await.unwrap();
     let (jo, lee, _) = Session::co_workers(&server.base).await.unwrap();
     let device = DeviceId(uuid::Uuid::new_v4());
-    let mut s = socket(&server, &jo.cookie).await;
-    send(
+    let mut s = raw::connect(&server, &jo.cookie).await;
+    raw::send(
         &mut s,
         &ClientMessage::Hello {
             device,
@@ -228,11 +198,11 @@ async fn a_device_id_belongs_to_the_user_who_first_used_it() {
     )
     .await;
     assert!(matches!(
-        next(&mut s).await,
+        raw::next(&mut s).await,
         Some(ServerMessage::Welcome { .. })
     ));
-    let mut s = socket(&server, &lee.cookie).await;
-    send(
+    let mut s = raw::connect(&server, &lee.cookie).await;
+    raw::send(
         &mut s,
         &ClientMessage::Hello {
             device,
@@ -241,7 +211,7 @@ async fn a_device_id_belongs_to_the_user_who_first_used_it() {
     )
     .await;
     assert!(matches!(
-        next(&mut s).await,
+        raw::next(&mut s).await,
         Some(ServerMessage::Error {
             code: ErrorCode::ForeignDevice,
             ..

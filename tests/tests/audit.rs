@@ -2,7 +2,7 @@
 //! fields and no content; an offline view is uploaded with both times; searching the log is
 //! itself logged; `casebook-server audit verify` finds an edited or removed record.
 
-use casebook_server::audit::Record;
+use casebook_server::audit::{Entry, Record};
 use casebook_shared::api::DutyAccessRequest;
 use casebook_tests::device::{NativeDevice, draft};
 use casebook_tests::http::Session;
@@ -103,6 +103,8 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
         .json()
         .await
         .unwrap();
+    let latest_seq = records.iter().map(|r| r.seq).max().unwrap();
+    let records: Vec<Entry> = records.into_iter().map(|r| r.entry).collect();
     let ops: Vec<&str> = records.iter().map(|r| r.operation.as_str()).collect();
     for op in [
         "consultation",
@@ -144,7 +146,7 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
     let offline = records
         .iter()
         .filter(|r| r.operation == "consultation")
-        .max_by_key(|r| r.seq)
+        .max_by_key(|r| r.received_at)
         .unwrap();
     assert!(
         offline.occurred_at <= offline_view_at && offline.received_at > offline.occurred_at,
@@ -167,7 +169,17 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
         .json()
         .await
         .unwrap();
-    assert!(again.iter().filter(|r| r.operation == "audit-read").count() >= 2);
+    assert!(
+        again
+            .iter()
+            .filter(|r| r.entry.operation == "audit-read")
+            .count()
+            >= 2
+    );
+    assert!(
+        again.iter().any(|r| r.seq > latest_seq),
+        "the second search sees newer records"
+    );
     let (ok, text) = verify(&server);
     assert!(ok, "{text}");
 }
@@ -208,11 +220,8 @@ async fn audit_verify_names_the_first_edited_or_missing_record() {
 
 #[tokio::test]
 async fn a_view_of_a_record_never_held_is_refused_and_not_logged() {
-    use casebook_shared::ids::DeviceId;
     use casebook_shared::protocol::{ClientMessage, DenyReason, ServerMessage};
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use casebook_tests::raw;
 
     let server = TestServer::start().await.unwrap();
     let stranger = Session::sign_in(&server.base, "worker.south1")
@@ -222,40 +231,16 @@ async fn a_view_of_a_record_never_held_is_refused_and_not_logged() {
         .await
         .unwrap();
     let doc = jo.cases().await.unwrap()[0].chronology;
-    let mut request = server.ws_url().into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("cookie", stranger.cookie.parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let hello = ClientMessage::Hello {
-        device: DeviceId(uuid::Uuid::new_v4()),
-        actors: vec![],
-    };
-    socket
-        .send(Message::Binary(hello.encode().into()))
-        .await
-        .unwrap();
-    let viewed = ClientMessage::Viewed { doc, viewed_at: 1 };
-    socket
-        .send(Message::Binary(viewed.encode().into()))
-        .await
-        .unwrap();
-    let mut denied = false;
-    while let Ok(Some(Ok(frame))) =
-        tokio::time::timeout(Duration::from_secs(5), socket.next()).await
-    {
-        if let Message::Binary(b) = frame
-            && ServerMessage::decode(&b).unwrap()
-                == (ServerMessage::Denied {
-                    doc,
-                    reason: DenyReason::NoAccess,
-                })
-        {
-            denied = true;
-            break;
-        }
-    }
-    assert!(denied);
+    let mut socket = raw::connect(&server, &stranger.cookie).await;
+    raw::hello(&mut socket).await;
+    raw::send(&mut socket, &ClientMessage::Viewed { doc, viewed_at: 1 }).await;
+    assert_eq!(
+        raw::next(&mut socket).await,
+        Some(ServerMessage::Denied {
+            doc,
+            reason: DenyReason::NoAccess
+        })
+    );
     let (n,): (i64,) = casebook_server::on_pool!(&server.db, pool =>
         sqlx::query_as("select count(*) from audit_log where staff_id = $1").bind(stranger.me.id.to_string()).fetch_one(pool).await).unwrap();
     assert_eq!(n, 0, "nothing logged for a record the user never held");

@@ -1,7 +1,7 @@
 //! Bad input on the sync socket: each case gets a clear answer on its own connection, nothing
 //! of it is stored, and the server keeps serving everyone else.
 
-use casebook_shared::ids::{DeviceId, DocumentId};
+use casebook_shared::ids::DocumentId;
 use casebook_shared::protocol::{
     ClientMessage, DenyReason, ErrorCode, MAX_FRAME_BYTES, ServerMessage,
 };
@@ -14,45 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn raw_socket(server: &TestServer, cookie: &str) -> Socket {
-    let mut request = server.ws_url().into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-async fn hello(socket: &mut Socket) {
-    let hello = ClientMessage::Hello {
-        device: DeviceId(uuid::Uuid::new_v4()),
-        actors: vec![],
-    };
-    socket
-        .send(Message::Binary(hello.encode().into()))
-        .await
-        .unwrap();
-    match next_message(socket).await {
-        Some(ServerMessage::Welcome { .. }) => {}
-        other => panic!("expected a welcome, got {other:?}"),
-    }
-}
-
-/// The next protocol message, or None once the server closed the connection.
-async fn next_message(socket: &mut Socket) -> Option<ServerMessage> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("the server answers")
-        {
-            Some(Ok(Message::Binary(b))) => return Some(ServerMessage::decode(&b).unwrap()),
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(_)) => continue,
-        }
-    }
-}
+use casebook_tests::raw::{self, Socket};
 
 /// The close code the server ends the connection with.
 async fn close_code(socket: &mut Socket) -> Option<CloseCode> {
@@ -118,14 +80,14 @@ async fn a_malformed_frame_gets_an_error_and_a_close() {
         .await
         .unwrap();
     let before = total_changes(&server).await;
-    let mut socket = raw_socket(&server, &jo.cookie).await;
-    hello(&mut socket).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
+    raw::hello(&mut socket).await;
     socket
         .send(Message::Binary(vec![1, 1, 0xff, 0xff, 0xff].into()))
         .await
         .unwrap();
     assert!(matches!(
-        next_message(&mut socket).await,
+        raw::next(&mut socket).await,
         Some(ServerMessage::Error {
             code: ErrorCode::Malformed,
             ..
@@ -142,34 +104,34 @@ async fn an_unknown_message_type_or_version_is_named() {
     let jo = Session::sign_in(&server.base, "worker.north1")
         .await
         .unwrap();
-    let mut socket = raw_socket(&server, &jo.cookie).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
     socket
         .send(Message::Binary(vec![1, 42].into()))
         .await
         .unwrap();
     assert!(matches!(
-        next_message(&mut socket).await,
+        raw::next(&mut socket).await,
         Some(ServerMessage::Error {
             code: ErrorCode::UnknownMessage,
             ..
         })
     ));
-    let mut socket = raw_socket(&server, &jo.cookie).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
     socket
         .send(Message::Binary(vec![7, 0].into()))
         .await
         .unwrap();
     assert!(matches!(
-        next_message(&mut socket).await,
+        raw::next(&mut socket).await,
         Some(ServerMessage::Error {
             code: ErrorCode::UnsupportedVersion,
             ..
         })
     ));
-    let mut socket = raw_socket(&server, &jo.cookie).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
     socket.send(Message::Text("hello".into())).await.unwrap();
     assert!(matches!(
-        next_message(&mut socket).await,
+        raw::next(&mut socket).await,
         Some(ServerMessage::Error {
             code: ErrorCode::Malformed,
             ..
@@ -185,7 +147,7 @@ async fn sync_before_hello_is_out_of_order() {
         .await
         .unwrap();
     let doc = jo.cases().await.unwrap()[0].chronology;
-    let mut socket = raw_socket(&server, &jo.cookie).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
     let sync = ClientMessage::Sync {
         doc,
         session: 1,
@@ -196,7 +158,7 @@ async fn sync_before_hello_is_out_of_order() {
         .await
         .unwrap();
     assert!(matches!(
-        next_message(&mut socket).await,
+        raw::next(&mut socket).await,
         Some(ServerMessage::Error {
             code: ErrorCode::OutOfOrder,
             ..
@@ -211,8 +173,8 @@ async fn an_oversized_frame_closes_only_that_connection() {
         .await
         .unwrap();
     let before = total_changes(&server).await;
-    let mut socket = raw_socket(&server, &jo.cookie).await;
-    hello(&mut socket).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
+    raw::hello(&mut socket).await;
     let huge = vec![1u8; MAX_FRAME_BYTES + 1024];
     let _ = socket.send(Message::Binary(huge.into())).await;
     assert_eq!(close_code(&mut socket).await, Some(CloseCode::Size));
@@ -258,8 +220,8 @@ async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
     let data = automerge::sync::SyncDoc::generate_sync_message(&am.sync(), &mut state)
         .unwrap()
         .encode();
-    let mut socket = raw_socket(&server, &jo.cookie).await;
-    hello(&mut socket).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
+    raw::hello(&mut socket).await;
     socket
         .send(Message::Binary(
             ClientMessage::Sync {
@@ -273,7 +235,7 @@ async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
         .await
         .unwrap();
     assert_eq!(
-        next_message(&mut socket).await,
+        raw::next(&mut socket).await,
         Some(ServerMessage::Denied {
             doc: theirs,
             reason: DenyReason::NoAccess
@@ -282,8 +244,8 @@ async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
     assert_eq!(server.stored_changes(theirs).await.unwrap(), before);
 
     // A made-up document id is denied the same way.
-    let mut socket = raw_socket(&server, &jo.cookie).await;
-    hello(&mut socket).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
+    raw::hello(&mut socket).await;
     let made_up = DocumentId(uuid::Uuid::new_v4());
     let sync = ClientMessage::Sync {
         doc: made_up,
@@ -295,7 +257,7 @@ async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
         .await
         .unwrap();
     assert_eq!(
-        next_message(&mut socket).await,
+        raw::next(&mut socket).await,
         Some(ServerMessage::Denied {
             doc: made_up,
             reason: DenyReason::NoAccess
@@ -312,8 +274,8 @@ async fn a_sync_message_that_is_not_automerge_is_rejected_and_the_connection_goe
         .unwrap();
     let doc = jo.cases().await.unwrap()[0].chronology;
     let before = total_changes(&server).await;
-    let mut socket = raw_socket(&server, &jo.cookie).await;
-    hello(&mut socket).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
+    raw::hello(&mut socket).await;
     let sync = ClientMessage::Sync {
         doc,
         session: 1,
@@ -324,7 +286,7 @@ async fn a_sync_message_that_is_not_automerge_is_rejected_and_the_connection_goe
         .await
         .unwrap();
     assert_eq!(
-        next_message(&mut socket).await,
+        raw::next(&mut socket).await,
         Some(ServerMessage::Denied {
             doc,
             reason: DenyReason::Rejected
@@ -334,22 +296,14 @@ async fn a_sync_message_that_is_not_automerge_is_rejected_and_the_connection_goe
     let ping = ClientMessage::Sync {
         doc,
         session: 2,
-        data: automerge::sync::Message {
-            heads: vec![],
-            need: vec![],
-            have: vec![],
-            changes: Vec::<Vec<u8>>::new().into(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        }
-        .encode(),
+        data: raw::empty_sync_message(),
     };
     socket
         .send(Message::Binary(ping.encode().into()))
         .await
         .unwrap();
     let mut answered = false;
-    while let Some(m) = next_message(&mut socket).await {
+    while let Some(m) = raw::next(&mut socket).await {
         if matches!(m, ServerMessage::Persisted { .. }) {
             answered = true;
             break;
@@ -417,8 +371,8 @@ async fn a_flood_of_messages_closes_that_connection_only() {
     let jo = Session::sign_in(&server.base, "worker.north1")
         .await
         .unwrap();
-    let mut socket = raw_socket(&server, &jo.cookie).await;
-    hello(&mut socket).await;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
+    raw::hello(&mut socket).await;
     let junk = ClientMessage::Sync {
         doc: DocumentId(uuid::Uuid::new_v4()),
         session: 1,
