@@ -179,11 +179,11 @@ impl DocumentHub {
             }
             slot.last_used = Instant::now();
             if slot.live.is_none() {
-                let room = load(&self.db, doc).await?;
+                let (room, uncompacted) = load(&self.db, doc).await?;
                 slot.live = Some(LiveRoom {
                     room,
                     peers: HashMap::new(),
-                    uncompacted: 0,
+                    uncompacted,
                 });
             }
             let live = slot.live.as_mut().expect("loaded above");
@@ -334,8 +334,9 @@ impl DocumentHub {
     }
 }
 
-/// Loads a document's room from its snapshot and the changes stored after it.
-pub async fn load(db: &Db, doc: DocumentId) -> Result<DocumentRoom, SyncError> {
+/// Loads a document's room from its snapshot and the changes stored after it; also returns
+/// how many change rows are not yet compacted.
+pub async fn load(db: &Db, doc: DocumentId) -> Result<(DocumentRoom, usize), SyncError> {
     let id = doc.to_string();
     type Loaded = (Option<(Vec<u8>,)>, Vec<(Vec<u8>,)>);
     let loaded: Result<Loaded, sqlx::Error> = on_pool!(db, pool => async {
@@ -348,10 +349,11 @@ pub async fn load(db: &Db, doc: DocumentId) -> Result<DocumentRoom, SyncError> {
     let (snapshot, changes) = loaded
         .context("loading a document")
         .map_err(SyncError::Storage)?;
-    Ok(DocumentRoom::load(
+    let room = DocumentRoom::load(
         snapshot.as_ref().map(|s| s.0.as_slice()),
         changes.iter().map(|c| c.0.as_slice()),
-    )?)
+    )?;
+    Ok((room, changes.len()))
 }
 
 /// Stores new changes with who sent them, in one transaction.

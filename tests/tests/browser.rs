@@ -192,7 +192,12 @@ async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still
     wait_for_badge(&a, "Offline").await;
     add_entry(&a, "Jo wrote this with no signal").await;
     wait_for_badge(&a, "1 change waiting").await;
-    add_entry(&b, "Lee wrote this at the office").await;
+    add_entry(&b, "Lee wrote this at the office <img src=x id=injected>").await;
+    // Text from a record is shown as text, never run as markup.
+    assert!(
+        b.find(Locator::Id("injected")).await.is_err(),
+        "no element was created from an entry's text"
+    );
     wait_for_badge(&b, "all changes saved").await;
 
     // Reload with no network: the service worker serves the app, IndexedDB the chronology.
