@@ -3,6 +3,7 @@
 pub mod case_list;
 pub mod case_page;
 pub mod devices;
+pub mod oversight;
 pub mod sign_in;
 
 use crate::components::sync_badge::SyncBadge;
@@ -49,6 +50,11 @@ pub fn App() -> impl IntoView {
             <Show when=signed_in>
                 <SyncBadge />
                 <span class="who">{name}</span>
+                <Show when=move || ctx.me.get().is_some_and(|m| m.role == "manager")>
+                    <button type="button" class="quiet" id="oversight" on:click=move |_| ctx.go(Page::Oversight)>
+                        "Oversight"
+                    </button>
+                </Show>
                 <button type="button" class="quiet" id="devices" on:click=move |_| ctx.go(Page::Devices)>
                     "Devices"
                 </button>
@@ -71,6 +77,7 @@ pub fn App() -> impl IntoView {
                 Page::Cases => view! { <case_list::CaseListPage /> }.into_any(),
                 Page::Case(id) => view! { <case_page::CasePage id=id /> }.into_any(),
                 Page::Devices => view! { <devices::DevicesPage /> }.into_any(),
+                Page::Oversight => view! { <oversight::OversightPage /> }.into_any(),
             }}
         </main>
     }

@@ -17,6 +17,8 @@ pub enum Page {
     Case(CaseId),
     /// The person's devices and sessions.
     Devices,
+    /// The manager's review of out-of-allocation access.
+    Oversight,
 }
 
 impl Page {
@@ -25,14 +27,17 @@ impl Page {
         match self {
             Page::Case(id) => format!("#/case/{id}"),
             Page::Devices => "#/devices".into(),
+            Page::Oversight => "#/oversight".into(),
             _ => "#/".into(),
         }
     }
 
     /// The page a URL hash names (signed-in pages only).
     pub fn from_hash(hash: &str) -> Page {
-        if hash == "#/devices" {
-            return Page::Devices;
+        match hash {
+            "#/devices" => return Page::Devices,
+            "#/oversight" => return Page::Oversight,
+            _ => {}
         }
         hash.strip_prefix("#/case/")
             .and_then(|id| id.parse().ok())

@@ -8,7 +8,9 @@ use crate::{AppState, now_ms, on_pool};
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use casebook_shared::api::{CoverCreated, CoverRequest, DutyAccessRequest, ReallocateRequest};
+use casebook_shared::api::{
+    CoverCreated, CoverRequest, DutyAccessRecord, DutyAccessRequest, ReallocateRequest,
+};
 use casebook_shared::ids::{CaseId, StaffId};
 
 /// How long a senior's duty access to a case lasts.
@@ -23,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/cases/{case}/reallocate", post(reallocate))
         .route("/api/cases/{case}/cover", post(cover))
         .route("/api/cover/{id}/end", post(end_cover))
+        .route("/api/duty-access", axum::routing::get(list_duty_access))
 }
 
 fn reason(text: &str) -> Result<String> {
@@ -189,4 +192,33 @@ async fn end_cover(
             .bind(end).bind(&id).execute(pool).await.map(|_| ()))?;
     }
     Ok(Json(()))
+}
+
+/// Out-of-allocation accesses of the last 90 days, newest first: for the manager to review.
+async fn list_duty_access(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Vec<DutyAccessRecord>>> {
+    if user.role != "manager" {
+        return Err(Error::Forbidden);
+    }
+    let since = now_ms() - 90 * 24 * 60 * 60 * 1000;
+    let rows: Vec<(String, String, String, i64, i64)> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select s.name, c.reference, d.reason, d.opened_at, d.expires_at
+         from duty_access d join staff s on s.id = d.staff_id join cases c on c.id = d.case_id
+         where d.opened_at >= $1 order by d.opened_at desc")
+        .bind(since).fetch_all(pool).await)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(
+                |(senior_name, case_reference, reason, opened_at, expires_at)| DutyAccessRecord {
+                    senior_name,
+                    case_reference,
+                    reason,
+                    opened_at,
+                    expires_at,
+                },
+            )
+            .collect(),
+    ))
 }

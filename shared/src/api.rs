@@ -92,3 +92,18 @@ pub struct CoverCreated {
     /// The assignment's id (to end it early with `POST /api/cover/{id}/end`).
     pub id: String,
 }
+
+/// One out-of-allocation (duty) access, as `GET /api/duty-access` lists it for managers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DutyAccessRecord {
+    /// The senior who opened the case.
+    pub senior_name: String,
+    /// The case reference.
+    pub case_reference: String,
+    /// The reason they gave.
+    pub reason: String,
+    /// Opened at (Unix ms).
+    pub opened_at: i64,
+    /// Access ends at (Unix ms).
+    pub expires_at: i64,
+}

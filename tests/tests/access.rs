@@ -440,3 +440,46 @@ async fn disabling_an_account_ends_its_live_connections() {
             .any(|(code, _)| *code == ErrorCode::SessionEnded)
     );
 }
+
+#[tokio::test]
+async fn duty_access_is_shown_to_the_manager_with_its_reason() {
+    let server = TestServer::start().await.unwrap();
+    let (case, _) = jos_own_case(&server).await;
+    let duty = Session::sign_in(&server.base, "senior.south")
+        .await
+        .unwrap();
+    let opened = post(
+        &server,
+        &duty,
+        &format!("/api/cases/{case}/duty-access"),
+        &DutyAccessRequest {
+            reason: "Breach reported at 2am".into(),
+        },
+    )
+    .await;
+    assert!(opened.status().is_success());
+    let list = |who: Session| {
+        let base = server.base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/api/duty-access"))
+                .header("cookie", &who.cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        list(duty).await.status(),
+        403,
+        "only the manager reviews duty access"
+    );
+    let manager = Session::sign_in(&server.base, "manager").await.unwrap();
+    let records: Vec<casebook_shared::api::DutyAccessRecord> =
+        list(manager).await.json().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].senior_name.as_str(), records[0].reason.as_str()),
+        ("Pat Boyd", "Breach reported at 2am")
+    );
+}
