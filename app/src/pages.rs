@@ -40,7 +40,13 @@ pub fn App() -> impl IntoView {
     let name = move || {
         ctx.me
             .get()
-            .map(|m| format!("{} · {}", m.name, m.team))
+            .map(|m| {
+                if m.team.is_empty() {
+                    m.name
+                } else {
+                    format!("{} · {}", m.name, m.team)
+                }
+            })
             .unwrap_or_default()
     };
     view! {

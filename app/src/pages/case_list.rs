@@ -8,7 +8,11 @@ use leptos::prelude::*;
 pub fn CaseListPage() -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
     view! {
-        <h2>"My cases"</h2>
+        <h2>{move || match ctx.me.get().map(|m| m.role) {
+            Some(role) if role == "manager" => "Every case",
+            Some(role) if role == "senior" => "My team's cases",
+            _ => "My cases",
+        }}</h2>
         <Show
             when=move || !ctx.cases.get().is_empty()
             fallback=|| view! { <p class="card">"No cases are allocated to you yet. When a case is allocated it appears here (you need to be online once to see it)."</p> }
