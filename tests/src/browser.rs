@@ -111,6 +111,43 @@ where
     }
 }
 
+/// How long browser steps may take before a test fails.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Clicks the element `locator` finds (panics, naming it, if there is none).
+pub async fn click(browser: &Client, locator: Locator<'_>) {
+    let element = browser
+        .find(locator)
+        .await
+        .unwrap_or_else(|e| panic!("no {locator:?} to click: {e}"));
+    element
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {locator:?}: {e}"));
+}
+
+/// Types `text` into the element with id `id`, as a person would.
+pub async fn type_into(browser: &Client, id: &str, text: &str) {
+    let element = browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id} to type into: {e}"));
+    element
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into #{id}: {e}"));
+}
+
+/// Waits until `locator` finds an element.
+pub async fn wait_for(browser: &Client, locator: Locator<'_>) {
+    browser
+        .wait()
+        .at_most(STEP_TIMEOUT)
+        .for_element(locator)
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {locator:?}: {e}"));
+}
+
 /// Text of the first element matching a CSS selector ("" when absent).
 pub async fn text_of(browser: &Client, css: &str) -> String {
     match browser.find(Locator::Css(css)).await {

@@ -4,7 +4,10 @@
 //!
 //! Needs the built app: `CASEBOOK_DIST` names the folder (`cargo xtask test` builds it).
 
-use casebook_tests::browser::{ChromeDriver, NetworkSwitch, eventually, set_value, text_of};
+use casebook_tests::browser::{
+    ChromeDriver, NetworkSwitch, STEP_TIMEOUT, click, eventually, set_value, text_of, type_into,
+    wait_for,
+};
 use casebook_tests::http::{PASSWORD, Session};
 use casebook_tests::server::TestServer;
 use fantoccini::{Client, Locator};
@@ -12,7 +15,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(45);
+const WAIT: Duration = STEP_TIMEOUT;
 
 fn dist() -> PathBuf {
     let dist = std::env::var("CASEBOOK_DIST")
@@ -28,98 +31,30 @@ fn dist() -> PathBuf {
 
 async fn sign_in(browser: &Client, base: &str, username: &str) {
     browser.goto(base).await.unwrap();
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Id("username"))
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(username)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Id("case-list"))
-        .await
-        .unwrap();
+    wait_for(browser, Locator::Id("username")).await;
+    type_into(browser, "username", username).await;
+    type_into(browser, "password", PASSWORD).await;
+    click(browser, Locator::Id("sign-in")).await;
+    wait_for(browser, Locator::Id("case-list")).await;
 }
 
 async fn open_case(browser: &Client, case: &str) {
-    browser
-        .find(Locator::Css(&format!("a[data-case='{case}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#chronology li"))
-        .await
-        .unwrap();
+    click(browser, Locator::Css(&format!("a[data-case='{case}']"))).await;
+    wait_for(browser, Locator::Css("#chronology li")).await;
 }
 
 async fn add_entry(browser: &Client, what: &str) {
-    browser
-        .find(Locator::Id("add-entry"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Id("new-entry-what"))
-        .await
-        .unwrap();
+    click(browser, Locator::Id("add-entry")).await;
+    wait_for(browser, Locator::Id("new-entry-what")).await;
     set_value(browser, "new-entry-date", "2026-11-20")
         .await
         .unwrap();
-    browser
-        .find(Locator::Id("new-entry-what"))
-        .await
-        .unwrap()
-        .send_keys(what)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("new-entry-source"))
-        .await
-        .unwrap()
-        .send_keys("Home visit")
-        .await
-        .unwrap();
+    type_into(browser, "new-entry-what", what).await;
+    type_into(browser, "new-entry-source", "Home visit").await;
     set_value(browser, "new-entry-category", "Supervision contact")
         .await
         .unwrap();
-    browser
-        .find(Locator::Css(".entry-form .save-entry"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, Locator::Css(".entry-form .save-entry")).await;
     let what = what.to_owned();
     eventually("the new entry to show", WAIT, || {
         let what = what.clone();
@@ -202,11 +137,7 @@ async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still
 
     // Reload with no network: the service worker serves the app, IndexedDB the chronology.
     a.refresh().await.unwrap();
-    a.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#chronology li"))
-        .await
-        .unwrap();
+    wait_for(&a, Locator::Css("#chronology li")).await;
     let offline_page = text_of(&a, "#chronology").await;
     assert!(
         offline_page.contains("Jo wrote this with no signal"),
@@ -310,19 +241,8 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
     );
 
     // Sign out with everything synced: nothing of the case remains.
-    browser
-        .find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Id("username"))
-        .await
-        .unwrap();
+    click(&browser, Locator::Id("sign-out")).await;
+    wait_for(&browser, Locator::Id("username")).await;
     eventually("the device's records to be wiped", WAIT, || async {
         Ok(stored_records(&browser).await == 0)
     })
@@ -341,12 +261,7 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
         .await
         .unwrap();
     assert!(lost.status().is_success());
-    browser
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Id("username"))
-        .await
-        .unwrap();
+    wait_for(&browser, Locator::Id("username")).await;
     assert!(
         text_of(&browser, "main").await.contains("reported lost"),
         "the person is told why"
