@@ -120,11 +120,6 @@ impl NativeDevice {
         self.core.document(doc).is_some() || self.storage.contains_key(&doc)
     }
 
-    /// Whether a connection is open.
-    pub fn is_connected(&self) -> bool {
-        self.socket.is_some()
-    }
-
     async fn apply(&mut self, out: Output) -> anyhow::Result<()> {
         for id in &out.save {
             let save = self.core.save(*id).context("saving a document")?;

@@ -81,20 +81,6 @@ pub struct Output {
     pub error: Option<(ErrorCode, String)>,
 }
 
-impl Output {
-    fn merge(&mut self, other: Output) {
-        self.send.extend(other.send);
-        self.save.extend(other.save);
-        self.denied.extend(other.denied);
-        self.removed.extend(other.removed);
-        self.views_changed |= other.views_changed;
-        self.wipe |= other.wipe;
-        if other.error.is_some() {
-            self.error = other.error;
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Link {
     Offline,
@@ -514,14 +500,5 @@ impl ClientCore {
             out.send.extend(d.next_message(id));
         }
         out
-    }
-
-    /// Applies several outputs' worth of work in one (helper for adapters that batch).
-    pub fn combine(outputs: impl IntoIterator<Item = Output>) -> Output {
-        let mut all = Output::default();
-        for o in outputs {
-            all.merge(o);
-        }
-        all
     }
 }

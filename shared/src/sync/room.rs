@@ -199,11 +199,6 @@ impl DocumentRoom {
         self.peers.remove(&peer);
     }
 
-    /// Whether `peer` has sent anything to this room.
-    pub fn has_peer(&self, peer: PeerId) -> bool {
-        self.peers.contains_key(&peer)
-    }
-
     /// Peers currently in the room.
     pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers.keys().copied()
