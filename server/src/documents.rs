@@ -12,6 +12,7 @@ use crate::db::Db;
 use crate::{now_ms, on_pool};
 use anyhow::Context;
 use automerge::Change;
+use casebook_shared::chronology;
 use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
 use casebook_shared::protocol::ServerMessage;
 use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId, RoomError};
@@ -82,6 +83,10 @@ pub enum SyncError {
     /// nothing of the message was stored.
     #[error("a change was written by an actor not registered to this device")]
     Unattributable,
+    /// The merged document would no longer fit its schema; nothing of the message was
+    /// stored.
+    #[error("the document would no longer fit its schema: {0}")]
+    Invalid(String),
     /// Storage failed; nothing was acknowledged.
     #[error("storage failed: {0:#}")]
     Storage(anyhow::Error),
@@ -211,6 +216,18 @@ impl DocumentHub {
             {
                 self.evict(&mut slot, doc, peer.id);
                 return Err(SyncError::Unattributable);
+            }
+            // Check every record the message touched against the schema, on the merged copy,
+            // before anything is stored. (Every document is a chronology so far; other record
+            // types will pick their schema by the document's kind.)
+            let live = slot.live.as_mut().expect("still loaded");
+            if let Some(problem) = received
+                .touched_records
+                .iter()
+                .find_map(|key| chronology::check_entry(live.room.document(), key).err())
+            {
+                self.evict(&mut slot, doc, peer.id);
+                return Err(SyncError::Invalid(problem));
             }
             let new = received.new_changes.len();
             let now = now_ms();

@@ -448,6 +448,15 @@ impl Connection {
                     .await
                 {
                     Ok(()) => None,
+                    Err(SyncError::Invalid(problem)) => {
+                        tracing::info!(%doc, problem, "refused changes that break the schema");
+                        self.send(&ServerMessage::Denied {
+                            doc,
+                            reason: DenyReason::Rejected,
+                        })
+                        .await;
+                        None
+                    }
                     Err(SyncError::Unattributable) => {
                         tracing::warn!(%doc, staff = %self.user.id, "refused changes from an unregistered actor");
                         self.send(&ServerMessage::Denied {

@@ -342,6 +342,64 @@ fn read_entry(
     })
 }
 
+/// Most keys one entry may have (the schema has 11; a few spare for later versions).
+const MAX_KEYS_PER_ENTRY: usize = 24;
+
+/// Checks that entry `key` of a merged document still fits the schema: the entry is a map,
+/// known fields have their types, texts are within [`MAX_TEXT_CHARS`], and it has no more
+/// than a few keys. A removed entry is fine. The server runs this on every entry a sync
+/// message touched before storing anything.
+pub fn check_entry(doc: &AutoCommit, key: &str) -> Result<(), String> {
+    let entry = match doc.get(ROOT, key).map_err(|e| e.to_string())? {
+        None => return Ok(()),
+        Some((Value::Object(ObjType::Map), id)) => id,
+        Some(_) => return Err("a chronology entry must be a map".into()),
+    };
+    if doc.length(&entry) > MAX_KEYS_PER_ENTRY {
+        return Err("a chronology entry has too many fields".into());
+    }
+    for item in doc.map_range(&entry, ..) {
+        let field = item.key.as_ref();
+        let ok = match (field, &item.value) {
+            ("what_happened" | "action_taken", automerge::ValueRef::Object(ObjType::Text)) => {
+                doc.length(item.id()) <= MAX_TEXT_CHARS * 4
+            }
+            (
+                "event_date" | "source" | "impact" | "category" | "recorded_by"
+                | "recorded_by_name",
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)),
+            ) => s.chars().count() <= MAX_TEXT_CHARS,
+            (
+                "date_approximate" | "withheld",
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Boolean(_)),
+            ) => true,
+            (
+                "recorded_at",
+                automerge::ValueRef::Scalar(
+                    automerge::ScalarValueRef::Int(_)
+                    | automerge::ScalarValueRef::Uint(_)
+                    | automerge::ScalarValueRef::Timestamp(_),
+                ),
+            ) => true,
+            (
+                "what_happened" | "action_taken" | "event_date" | "source" | "impact" | "category"
+                | "recorded_by" | "recorded_by_name" | "date_approximate" | "withheld"
+                | "recorded_at",
+                _,
+            ) => false,
+            // Fields of a later version: allowed, but only small scalars.
+            (_, automerge::ValueRef::Scalar(_)) => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "the chronology field {field:?} has the wrong type or size"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every entry, oldest event first (ties by recording time, then id, so every replica shows
 /// the same order).
 pub fn entries(doc: &AutoCommit) -> Vec<ChronologyEntry> {
@@ -420,6 +478,27 @@ mod tests {
         let merged = &entries(&a)[0].draft;
         assert_eq!(merged.what_happened, "Briefly seen at home today");
         assert_eq!(merged.source, "Housing officer");
+    }
+
+    #[test]
+    fn entries_that_break_the_schema_are_named() {
+        let mut doc = AutoCommit::new();
+        add_entry(&mut doc, "good", &draft("fine"), &recorder()).unwrap();
+        assert_eq!(check_entry(&doc, "good"), Ok(()));
+        assert_eq!(
+            check_entry(&doc, "absent"),
+            Ok(()),
+            "a removed entry is fine"
+        );
+        doc.put(ROOT, "scalar", "not a map").unwrap();
+        assert!(check_entry(&doc, "scalar").is_err());
+        let entry = doc.put_object(ROOT, "wrong-type", ObjType::Map).unwrap();
+        doc.put(&entry, "withheld", "yes").unwrap();
+        assert!(check_entry(&doc, "wrong-type").is_err());
+        let entry = doc.put_object(ROOT, "too-long", ObjType::Map).unwrap();
+        doc.put(&entry, "source", "x".repeat(MAX_TEXT_CHARS + 1))
+            .unwrap();
+        assert!(check_entry(&doc, "too-long").is_err());
     }
 
     #[test]

@@ -193,6 +193,16 @@ impl NativeDevice {
         self.pending_views.len()
     }
 
+    /// Changes a document with raw Automerge operations (for crafting bad edits).
+    pub async fn edit_raw(
+        &mut self,
+        doc: DocumentId,
+        change: impl FnOnce(&mut AutoCommit),
+    ) -> anyhow::Result<()> {
+        let ((), out) = self.core.edit(doc, change)?;
+        self.apply(out).await
+    }
+
     /// Changes an existing entry.
     pub async fn update_entry(
         &mut self,

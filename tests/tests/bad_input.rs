@@ -410,3 +410,38 @@ async fn a_flood_of_messages_closes_that_connection_only() {
     assert!(limited, "the flood was cut off");
     still_serving(&server, &jo).await;
 }
+
+#[tokio::test]
+async fn changes_that_break_the_chronology_schema_are_refused_and_nothing_is_stored() {
+    let server = TestServer::start().await.unwrap();
+    let jo = Session::sign_in(&server.base, "worker.north1")
+        .await
+        .unwrap();
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let before = server.stored_changes(doc).await.unwrap();
+    let mut device = NativeDevice::new(jo.me.clone());
+    device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    device.sync().await.unwrap();
+    device
+        .edit_raw(doc, |am| {
+            use automerge::transaction::Transactable;
+            am.put(
+                automerge::ROOT,
+                "not-an-entry",
+                "a bare string where an entry belongs",
+            )
+            .unwrap();
+        })
+        .await
+        .unwrap();
+    let _ = device
+        .pump_until(Duration::from_secs(3), |d| !d.denied.is_empty())
+        .await;
+    assert_eq!(device.denied, vec![(doc, DenyReason::Rejected)]);
+    assert_eq!(
+        server.stored_changes(doc).await.unwrap(),
+        before,
+        "nothing of it was stored"
+    );
+    still_serving(&server, &jo).await;
+}

@@ -12,7 +12,7 @@
 use crate::protocol::Head;
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// Identifies one connection (peer) to the room. Assigned by the server.
 pub type PeerId = u64;
@@ -72,6 +72,8 @@ pub struct Received {
     /// How many new records (top-level entries) the changes created; zero means they only
     /// altered existing ones.
     pub created_records: usize,
+    /// Keys of the top-level records the message added, changed or removed.
+    pub touched_records: BTreeSet<String>,
 }
 
 /// A message to send to one peer.
@@ -146,6 +148,7 @@ impl DocumentRoom {
                 new_changes: Vec::new(),
                 stale: true,
                 created_records: 0,
+                touched_records: BTreeSet::new(),
             });
         }
         if session > state.session {
@@ -156,9 +159,26 @@ impl DocumentRoom {
         }
         let before = self.doc.get_heads();
         let records_before = automerge::ReadDoc::length(&self.doc, automerge::ROOT);
+        let mut patches = automerge::PatchLog::active();
         self.doc
             .sync()
-            .receive_sync_message(&mut state.sync, message)?;
+            .receive_sync_message_log_patches(&mut state.sync, message, &mut patches)?;
+        // Which top-level records the message touched, so the caller can check just those
+        // against the document's schema before storing anything.
+        let touched_records: BTreeSet<String> = self
+            .doc
+            .make_patches(&mut patches)
+            .into_iter()
+            .filter_map(|patch| match (patch.path.first(), &patch.action) {
+                (Some((_, automerge::Prop::Map(key))), _) => Some(key.clone()),
+                (
+                    None,
+                    automerge::PatchAction::PutMap { key, .. }
+                    | automerge::PatchAction::DeleteMap { key },
+                ) => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
         let new_changes = if self.doc.get_heads() == before {
             Vec::new()
         } else {
@@ -173,6 +193,7 @@ impl DocumentRoom {
             new_changes,
             stale: false,
             created_records,
+            touched_records,
         })
     }
 
