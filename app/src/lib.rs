@@ -11,12 +11,14 @@
 //! - [`sync_client`]: the browser adapter around `casebook_shared::sync::client::ClientCore`:
 //!   WebSocket, reconnection with backoff, saving to IndexedDB.
 //! - [`pages`]: sign-in, case list, case page (chronology).
+//! - [`format`]: dates and times as shown.
 //! - [`components`]: the sync status badge and the chronology entry form.
 //!
 //! Static files (`index.html`, `boot.js`, the service worker, styles) are in `app/static/`;
 //! `cargo xtask build-app` bundles them with the wasm into `dist/`.
 
 pub mod components;
+pub mod format;
 pub mod http;
 pub mod local_store;
 pub mod pages;

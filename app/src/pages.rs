@@ -160,7 +160,7 @@ async fn start_sync(ctx: AppCtx, store: &LocalStore) {
 pub async fn refresh(ctx: AppCtx) {
     match http::get::<Me>("/api/me").await {
         Ok(me) => ctx.me.set(Some(me)),
-        Err(ApiFailure::SignedOut) => return check_session(ctx).await,
+        Err(ApiFailure::SignedOut) => return session_ended(ctx),
         Err(_) => return, // offline: carry on with what is on the device
     }
     if let Ok(cases) = http::get::<Vec<CaseSummary>>("/api/cases").await {
@@ -175,13 +175,20 @@ pub async fn refresh(ctx: AppCtx) {
 /// the device is kept and syncs after they sign in again.
 pub async fn check_session(ctx: AppCtx) {
     if let Err(ApiFailure::SignedOut) = http::get::<Me>("/api/me").await {
-        sync_client::stop();
-        ctx.notice.set(Some(
-            "Your session has ended. Sign in again to carry on; nothing on this device has been lost.".into(),
-        ));
-        ctx.me.set(None);
-        ctx.page.set(Page::SignIn);
+        session_ended(ctx);
     }
+}
+
+/// The server says the session has ended: stop syncing and ask the person to sign in again,
+/// keeping everything on the device.
+fn session_ended(ctx: AppCtx) {
+    sync_client::stop();
+    ctx.notice.set(Some(
+        "Your session has ended. Sign in again to carry on; nothing on this device has been lost."
+            .into(),
+    ));
+    ctx.me.set(None);
+    ctx.page.set(Page::SignIn);
 }
 
 /// After a successful sign-in.

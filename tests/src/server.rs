@@ -64,6 +64,13 @@ impl TestServer {
         })
     }
 
+    /// Signs in as a demo account (panics if that fails: every test needs it to work).
+    pub async fn sign_in(&self, username: &str) -> crate::http::Session {
+        crate::http::Session::sign_in(&self.base, username)
+            .await
+            .unwrap_or_else(|e| panic!("signing in as {username}: {e}"))
+    }
+
     /// The URL of the server's database (for running the CLI against it).
     pub fn database_url(&self) -> &str {
         &self._database.url
@@ -131,6 +138,13 @@ impl ServerProcess {
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { base, child })
+    }
+
+    /// Signs in as a demo account.
+    pub async fn sign_in(&self, username: &str) -> crate::http::Session {
+        crate::http::Session::sign_in(&self.base, username)
+            .await
+            .unwrap_or_else(|e| panic!("signing in as {username}: {e}"))
     }
 
     /// Kills the process with SIGKILL (no chance to flush or shut down) and waits for it.

@@ -263,9 +263,7 @@ async fn access_matrix_by_role_and_relation_to_the_case() {
 async fn only_the_teams_senior_or_the_manager_may_reallocate() {
     let server = TestServer::start().await.unwrap();
     let (case, _) = jos_own_case(&server).await;
-    let lee = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
+    let lee = server.sign_in("worker.north2").await;
     let request = ReallocateRequest {
         worker: lee.me.id,
         reason: "Balancing caseloads".into(),
@@ -278,7 +276,7 @@ async fn only_the_teams_senior_or_the_manager_may_reallocate() {
         ("senior.north", true),
         ("manager", true),
     ] {
-        let session = Session::sign_in(&server.base, who).await.unwrap();
+        let session = server.sign_in(who).await;
         let status = post(
             &server,
             &session,
@@ -296,9 +294,7 @@ async fn only_the_teams_senior_or_the_manager_may_reallocate() {
         worker: lee.me.id,
         reason: String::new(),
     };
-    let senior = Session::sign_in(&server.base, "senior.north")
-        .await
-        .unwrap();
+    let senior = server.sign_in("senior.north").await;
     assert_eq!(
         post(
             &server,
@@ -329,20 +325,14 @@ async fn wait_until(
 async fn a_reallocated_case_leaves_the_old_workers_device_within_two_seconds() {
     let server = TestServer::start().await.unwrap();
     let (case, doc) = jos_own_case(&server).await;
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let lee = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let lee = server.sign_in("worker.north2").await;
     let mut device = NativeDevice::new(jo.me.clone());
     device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
     device.sync().await.unwrap();
     assert!(device.holds(doc));
 
-    let senior = Session::sign_in(&server.base, "senior.north")
-        .await
-        .unwrap();
+    let senior = server.sign_in("senior.north").await;
     let moved = post(
         &server,
         &senior,
@@ -369,9 +359,7 @@ async fn a_reallocated_case_leaves_the_old_workers_device_within_two_seconds() {
 async fn cover_arrives_on_the_covering_device_and_leaves_when_it_ends() {
     let server = TestServer::start().await.unwrap();
     let (case, doc) = jos_own_case(&server).await;
-    let cover_worker = Session::sign_in(&server.base, "worker.south1")
-        .await
-        .unwrap();
+    let cover_worker = server.sign_in("worker.south1").await;
     let mut device = NativeDevice::new(cover_worker.me.clone());
     device
         .connect(&server.ws_url(), &cover_worker.cookie)
@@ -380,9 +368,7 @@ async fn cover_arrives_on_the_covering_device_and_leaves_when_it_ends() {
     device.sync().await.unwrap();
     assert!(!device.holds(doc));
 
-    let senior = Session::sign_in(&server.base, "senior.north")
-        .await
-        .unwrap();
+    let senior = server.sign_in("senior.north").await;
     let request = CoverRequest {
         worker: cover_worker.me.id,
         starts_at: now() - 1000,
@@ -420,9 +406,7 @@ async fn cover_arrives_on_the_covering_device_and_leaves_when_it_ends() {
 #[tokio::test]
 async fn disabling_an_account_ends_its_live_connections() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let mut device = NativeDevice::new(jo.me.clone());
     device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
     device.sync().await.unwrap();
@@ -445,9 +429,7 @@ async fn disabling_an_account_ends_its_live_connections() {
 async fn duty_access_is_shown_to_the_manager_with_its_reason() {
     let server = TestServer::start().await.unwrap();
     let (case, _) = jos_own_case(&server).await;
-    let duty = Session::sign_in(&server.base, "senior.south")
-        .await
-        .unwrap();
+    let duty = server.sign_in("senior.south").await;
     let opened = post(
         &server,
         &duty,
@@ -474,7 +456,7 @@ async fn duty_access_is_shown_to_the_manager_with_its_reason() {
         403,
         "only the manager reviews duty access"
     );
-    let manager = Session::sign_in(&server.base, "manager").await.unwrap();
+    let manager = server.sign_in("manager").await;
     let records: Vec<casebook_shared::api::DutyAccessRecord> =
         list(manager).await.json().await.unwrap();
     assert_eq!(records.len(), 1);

@@ -2,7 +2,6 @@
 //! ending sessions (sign out everywhere, password reset, disabled account).
 
 use casebook_shared::api::SignIn;
-use casebook_tests::http::Session;
 use casebook_tests::server::TestServer;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -144,9 +143,7 @@ async fn repeated_failures_are_throttled_and_every_attempt_is_logged() {
 #[tokio::test]
 async fn resetting_a_password_or_disabling_an_account_ends_its_sessions() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let (ok, text) = admin(
         &server,
         &["reset-password", "--username", "worker.north1"],
@@ -159,9 +156,7 @@ async fn resetting_a_password_or_disabling_an_account_ends_its_sessions() {
         200
     );
 
-    let lee = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
+    let lee = server.sign_in("worker.north2").await;
     let (ok, text) = admin(&server, &["disable", "--username", "worker.north2"], "");
     assert!(ok, "{text}");
     assert!(
@@ -193,15 +188,9 @@ async fn resetting_a_password_or_disabling_an_account_ends_its_sessions() {
 #[tokio::test]
 async fn signing_out_everywhere_ends_every_session_of_that_person() {
     let server = TestServer::start().await.unwrap();
-    let tablet = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let laptop = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let colleague = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
+    let tablet = server.sign_in("worker.north1").await;
+    let laptop = server.sign_in("worker.north1").await;
+    let colleague = server.sign_in("worker.north2").await;
     let out = reqwest::Client::new()
         .delete(format!("{}/api/sessions", server.base))
         .header("cookie", &tablet.cookie)

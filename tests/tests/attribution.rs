@@ -101,9 +101,7 @@ async fn refused(server: &TestServer, socket: &mut Socket, doc: DocumentId, data
 #[tokio::test]
 async fn a_change_from_an_actor_the_device_never_registered_is_refused() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let forged = change_by(&server, &jo, doc, &[0xf0; 16]).await;
     let mut s = raw::connect(&server, &jo.cookie).await;

@@ -35,9 +35,7 @@ fn verify(server: &TestServer) -> (bool, String) {
 #[tokio::test]
 async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_too() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let case = jo.cases().await.unwrap()[0].clone();
     let doc = case.chronology;
     let mut device = NativeDevice::new(jo.me.clone());
@@ -76,9 +74,7 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
         .unwrap();
 
     // Out-of-allocation access by a senior of another team, with a reason.
-    let duty = Session::sign_in(&server.base, "senior.south")
-        .await
-        .unwrap();
+    let duty = server.sign_in("senior.south").await;
     let opened = reqwest::Client::new()
         .post(format!("{}/api/cases/{}/duty-access", server.base, case.id))
         .header("cookie", &duty.cookie)
@@ -97,7 +93,7 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
             .status(),
         403
     );
-    let manager = Session::sign_in(&server.base, "manager").await.unwrap();
+    let manager = server.sign_in("manager").await;
     let records: Vec<Record> = audit_search(&server, &manager, &format!("case={}", case.id))
         .await
         .json()
@@ -187,9 +183,7 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
 #[tokio::test]
 async fn audit_verify_names_the_first_edited_or_missing_record() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let mut device = NativeDevice::new(jo.me.clone());
     device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
@@ -224,12 +218,8 @@ async fn a_view_of_a_record_never_held_is_refused_and_not_logged() {
     use casebook_tests::raw;
 
     let server = TestServer::start().await.unwrap();
-    let stranger = Session::sign_in(&server.base, "worker.south1")
-        .await
-        .unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let stranger = server.sign_in("worker.south1").await;
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let mut socket = raw::connect(&server, &stranger.cookie).await;
     raw::hello(&mut socket).await;

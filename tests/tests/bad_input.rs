@@ -76,9 +76,7 @@ async fn an_unauthenticated_upgrade_is_refused() {
 #[tokio::test]
 async fn a_malformed_frame_gets_an_error_and_a_close() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let before = total_changes(&server).await;
     let mut socket = raw::connect(&server, &jo.cookie).await;
     raw::hello(&mut socket).await;
@@ -101,51 +99,33 @@ async fn a_malformed_frame_gets_an_error_and_a_close() {
 #[tokio::test]
 async fn an_unknown_message_type_or_version_is_named() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let mut socket = raw::connect(&server, &jo.cookie).await;
-    socket
-        .send(Message::Binary(vec![1, 42].into()))
-        .await
-        .unwrap();
-    assert!(matches!(
-        raw::next(&mut socket).await,
-        Some(ServerMessage::Error {
-            code: ErrorCode::UnknownMessage,
-            ..
-        })
-    ));
-    let mut socket = raw::connect(&server, &jo.cookie).await;
-    socket
-        .send(Message::Binary(vec![7, 0].into()))
-        .await
-        .unwrap();
-    assert!(matches!(
-        raw::next(&mut socket).await,
-        Some(ServerMessage::Error {
-            code: ErrorCode::UnsupportedVersion,
-            ..
-        })
-    ));
-    let mut socket = raw::connect(&server, &jo.cookie).await;
-    socket.send(Message::Text("hello".into())).await.unwrap();
-    assert!(matches!(
-        raw::next(&mut socket).await,
-        Some(ServerMessage::Error {
-            code: ErrorCode::Malformed,
-            ..
-        })
-    ));
+    let jo = server.sign_in("worker.north1").await;
+    for (frame, expected) in [
+        (
+            Message::Binary(vec![1, 42].into()),
+            ErrorCode::UnknownMessage,
+        ),
+        (
+            Message::Binary(vec![7, 0].into()),
+            ErrorCode::UnsupportedVersion,
+        ),
+        (Message::Text("hello".into()), ErrorCode::Malformed),
+    ] {
+        let mut socket = raw::connect(&server, &jo.cookie).await;
+        socket.send(frame).await.unwrap();
+        let answer = raw::next(&mut socket).await;
+        assert!(
+            matches!(answer, Some(ServerMessage::Error { code, .. }) if code == expected),
+            "expected {expected:?}, got {answer:?}"
+        );
+    }
     still_serving(&server, &jo).await;
 }
 
 #[tokio::test]
 async fn sync_before_hello_is_out_of_order() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let mut socket = raw::connect(&server, &jo.cookie).await;
     let sync = ClientMessage::Sync {
@@ -169,9 +149,7 @@ async fn sync_before_hello_is_out_of_order() {
 #[tokio::test]
 async fn an_oversized_frame_closes_only_that_connection() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let before = total_changes(&server).await;
     let mut socket = raw::connect(&server, &jo.cookie).await;
     raw::hello(&mut socket).await;
@@ -185,12 +163,8 @@ async fn an_oversized_frame_closes_only_that_connection() {
 #[tokio::test]
 async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let other = Session::sign_in(&server.base, "worker.south1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let other = server.sign_in("worker.south1").await;
     let theirs = other.cases().await.unwrap()[0].chronology;
     assert!(
         jo.cases()
@@ -269,9 +243,7 @@ async fn a_document_outside_the_users_cases_is_denied_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_sync_message_that_is_not_automerge_is_rejected_and_the_connection_goes_on() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let before = total_changes(&server).await;
     let mut socket = raw::connect(&server, &jo.cookie).await;
@@ -319,9 +291,7 @@ async fn a_sync_message_that_is_not_automerge_is_rejected_and_the_connection_goe
 #[tokio::test]
 async fn a_sync_socket_from_another_site_is_refused() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let mut request = server.ws_url().into_client_request().unwrap();
     request
         .headers_mut()
@@ -347,9 +317,7 @@ async fn a_sync_socket_from_another_site_is_refused() {
 #[tokio::test]
 async fn a_state_changing_request_from_another_site_is_refused() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let client = reqwest::Client::new();
     let forged = client
         .delete(format!("{}/api/session", server.base))
@@ -368,9 +336,7 @@ async fn a_state_changing_request_from_another_site_is_refused() {
 #[tokio::test]
 async fn a_flood_of_messages_closes_that_connection_only() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let mut socket = raw::connect(&server, &jo.cookie).await;
     raw::hello(&mut socket).await;
     let junk = ClientMessage::Sync {
@@ -414,9 +380,7 @@ async fn a_flood_of_messages_closes_that_connection_only() {
 #[tokio::test]
 async fn changes_that_break_the_chronology_schema_are_refused_and_nothing_is_stored() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let before = server.stored_changes(doc).await.unwrap();
     let mut device = NativeDevice::new(jo.me.clone());

@@ -34,9 +34,7 @@ async fn get<T: serde::de::DeserializeOwned>(server: &TestServer, who: &Session,
 #[tokio::test]
 async fn a_device_reported_lost_wipes_itself_now_and_on_every_reconnection() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let mut tablet = NativeDevice::new(jo.me.clone());
     tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
     tablet.sync().await.unwrap();
@@ -50,9 +48,7 @@ async fn a_device_reported_lost_wipes_itself_now_and_on_every_reconnection() {
     );
 
     // A colleague cannot report it; its owner can.
-    let lee = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
+    let lee = server.sign_in("worker.north2").await;
     assert_eq!(report_lost(&server, &lee, &device).await, 403);
     assert_eq!(report_lost(&server, &jo, &device).await, 200);
     let _ = tablet.pump_until(Duration::from_secs(2), |d| d.wiped).await;
@@ -63,9 +59,7 @@ async fn a_device_reported_lost_wipes_itself_now_and_on_every_reconnection() {
     assert!(tablet.storage.is_empty() && tablet.core.documents().next().is_none());
 
     // Connecting again (even after signing in again) gets the same answer.
-    let jo_again = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo_again = server.sign_in("worker.north1").await;
     let mut same_tablet = tablet.restart().unwrap();
     same_tablet.wiped = false;
     let _ = same_tablet
@@ -86,12 +80,10 @@ async fn a_device_reported_lost_wipes_itself_now_and_on_every_reconnection() {
 #[tokio::test]
 async fn a_manager_may_report_any_device_lost() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let mut tablet = NativeDevice::new(jo.me.clone());
     tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
-    let manager = Session::sign_in(&server.base, "manager").await.unwrap();
+    let manager = server.sign_in("manager").await;
     assert_eq!(
         report_lost(&server, &manager, &tablet.core.device().to_string()).await,
         200
@@ -103,12 +95,8 @@ async fn a_manager_may_report_any_device_lost() {
 #[tokio::test]
 async fn a_person_sees_their_sessions_and_can_end_one() {
     let server = TestServer::start().await.unwrap();
-    let tablet = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let laptop = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let tablet = server.sign_in("worker.north1").await;
+    let laptop = server.sign_in("worker.north1").await;
     let sessions: Vec<SessionInfo> = get(&server, &laptop, "/api/sessions").await;
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions.iter().filter(|s| s.current).count(), 1);

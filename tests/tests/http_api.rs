@@ -1,8 +1,19 @@
 //! The HTTP API: sign-in, sign-out, the session cookie and the headers on case data.
 
 use casebook_shared::api::SignIn;
-use casebook_tests::http::{PASSWORD, Session};
+use casebook_tests::http::PASSWORD;
 use casebook_tests::server::TestServer;
+
+/// The `Set-Cookie` header of a response.
+fn set_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("set-cookie")
+        .expect("a cookie is set")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
 
 async fn sign_in(base: &str, username: &str, password: &str) -> reqwest::Response {
     reqwest::Client::new()
@@ -40,13 +51,7 @@ async fn the_session_cookie_is_http_only_and_same_site_strict() {
     let server = TestServer::start().await.unwrap();
     let response = sign_in(&server.base, "worker.north1", PASSWORD).await;
     assert_eq!(response.status(), 200);
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = set_cookie(&response);
     assert!(cookie.starts_with("casebook_session="));
     assert!(cookie.contains("HttpOnly"));
     assert!(cookie.contains("SameSite=Strict"));
@@ -62,12 +67,8 @@ async fn the_session_cookie_is_http_only_and_same_site_strict() {
 #[tokio::test]
 async fn every_sign_in_gets_a_new_session_and_sign_out_ends_it() {
     let server = TestServer::start().await.unwrap();
-    let first = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let second = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let first = server.sign_in("worker.north1").await;
+    let second = server.sign_in("worker.north1").await;
     assert_ne!(first.cookie, second.cookie);
     let client = reqwest::Client::new();
     let out = client
@@ -87,9 +88,7 @@ async fn every_sign_in_gets_a_new_session_and_sign_out_ends_it() {
 #[tokio::test]
 async fn case_data_is_never_cached_and_pages_carry_security_headers() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let client = reqwest::Client::new();
     for path in ["/api/cases", "/api/me"] {
         let response = client
@@ -120,9 +119,7 @@ async fn case_data_is_never_cached_and_pages_carry_security_headers() {
 #[tokio::test]
 async fn a_worker_sees_only_the_cases_allocated_to_them() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let cases = jo.cases().await.unwrap();
     assert!(!cases.is_empty());
     let (allocated,): (i64,) = casebook_server::on_pool!(&server.db, pool =>
@@ -141,15 +138,9 @@ async fn a_worker_sees_only_the_cases_allocated_to_them() {
 async fn sessions_end_after_the_idle_and_absolute_timeouts() {
     use casebook_server::auth::{ABSOLUTE_TIMEOUT_MS, IDLE_TIMEOUT_MS};
     let server = TestServer::start().await.unwrap();
-    let idle = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
-    let old = Session::sign_in(&server.base, "worker.north2")
-        .await
-        .unwrap();
-    let fresh = Session::sign_in(&server.base, "senior.north")
-        .await
-        .unwrap();
+    let idle = server.sign_in("worker.north1").await;
+    let old = server.sign_in("worker.north2").await;
+    let fresh = server.sign_in("senior.north").await;
     let now = casebook_server::now_ms();
     // Move the stored times back rather than waiting: the server compares them with its clock.
     casebook_server::on_pool!(&server.db, pool => sqlx::query("update sessions set last_seen_at = $1 where staff_id = $2")
@@ -179,13 +170,7 @@ async fn over_tls_the_session_cookie_is_host_prefixed_and_secure() {
     };
     let server = TestServer::start_with_settings(settings).await.unwrap();
     let response = sign_in(&server.base, "worker.north1", PASSWORD).await;
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = set_cookie(&response);
     assert!(cookie.starts_with("__Host-casebook_session="), "{cookie}");
     assert!(
         cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),

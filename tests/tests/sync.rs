@@ -106,9 +106,7 @@ async fn a_change_reaches_a_connected_co_worker_without_reconnecting() {
 #[tokio::test]
 async fn every_change_is_stored_with_who_sent_it_before_it_is_acknowledged() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let mut a = online_device(&server, &jo).await;
     let before = server.stored_changes(doc).await.unwrap();
@@ -125,9 +123,7 @@ async fn every_change_is_stored_with_who_sent_it_before_it_is_acknowledged() {
 #[tokio::test]
 async fn a_device_restarted_from_its_storage_still_sends_what_it_had_not_synced() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let mut a = online_device(&server, &jo).await;
     a.disconnect().await;
@@ -151,9 +147,7 @@ async fn a_device_restarted_from_its_storage_still_sends_what_it_had_not_synced(
 #[tokio::test]
 async fn idle_documents_leave_memory_and_load_again_intact() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let mut a = online_device(&server, &jo).await;
     let id = a
@@ -177,9 +171,7 @@ async fn idle_documents_leave_memory_and_load_again_intact() {
 #[tokio::test]
 async fn many_stored_changes_are_compacted_into_a_snapshot_without_loss() {
     let server = TestServer::start().await.unwrap();
-    let jo = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo = server.sign_in("worker.north1").await;
     let doc = jo.cases().await.unwrap()[0].chronology;
     let mut a = online_device(&server, &jo).await;
     a.disconnect().await;
@@ -270,9 +262,7 @@ async fn a_server_killed_mid_sync_loses_nothing_it_acknowledged() {
     let server = ServerProcess::start(binary, &database.url, "127.0.0.1:0")
         .await
         .unwrap();
-    let jo_again = Session::sign_in(&server.base, "worker.north1")
-        .await
-        .unwrap();
+    let jo_again = server.sign_in("worker.north1").await;
     let mut witness = NativeDevice::new(jo_again.me.clone());
     witness
         .connect(&ws_url(&server.base), &jo_again.cookie)

@@ -4,11 +4,6 @@
 use crate::state::AppCtx;
 use leptos::prelude::*;
 
-fn clock(ms: f64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
-}
-
 /// The badge.
 #[component]
 pub fn SyncBadge() -> impl IntoView {
@@ -17,7 +12,9 @@ pub fn SyncBadge() -> impl IntoView {
         let s = ctx.sync.get();
         let state = if s.online { "Online" } else { "Offline" };
         let detail = match (s.waiting, s.last_synced_ms) {
-            (0, Some(ms)) if s.online => format!("all changes saved · {}", clock(ms)),
+            (0, Some(ms)) if s.online => {
+                format!("all changes saved · {}", crate::format::clock(ms))
+            }
             (0, _) if s.online => "syncing…".to_owned(),
             (0, _) => "no changes waiting".to_owned(),
             (1, _) => "1 change waiting".to_owned(),

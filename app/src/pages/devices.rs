@@ -25,18 +25,6 @@ struct SessionInfo {
     current: bool,
 }
 
-fn when(ms: i64) -> String {
-    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        d.get_full_year(),
-        d.get_month() + 1,
-        d.get_date(),
-        d.get_hours(),
-        d.get_minutes()
-    )
-}
-
 /// The devices and sessions page (needs a connection).
 #[component]
 pub fn DevicesPage() -> impl IntoView {
@@ -88,9 +76,9 @@ pub fn DevicesPage() -> impl IntoView {
                     view! {
                         <li class="card">
                             <strong>{if current { "This device" } else { "Device" }}</strong>
-                            {format!(" {} · first used {} · last used {}", &d.id[..8], when(d.first_seen_at), when(d.last_seen_at))}
+                            {format!(" {} · first used {} · last used {}", &d.id[..8], crate::format::date_time(d.first_seen_at), crate::format::date_time(d.last_seen_at))}
                             {match d.revoked_at {
-                                Some(at) => view! { <p class="badge withheld">{format!("Reported lost {}", when(at))}</p> }.into_any(),
+                                Some(at) => view! { <p class="badge withheld">{format!("Reported lost {}", crate::format::date_time(at))}</p> }.into_any(),
                                 None => view! {
                                     <div class="actions">
                                         <button type="button" class="secondary" on:click=move |_| act(path.clone(), false, "The device was reported lost.")>
@@ -111,7 +99,7 @@ pub fn DevicesPage() -> impl IntoView {
                     let path = format!("/api/sessions/{}", s.id);
                     view! {
                         <li class="card">
-                            {format!("{} · signed in {} · last used {}", if s.current { "This session" } else { "Session" }, when(s.created_at), when(s.last_seen_at))}
+                            {format!("{} · signed in {} · last used {}", if s.current { "This session" } else { "Session" }, crate::format::date_time(s.created_at), crate::format::date_time(s.last_seen_at))}
                             {(!s.current).then(|| view! {
                                 <div class="actions">
                                     <button type="button" class="secondary" on:click=move |_| act(path.clone(), true, "That session has ended.")>"End this session"</button>

@@ -6,18 +6,6 @@ use casebook_shared::api::DutyAccessRecord;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-fn when(ms: i64) -> String {
-    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        d.get_full_year(),
-        d.get_month() + 1,
-        d.get_date(),
-        d.get_hours(),
-        d.get_minutes()
-    )
-}
-
 /// The oversight page (needs a connection).
 #[component]
 pub fn OversightPage() -> impl IntoView {
@@ -45,7 +33,7 @@ pub fn OversightPage() -> impl IntoView {
                     {list.into_iter().map(|r| view! {
                         <li class="card">
                             <strong>{r.senior_name.clone()}</strong>
-                            {format!(" opened {} on {} (until {})", r.case_reference, when(r.opened_at), when(r.expires_at))}
+                            {format!(" opened {} on {} (until {})", r.case_reference, crate::format::date_time(r.opened_at), crate::format::date_time(r.expires_at))}
                             <p class="entry-what">{r.reason.clone()}</p>
                         </li>
                     }).collect_view()}
