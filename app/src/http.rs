@@ -13,6 +13,8 @@ pub enum ApiFailure {
     Offline,
     /// The session is missing or ended (401).
     SignedOut,
+    /// The device was reported lost or revoked (410): wipe it.
+    Revoked,
     /// Any other refusal, with the server's message for the person.
     Refused(String),
 }
@@ -37,6 +39,7 @@ async fn call(method: &str, path: &str, body: Option<String>) -> Result<Response
     match response.status() {
         200..=299 => Ok(response),
         401 => Err(ApiFailure::SignedOut),
+        410 => Err(ApiFailure::Revoked),
         _ => {
             let text = text_of(&response).await.unwrap_or_default();
             let message = serde_json::from_str::<casebook_shared::api::ApiError>(&text)

@@ -7,7 +7,11 @@
 //! # Layout
 //! - [`state`]: the app-wide signals (who is signed in, which page, sync status).
 //! - [`http`]: the JSON API over `fetch`.
-//! - [`local_store`]: IndexedDB: document chunks, persisted heads, cached lists.
+//! - [`local_store`]: IndexedDB: document chunks, persisted heads, cached lists, all
+//!   encrypted.
+//! - [`vault`]: WebCrypto AES-GCM sealing, and keys derived from a password.
+//! - [`unlock`]: the device's data key and the two ways it is kept wrapped (a key the server
+//!   releases to the live, unrevoked device; a password-derived copy for 72 hours offline).
 //! - [`sync_client`]: the browser adapter around `casebook_shared::sync::client::ClientCore`:
 //!   WebSocket, reconnection with backoff, saving to IndexedDB.
 //! - [`pages`]: sign-in, case list, case page (chronology).
@@ -24,6 +28,8 @@ pub mod local_store;
 pub mod pages;
 pub mod state;
 pub mod sync_client;
+pub mod unlock;
+pub mod vault;
 
 use wasm_bindgen::prelude::*;
 
@@ -37,6 +43,16 @@ pub fn start() {
 /// Milliseconds since the Unix epoch on this device.
 pub fn now_ms() -> f64 {
     js_sys::Date::now()
+}
+
+/// Waits `ms` milliseconds (without blocking the page).
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// `N` random bytes from the browser's CSPRNG.

@@ -1,25 +1,38 @@
-//! IndexedDB on the device.
+//! IndexedDB on the device, every value encrypted (see [`crate::vault`]).
 //!
 //! Object stores:
-//! - `chunks`: document content, key `"{document}/{sequence:010}"`, value the bytes of one
-//!   Automerge chunk (a whole saved document, or the changes after the previous chunk).
-//!   Loading a document concatenates its chunks in key order.
-//! - `meta`: key = document id, value = the heads the server last confirmed (32 bytes each).
-//! - `kv`: small JSON values: the device id, the signed-in user, the cached case list.
+//! - `chunks`: document content, key `"{document}/{sequence:010}"`, value one sealed Automerge
+//!   chunk (a whole saved document, or the changes after the previous chunk). Loading a
+//!   document concatenates its chunks in key order.
+//! - `meta`: key = document id, value = the sealed heads the server last confirmed.
+//! - `kv`: small sealed JSON values: the signed-in user, the cached case list, actor ids,
+//!   views waiting to be logged.
+//! - `plain`: the only values kept unencrypted: the device id, the wrapped data key, and the
+//!   number of changes waiting to reach the server (so a different person signing in on this
+//!   device can be told there is unsynced work, without anything being decrypted).
+//!
+//! Every value is sealed with the record's store and key as associated data. Writes run one
+//! at a time in the order they were asked for (encryption is asynchronous, and a whole-document
+//! chunk replaces the chunks before it, so order matters).
 
+use crate::vault::{CryptoError, Key};
 use casebook_shared::ids::DocumentId;
 use casebook_shared::protocol::Head;
 use casebook_shared::sync::client::{Chunk, DocumentSave};
 use idb::{Database, KeyRange, ObjectStore, Query, TransactionMode};
-use js_sys::Uint8Array;
+use js_sys::{Promise, Uint8Array};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 const DB_NAME: &str = "casebook";
 const CHUNKS: &str = "chunks";
 const META: &str = "meta";
 const KV: &str = "kv";
+const PLAIN: &str = "plain";
 
 /// A failure of local storage (rare: quota, private mode, a damaged database).
 #[derive(Debug, Clone)]
@@ -28,6 +41,12 @@ pub struct StoreError(pub String);
 impl From<idb::Error> for StoreError {
     fn from(e: idb::Error) -> Self {
         StoreError(e.to_string())
+    }
+}
+
+impl From<CryptoError> for StoreError {
+    fn from(e: CryptoError) -> Self {
+        StoreError(format!("encryption: {}", e.0))
     }
 }
 
@@ -47,31 +66,94 @@ pub struct StoredDocument {
 #[derive(Clone)]
 pub struct LocalStore {
     db: Rc<Database>,
+    /// The data key, once unlocked.
+    key: Rc<RefCell<Option<Key>>>,
+    /// The last write asked for; the next one waits for it.
+    tail: Rc<RefCell<Option<Promise>>>,
 }
 
-fn chunk_key(doc: DocumentId, seq: u32) -> JsValue {
-    JsValue::from_str(&format!("{doc}/{seq:010}"))
+fn chunk_key(doc: DocumentId, seq: u32) -> String {
+    format!("{doc}/{seq:010}")
 }
 
 fn bytes(value: &JsValue) -> Vec<u8> {
     Uint8Array::new(value).to_vec()
 }
 
+fn js_bytes(data: &[u8]) -> JsValue {
+    Uint8Array::from(data).into()
+}
+
+/// Associated data binding a sealed value to its record.
+fn aad(store: &str, key: &str) -> Vec<u8> {
+    format!("casebook/{store}/{key}").into_bytes()
+}
+
 impl LocalStore {
-    /// Opens (creating on first use) the database.
+    /// Opens (creating on first use) the database. It stays locked until [`LocalStore::unlock`].
     pub async fn open() -> Result<Self, StoreError> {
         let db = Database::builder(DB_NAME)
-            .version(1)
+            .version(2)
             .add_object_store(ObjectStore::builder(CHUNKS))
             .add_object_store(ObjectStore::builder(META))
             .add_object_store(ObjectStore::builder(KV))
+            .add_object_store(ObjectStore::builder(PLAIN))
             .build()
             .await?;
-        Ok(Self { db: Rc::new(db) })
+        Ok(Self {
+            db: Rc::new(db),
+            key: Rc::new(RefCell::new(None)),
+            tail: Rc::new(RefCell::new(None)),
+        })
     }
 
-    /// Every document on the device.
+    /// Uses `key` (the device's data key) for every read and write from now on.
+    pub fn unlock(&self, key: Key) {
+        *self.key.borrow_mut() = Some(key);
+    }
+
+    /// Forgets the data key (sign-out, session ended): nothing can be read until unlocked.
+    pub fn lock(&self) {
+        *self.key.borrow_mut() = None;
+    }
+
+    /// Whether the data key is in memory.
+    pub fn is_unlocked(&self) -> bool {
+        self.key.borrow().is_some()
+    }
+
+    fn data_key(&self) -> Result<Key, StoreError> {
+        self.key
+            .borrow()
+            .clone()
+            .ok_or_else(|| StoreError("the records on this device are locked".into()))
+    }
+
+    /// Runs `write` after every write asked for before it.
+    async fn in_turn<F>(&self, write: F) -> Result<(), StoreError>
+    where
+        F: Future<Output = Result<(), StoreError>> + 'static,
+    {
+        let previous = self.tail.borrow_mut().take();
+        let promise = future_to_promise(async move {
+            if let Some(previous) = previous {
+                let _ = JsFuture::from(previous).await;
+            }
+            write
+                .await
+                .map(|()| JsValue::UNDEFINED)
+                .map_err(|e| JsValue::from_str(&e.0))
+        });
+        *self.tail.borrow_mut() = Some(promise.clone());
+        JsFuture::from(promise)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(e.as_string().unwrap_or_default()))
+    }
+
+    /// Every document on the device, decrypted.
     pub async fn documents(&self) -> Result<Vec<StoredDocument>, StoreError> {
+        let key = self.data_key()?;
         let tx = self
             .db
             .transaction(&[CHUNKS, META], TransactionMode::ReadOnly)?;
@@ -84,33 +166,43 @@ impl LocalStore {
         tx.await?;
         let mut docs: BTreeMap<DocumentId, StoredDocument> = BTreeMap::new();
         // getAll returns keys in key order, so chunks arrive in sequence order.
-        for (key, value) in keys.iter().zip(values.iter()) {
-            let Some(key) = key.as_string() else { continue };
-            let Some((id, seq)) = key.split_once('/') else {
+        for (record, value) in keys.iter().zip(values.iter()) {
+            let Some(record) = record.as_string() else {
+                continue;
+            };
+            let Some((id, seq)) = record.split_once('/') else {
                 continue;
             };
             let (Ok(id), Ok(seq)) = (id.parse::<DocumentId>(), seq.parse::<u32>()) else {
                 continue;
             };
+            let chunk = key.open(&bytes(value), &aad(CHUNKS, &record)).await?;
             let doc = docs.entry(id).or_insert_with(|| StoredDocument {
                 id,
                 chunks: Vec::new(),
                 persisted: Vec::new(),
                 next_seq: 0,
             });
-            doc.chunks.push(bytes(value));
+            doc.chunks.push(chunk);
             doc.next_seq = seq + 1;
         }
-        for (key, value) in meta_keys.iter().zip(meta_values.iter()) {
-            let Some(id) = key.as_string().and_then(|k| k.parse::<DocumentId>().ok()) else {
+        for (record, value) in meta_keys.iter().zip(meta_values.iter()) {
+            let Some(record) = record.as_string() else {
                 continue;
             };
-            if let Some(doc) = docs.get_mut(&id) {
-                doc.persisted = bytes(value)
-                    .chunks_exact(32)
-                    .map(|c| c.try_into().expect("32 bytes"))
-                    .collect();
-            }
+            let Some(doc) = record
+                .parse::<DocumentId>()
+                .ok()
+                .and_then(|id| docs.get_mut(&id))
+            else {
+                continue;
+            };
+            doc.persisted = key
+                .open(&bytes(value), &aad(META, &record))
+                .await?
+                .chunks_exact(32)
+                .map(|c| c.try_into().expect("32 bytes"))
+                .collect();
         }
         Ok(docs.into_values().collect())
     }
@@ -122,101 +214,161 @@ impl LocalStore {
         save: DocumentSave,
         seq: u32,
     ) -> Result<(), StoreError> {
-        let tx = self
-            .db
-            .transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
-        let chunks = tx.object_store(CHUNKS)?;
-        match save.chunk {
-            Some(Chunk::Full(data)) => {
-                let all = KeyRange::bound(
-                    &chunk_key(doc, 0),
-                    &chunk_key(doc, u32::MAX),
+        let (key, db) = (self.data_key()?, self.db.clone());
+        self.in_turn(async move {
+            let record = chunk_key(doc, seq);
+            let (whole, chunk) = match save.chunk {
+                Some(Chunk::Full(data)) => (true, Some(data)),
+                Some(Chunk::Incremental(data)) => (false, Some(data)),
+                None => (false, None),
+            };
+            let sealed_chunk = match chunk {
+                Some(data) => Some(key.seal(&data, &aad(CHUNKS, &record)).await?),
+                None => None,
+            };
+            let heads: Vec<u8> = save.persisted.iter().flatten().copied().collect();
+            let doc_key = doc.to_string();
+            let sealed_heads = key.seal(&heads, &aad(META, &doc_key)).await?;
+
+            let tx = db.transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
+            let chunks = tx.object_store(CHUNKS)?;
+            if whole {
+                // A whole document replaces every chunk before it.
+                let earlier = KeyRange::bound(
+                    &JsValue::from_str(&chunk_key(doc, 0)),
+                    &JsValue::from_str(&record),
                     Some(false),
-                    Some(false),
+                    Some(true),
                 )?;
-                chunks.delete(Query::KeyRange(all))?.await?;
+                chunks.delete(Query::KeyRange(earlier))?.await?;
+            }
+            if let Some(sealed) = sealed_chunk {
                 chunks
-                    .put(
-                        &Uint8Array::from(data.as_slice()).into(),
-                        Some(&chunk_key(doc, seq)),
-                    )?
+                    .put(&js_bytes(&sealed), Some(&JsValue::from_str(&record)))?
                     .await?;
             }
-            Some(Chunk::Incremental(data)) => {
-                chunks
-                    .put(
-                        &Uint8Array::from(data.as_slice()).into(),
-                        Some(&chunk_key(doc, seq)),
-                    )?
-                    .await?;
-            }
-            None => {}
-        }
-        let heads: Vec<u8> = save.persisted.iter().flatten().copied().collect();
-        tx.object_store(META)?
-            .put(
-                &Uint8Array::from(heads.as_slice()).into(),
-                Some(&JsValue::from_str(&doc.to_string())),
-            )?
-            .await?;
-        tx.commit()?.await?;
-        Ok(())
+            tx.object_store(META)?
+                .put(&js_bytes(&sealed_heads), Some(&JsValue::from_str(&doc_key)))?
+                .await?;
+            tx.commit()?.await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Removes a document the device may no longer hold.
     pub async fn remove(&self, doc: DocumentId) -> Result<(), StoreError> {
-        let tx = self
-            .db
-            .transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
-        let all = KeyRange::bound(
-            &chunk_key(doc, 0),
-            &chunk_key(doc, u32::MAX),
-            Some(false),
-            Some(false),
-        )?;
-        tx.object_store(CHUNKS)?
-            .delete(Query::KeyRange(all))?
-            .await?;
-        tx.object_store(META)?
-            .delete(JsValue::from_str(&doc.to_string()))?
-            .await?;
-        tx.commit()?.await?;
-        Ok(())
+        let db = self.db.clone();
+        self.in_turn(async move {
+            let tx = db.transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
+            let all = KeyRange::bound(
+                &JsValue::from_str(&chunk_key(doc, 0)),
+                &JsValue::from_str(&chunk_key(doc, u32::MAX)),
+                Some(false),
+                Some(false),
+            )?;
+            tx.object_store(CHUNKS)?
+                .delete(Query::KeyRange(all))?
+                .await?;
+            tx.object_store(META)?
+                .delete(JsValue::from_str(&doc.to_string()))?
+                .await?;
+            tx.commit()?.await?;
+            Ok(())
+        })
+        .await
     }
 
-    /// A small JSON value.
-    pub async fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let tx = self.db.transaction(&[KV], TransactionMode::ReadOnly).ok()?;
+    async fn read_raw(&self, store: &str, key: &str) -> Option<Vec<u8>> {
+        let tx = self
+            .db
+            .transaction(&[store], TransactionMode::ReadOnly)
+            .ok()?;
         let value = tx
-            .object_store(KV)
+            .object_store(store)
             .ok()?
             .get(JsValue::from_str(key))
             .ok()?
             .await
             .ok()??;
-        serde_json::from_str(&value.as_string()?).ok()
+        Some(bytes(&value))
     }
 
-    /// Stores a small JSON value.
+    async fn write_raw(
+        &self,
+        store: &'static str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let (db, key) = (self.db.clone(), key.to_owned());
+        self.in_turn(async move {
+            let tx = db.transaction(&[store], TransactionMode::ReadWrite)?;
+            tx.object_store(store)?
+                .put(&js_bytes(&value), Some(&JsValue::from_str(&key)))?
+                .await?;
+            tx.commit()?.await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A small JSON value, decrypted (`None` if missing, locked or unreadable).
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let data_key = self.data_key().ok()?;
+        let sealed = self.read_raw(KV, key).await?;
+        let json = data_key.open(&sealed, &aad(KV, key)).await.ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    /// Stores a small JSON value, encrypted.
     pub async fn set<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
-        let json = serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))?;
-        let tx = self.db.transaction(&[KV], TransactionMode::ReadWrite)?;
-        tx.object_store(KV)?
-            .put(&JsValue::from_str(&json), Some(&JsValue::from_str(key)))?
-            .await?;
-        tx.commit()?.await?;
-        Ok(())
+        let json = serde_json::to_vec(value).map_err(|e| StoreError(e.to_string()))?;
+        let sealed = self.data_key()?.seal(&json, &aad(KV, key)).await?;
+        self.write_raw(KV, key, sealed).await
     }
 
-    /// Removes everything (sign-out once everything is synced).
+    /// A value kept unencrypted (device id, wrapped key, waiting count only).
+    pub async fn get_plain<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_slice(&self.read_raw(PLAIN, key).await?).ok()
+    }
+
+    /// Stores a value unencrypted (device id, wrapped key, waiting count only).
+    pub async fn set_plain<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(value).map_err(|e| StoreError(e.to_string()))?;
+        self.write_raw(PLAIN, key, json).await
+    }
+
+    /// Removes an unencrypted value.
+    pub async fn remove_plain(&self, key: &str) -> Result<(), StoreError> {
+        let (db, key) = (self.db.clone(), key.to_owned());
+        self.in_turn(async move {
+            let tx = db.transaction(&[PLAIN], TransactionMode::ReadWrite)?;
+            tx.object_store(PLAIN)?
+                .delete(JsValue::from_str(&key))?
+                .await?;
+            tx.commit()?.await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes everything, the wrapped key and device id included, and forgets the data key.
     pub async fn wipe(&self) -> Result<(), StoreError> {
-        let tx = self
-            .db
-            .transaction(&[CHUNKS, META, KV], TransactionMode::ReadWrite)?;
-        for store in [CHUNKS, META, KV] {
-            tx.object_store(store)?.clear()?.await?;
-        }
-        tx.commit()?.await?;
-        Ok(())
+        self.lock();
+        let db = self.db.clone();
+        self.in_turn(async move {
+            let stores = [CHUNKS, META, KV, PLAIN];
+            let tx = db.transaction(&stores, TransactionMode::ReadWrite)?;
+            for store in stores {
+                tx.object_store(store)?.clear()?.await?;
+            }
+            tx.commit()?.await?;
+            Ok(())
+        })
+        .await
     }
 }

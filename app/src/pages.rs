@@ -5,11 +5,13 @@ pub mod case_page;
 pub mod devices;
 pub mod oversight;
 pub mod sign_in;
+pub mod unlock;
 
 use crate::components::sync_badge::SyncBadge;
 use crate::http::{self, ApiFailure};
 use crate::local_store::LocalStore;
 use crate::state::{AppCtx, Page};
+use crate::unlock::{self as keys, UnlockFailure};
 use crate::{random_bytes, sync_client};
 use casebook_shared::api::{CaseSummary, Me};
 use casebook_shared::ids::DeviceId;
@@ -80,6 +82,7 @@ pub fn App() -> impl IntoView {
             {move || match ctx.page.get() {
                 Page::Loading => view! { <p>"Opening Casebook…"</p> }.into_any(),
                 Page::SignIn => view! { <sign_in::SignInPage /> }.into_any(),
+                Page::Unlock => view! { <unlock::UnlockPage /> }.into_any(),
                 Page::Cases => view! { <case_list::CaseListPage /> }.into_any(),
                 Page::Case(id) => view! { <case_page::CasePage id=id /> }.into_any(),
                 Page::Devices => view! { <devices::DevicesPage /> }.into_any(),
@@ -109,18 +112,54 @@ fn watch_hash(ctx: AppCtx) {
     on_change.forget(); // lives as long as the page
 }
 
-/// Start-up: open local storage; if a user is remembered, open their work straight away
-/// (network or not), then refresh from the server when it answers.
-async fn boot(ctx: AppCtx) {
-    let store = match LocalStore::open().await {
-        Ok(s) => s,
-        Err(e) => {
-            ctx.notice.set(Some(format!("This browser will not let Casebook store records on the device ({}). You can still sign in, but work offline is not possible.", e.0)));
-            ctx.page.set(Page::SignIn);
-            return;
-        }
+/// Start-up: open local storage, then unlock the records on it with the key the server
+/// releases to this device, or (with no network) ask for the password; then open the person's
+/// work and refresh it from the server when it answers.
+pub(crate) async fn boot(ctx: AppCtx) {
+    let store = match store() {
+        Some(store) => store,
+        None => match LocalStore::open().await {
+            Ok(store) => {
+                STORE.with(|s| *s.borrow_mut() = Some(store.clone()));
+                store
+            }
+            Err(e) => {
+                ctx.notice.set(Some(format!("This browser will not let Casebook store records on the device ({}). Work offline is not possible here.", e.0)));
+                ctx.page.set(Page::SignIn);
+                return;
+            }
+        },
     };
-    STORE.with(|s| *s.borrow_mut() = Some(store.clone()));
+    if keys::stored(&store).await.is_none() {
+        // Nothing protected here: first use, or wiped. Clear anything left by older versions.
+        let _ = store.wipe().await;
+        ctx.page.set(Page::SignIn);
+        return;
+    }
+    if store.get_plain::<bool>("signed_out").await == Some(true) {
+        // Signed out while the server could not be told: end that session now (if it can be
+        // reached) and never open the records without a new sign-in.
+        let _ = http::delete("/api/session").await;
+        ctx.page.set(Page::SignIn);
+        return;
+    }
+    let device = device_id(&store).await;
+    match keys::with_device_key(&store, device).await {
+        Ok(()) => opened(ctx, store).await,
+        Err(UnlockFailure::Offline) => ctx.page.set(Page::Unlock),
+        Err(UnlockFailure::SignedOut) => ctx.page.set(Page::SignIn),
+        Err(UnlockFailure::Revoked) => wiped_as_lost(ctx, &store).await,
+        Err(other) => {
+            ctx.notice.set(Some(format!(
+                "The records on this device could not be opened ({other:?}). Sign in to carry on."
+            )));
+            ctx.page.set(Page::SignIn);
+        }
+    }
+}
+
+/// The records are unlocked: open the person's work (network or not).
+pub(crate) async fn opened(ctx: AppCtx, store: LocalStore) {
     let Some(me) = store.get::<Me>("me").await else {
         ctx.page.set(Page::SignIn);
         return;
@@ -137,12 +176,24 @@ async fn boot(ctx: AppCtx) {
     refresh(ctx).await;
 }
 
+/// The device was reported lost: everything is removed.
+pub(crate) async fn wiped_as_lost(ctx: AppCtx, store: &LocalStore) {
+    sync_client::stop();
+    let _ = store.wipe().await;
+    ctx.cases.set(Vec::new());
+    ctx.me.set(None);
+    ctx.notice.set(Some(
+        "This device was reported lost or revoked: everything Casebook stored on it has been removed.".into(),
+    ));
+    ctx.page.set(Page::SignIn);
+}
+
 async fn device_id(store: &LocalStore) -> DeviceId {
-    if let Some(id) = store.get::<DeviceId>("device").await {
+    if let Some(id) = store.get_plain::<DeviceId>("device").await {
         return id;
     }
     let id = DeviceId::from_random_bytes(random_bytes());
-    let _ = store.set("device", &id).await;
+    let _ = store.set_plain("device", &id).await;
     id
 }
 
@@ -179,10 +230,13 @@ pub async fn check_session(ctx: AppCtx) {
     }
 }
 
-/// The server says the session has ended: stop syncing and ask the person to sign in again,
-/// keeping everything on the device.
+/// The server says the session has ended: stop syncing, lock the records and ask the person
+/// to sign in again, keeping everything (encrypted) on the device.
 fn session_ended(ctx: AppCtx) {
     sync_client::stop();
+    if let Some(store) = store() {
+        store.lock();
+    }
     ctx.notice.set(Some(
         "Your session has ended. Sign in again to carry on; nothing on this device has been lost."
             .into(),
@@ -191,28 +245,60 @@ fn session_ended(ctx: AppCtx) {
     ctx.page.set(Page::SignIn);
 }
 
-/// After a successful sign-in.
-pub async fn signed_in(ctx: AppCtx, me: Me) {
+/// After a successful sign-in (`password` renews the offline copy of the device key).
+pub async fn signed_in(ctx: AppCtx, me: Me, password: &str) -> Result<(), String> {
     let Some(store) = store() else {
         ctx.me.set(Some(me));
         ctx.go(Page::Cases);
-        return;
+        return Ok(());
     };
-    let previous = store.get::<Me>("me").await;
-    if previous.as_ref().is_some_and(|p| p.id != me.id) {
+    if let Some(previous) = keys::stored(&store).await
+        && previous.owner != me.id
+    {
         // Another person's records are on this device. Only a fully synced device is
         // cleared; unsynced work is never thrown away.
-        if sync_client::waiting() == 0 {
-            sync_client::stop();
-            let _ = store.wipe().await;
+        let waiting: usize = store.get_plain("waiting").await.unwrap_or(0);
+        if waiting > 0 {
+            let _ = http::delete("/api/session").await;
+            return Err(format!(
+                "This device holds {waiting} change(s) by another person that have not reached the server. They need to sign in here once so their work is sent; then you can sign in."
+            ));
+        }
+        sync_client::stop();
+        let _ = store.wipe().await;
+    }
+    let mut attempts = 0;
+    loop {
+        let device = device_id(&store).await;
+        match keys::after_sign_in(&store, device, me.id, password).await {
+            Ok(()) => break,
+            Err(UnlockFailure::Foreign) if attempts == 0 => {
+                // This browser's device id belongs to someone else on the server (their
+                // records were cleared here): start afresh as a new device.
+                let _ = store.wipe().await;
+                attempts += 1;
+            }
+            Err(UnlockFailure::Revoked) => {
+                wiped_as_lost(ctx, &store).await;
+                let _ = http::delete("/api/session").await;
+                return Err("This device was reported lost, so Casebook removed everything it stored here. Sign in again to set it up as a new device.".into());
+            }
+            Err(other) => {
+                let _ = http::delete("/api/session").await;
+                return Err(format!(
+                    "Casebook could not protect records on this device ({other:?}). Try again."
+                ));
+            }
         }
     }
     let _ = store.set("me", &me).await;
+    let _ = store.remove_plain("signed_out").await;
     ctx.me.set(Some(me));
     request_persistent_storage();
     start_sync(ctx, &store).await;
     ctx.go(Page::Cases);
     refresh(ctx).await;
+    Ok(())
 }
 
 fn request_persistent_storage() {
@@ -225,21 +311,40 @@ fn request_persistent_storage() {
     }
 }
 
+/// Sign-out: sends waiting changes first (up to [`SIGN_OUT_SYNC_MS`]); then, if everything
+/// reached the server, wipes the device; otherwise keeps the unsynced work encrypted (only the
+/// server's key can open it now) and says so.
 async fn sign_out(ctx: AppCtx) {
+    if sync_client::waiting() > 0 && ctx.sync.get_untracked().online {
+        ctx.notice.set(Some(
+            "Sending your changes to the server before signing out…".into(),
+        ));
+        let started = crate::now_ms();
+        while sync_client::waiting() > 0 && crate::now_ms() - started < SIGN_OUT_SYNC_MS {
+            crate::sleep_ms(250).await;
+        }
+    }
     let waiting = sync_client::waiting();
     let _ = http::delete("/api/session").await;
     sync_client::stop();
-    if waiting == 0 {
-        if let Some(store) = store() {
+    if let Some(store) = store() {
+        if waiting == 0 {
             let _ = store.wipe().await;
+            ctx.notice.set(None);
+        } else {
+            let _ = store.set_plain("waiting", &waiting).await;
+            let _ = store.set_plain("signed_out", &true).await;
+            keys::forget_password_copy(&store).await;
+            store.lock();
+            ctx.notice.set(Some(format!(
+                "You are signed out, but {waiting} change(s) could not reach the server. They are kept on this device, encrypted, and will sync when you sign in again with a connection."
+            )));
         }
-        ctx.cases.set(Vec::new());
-        ctx.notice.set(None);
-    } else {
-        ctx.notice.set(Some(format!(
-            "You are signed out, but {waiting} change(s) had not reached the server. They are kept on this device and will sync when you sign in again."
-        )));
     }
+    ctx.cases.set(Vec::new());
     ctx.me.set(None);
     ctx.go(Page::SignIn);
 }
+
+/// Longest wait at sign-out for waiting changes to reach the server.
+const SIGN_OUT_SYNC_MS: f64 = 10_000.0;

@@ -11,6 +11,8 @@ pub enum Page {
     Loading,
     /// Sign-in form.
     SignIn,
+    /// Offline: the password opens the records on the device.
+    Unlock,
     /// The user's cases.
     Cases,
     /// One case.

@@ -347,14 +347,7 @@ impl Client {
             let store = self.store.clone();
             let ctx = self.ctx;
             leptos::task::spawn_local(async move {
-                let _ = store.wipe().await;
-                stop();
-                ctx.cases.set(Vec::new());
-                ctx.me.set(None);
-                ctx.notice.set(Some(
-                    "This device was reported lost or revoked: everything Casebook stored on it has been removed.".into(),
-                ));
-                ctx.page.set(crate::state::Page::SignIn);
+                crate::pages::wiped_as_lost(ctx, &store).await;
             });
             return;
         }
@@ -395,6 +388,14 @@ impl Client {
         let in_step = online && waiting == 0 && self.core.all_in_step();
         let old = self.ctx.sync.get_untracked();
         let moved = old.online != online || old.waiting != waiting;
+        if old.waiting != waiting {
+            // Kept unencrypted (a count only) so that another person signing in on this device
+            // can be told there is unsynced work without anything being decrypted.
+            let store = self.store.clone();
+            leptos::task::spawn_local(async move {
+                let _ = store.set_plain("waiting", &waiting).await;
+            });
+        }
         if moved || (in_step && (documents_changed || old.last_synced_ms.is_none())) {
             self.ctx.sync.set(SyncStatus {
                 online,

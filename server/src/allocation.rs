@@ -3,6 +3,7 @@
 //! connections within a second (they re-derive their documents every second).
 
 use crate::auth::AuthUser;
+use crate::cases::parse_case;
 use crate::http_error::{Error, Result};
 use crate::{AppState, now_ms, on_pool};
 use axum::extract::{Path, State};
@@ -41,11 +42,6 @@ fn reason(text: &str) -> Result<String> {
         ));
     }
     Ok(text.to_owned())
-}
-
-fn parse_case(case: &str) -> Result<CaseId> {
-    case.parse()
-        .map_err(|_| Error::Invalid("that is not a case id".into()))
 }
 
 /// The team holding a case.

@@ -1,19 +1,58 @@
-//! The cases the signed-in user may open.
+//! The cases the signed-in user may open, and the verified authors of their records.
 
-use crate::access::{DocumentAccess, accessible_cases, accessible_documents};
+use crate::access::{DocumentAccess, accessible_cases, accessible_documents, require_case};
 use crate::auth::AuthUser;
 use crate::http_error::{Error, Result};
 use crate::{AppState, now_ms, on_pool};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use casebook_shared::api::CaseSummary;
-use casebook_shared::ids::DocumentId;
+use casebook_shared::api::{ActorAuthor, CaseSummary};
+use casebook_shared::ids::{CaseId, DocumentId};
 use std::collections::BTreeMap;
 
-/// Routes: `GET /api/cases`.
+/// Routes: `GET /api/cases`, `GET /api/cases/{case}/authors`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/cases", get(list))
+    Router::new()
+        .route("/api/cases", get(list))
+        .route("/api/cases/{case}/authors", get(authors))
+}
+
+/// A case id from a path, or a clear refusal.
+pub fn parse_case(text: &str) -> Result<CaseId> {
+    text.parse()
+        .map_err(|_| Error::Invalid("that is not a case id".into()))
+}
+
+/// Who each actor that wrote to the case's records is, from the server's own ledger.
+async fn authors(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(case): Path<String>,
+) -> Result<Json<Vec<ActorAuthor>>> {
+    let case = parse_case(&case)?;
+    require_case(&state.db, &user, case, now_ms()).await?;
+    let rows: Vec<(Vec<u8>, String, String)> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select distinct l.actor, l.staff_id, s.name
+         from change_ledger l
+         join documents d on d.id = l.document_id
+         join staff s on s.id = l.staff_id
+         where d.case_id = $1")
+        .bind(case.to_string())
+        .fetch_all(pool)
+        .await)?;
+    rows.into_iter()
+        .map(|(actor, staff, name)| {
+            Ok(ActorAuthor {
+                actor: hex::encode(actor),
+                staff: staff
+                    .parse()
+                    .map_err(|e| Error::Internal(anyhow::anyhow!("staff id: {e}")))?,
+                name,
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Json)
 }
 
 type CaseRow = (String, String, String, String, String, String);

@@ -8,6 +8,10 @@
 //! A device can be revoked (reported lost) by its owner, a manager or an admin: it is refused
 //! at once, and told to wipe itself (`Wipe`) on its live connection and whenever it connects
 //! again. Each person can list their devices and sessions and end any session.
+//!
+//! Each device's records are encrypted on the device with a data key that is kept there only
+//! wrapped; `POST /api/devices/{id}/key` releases the wrapping key to the owner's live session
+//! while the device is not revoked. Reporting a device lost erases that key for good.
 
 use crate::auth::AuthUser;
 use crate::db::Db;
@@ -124,12 +128,13 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-/// Routes: `GET /api/devices`, `POST /api/devices/{id}/lost`, `GET /api/sessions`,
-/// `DELETE /api/sessions/{id}`.
+/// Routes: `GET /api/devices`, `POST /api/devices/{id}/key`, `POST /api/devices/{id}/lost`,
+/// `GET /api/sessions`, `DELETE /api/sessions/{id}`.
 pub fn router() -> axum::Router<crate::AppState> {
     use axum::routing::{delete, get, post};
     axum::Router::new()
         .route("/api/devices", get(list_devices))
+        .route("/api/devices/{id}/key", post(release_key))
         .route("/api/devices/{id}/lost", post(report_lost))
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{id}", delete(end_session))
@@ -154,6 +159,42 @@ async fn list_devices(
     ))
 }
 
+/// Releases the device's wrapping key to its owner (registering the device to the signed-in
+/// user on first use, and making the key then). Refused for another user's device, and with
+/// `410 Gone` for a revoked one, which must wipe itself.
+async fn release_key(
+    State(state): State<crate::AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<casebook_shared::api::DeviceKey>> {
+    let device: DeviceId = id
+        .parse()
+        .map_err(|_| Error::Invalid("that is not a device id".into()))?;
+    let (staff, device_text, now) = (user.id.to_string(), device.to_string(), now_ms());
+    let fresh = rand::random::<[u8; 32]>().to_vec();
+    let (owner, revoked, key): (String, Option<i64>, Option<Vec<u8>>) = on_pool!(&state.db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query("insert into devices (id, staff_id, first_seen_at, last_seen_at) values ($1, $2, $3, $3)
+                     on conflict (id) do nothing")
+            .bind(&device_text).bind(&staff).bind(now)
+            .execute(&mut *tx).await?;
+        sqlx::query("update devices set wrap_key = $1 where id = $2 and staff_id = $3 and revoked_at is null and wrap_key is null")
+            .bind(&fresh).bind(&device_text).bind(&staff)
+            .execute(&mut *tx).await?;
+        let row = sqlx::query_as("select staff_id, revoked_at, wrap_key from devices where id = $1")
+            .bind(&device_text).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(row)
+    })?;
+    if owner != staff {
+        return Err(Error::Forbidden);
+    }
+    match (revoked, key) {
+        (None, Some(key)) => Ok(Json(casebook_shared::api::DeviceKey { key })),
+        _ => Err(Error::DeviceRevoked),
+    }
+}
+
 /// Revokes a device: its owner, a manager or an admin may. Its live connections are told to
 /// wipe within a second, and it is refused (and told to wipe) whenever it connects again.
 async fn report_lost(
@@ -173,7 +214,7 @@ async fn report_lost(
         return Err(Error::Forbidden);
     }
     on_pool!(&state.db, pool => sqlx::query(
-        "update devices set revoked_at = $1, revoked_by = $2 where id = $3 and revoked_at is null")
+        "update devices set revoked_at = $1, revoked_by = $2, wrap_key = null where id = $3 and revoked_at is null")
         .bind(now_ms()).bind(user.id.to_string()).bind(device.to_string())
         .execute(pool).await.map(|_| ()))?;
     tracing::warn!(%device, by = %user.id, "device revoked");

@@ -18,6 +18,9 @@ pub enum Error {
     /// Username or password wrong (deliberately not saying which).
     #[error("the username or password is not right")]
     SignInFailed,
+    /// The device was reported lost or revoked: it must wipe itself.
+    #[error("this device has been reported lost or revoked")]
+    DeviceRevoked,
     /// Too many failed sign-ins for this username: wait this many seconds.
     #[error("too many failed attempts; wait {0} seconds and try again")]
     TooManyAttempts(i64),
@@ -41,6 +44,7 @@ impl Error {
         match self {
             Error::Unauthorised | Error::SignInFailed => StatusCode::UNAUTHORIZED,
             Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::DeviceRevoked => StatusCode::GONE,
             Error::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -52,6 +56,7 @@ impl Error {
             Error::Unauthorised => "unauthorised",
             Error::Forbidden => "forbidden",
             Error::SignInFailed => "sign_in_failed",
+            Error::DeviceRevoked => "device_revoked",
             Error::TooManyAttempts(_) => "too_many_attempts",
             Error::Invalid(_) => "invalid",
             Error::Internal(_) => "internal",

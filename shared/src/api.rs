@@ -107,3 +107,23 @@ pub struct DutyAccessRecord {
     /// Access ends at (Unix ms).
     pub expires_at: i64,
 }
+
+/// `POST /api/devices/{id}/key`: the key that unwraps the device's data key, released only to
+/// its owner's live session while the device is not revoked (see `docs/security.md`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeviceKey {
+    /// 32 random bytes, made by the server on the first request for this device.
+    pub key: Vec<u8>,
+}
+
+/// One row of `GET /api/cases/{case}/authors`: a verified author of changes to the case's
+/// records (the server stored changes from this actor only when its registered user sent them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorAuthor {
+    /// Automerge actor id, hex.
+    pub actor: String,
+    /// The staff member it is registered to.
+    pub staff: StaffId,
+    /// Their name.
+    pub name: String,
+}

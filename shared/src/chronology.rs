@@ -20,7 +20,8 @@
 //! | `recorded_at` | int | Unix milliseconds on the recording device |
 //!
 //! The author fields are what the recording device wrote; the server separately records which
-//! signed-in user and device sent every change.
+//! signed-in user and device sent every change. The app names the author from the actor that
+//! created the entry ([`ChronologyEntry::author_actor`]), which the server has verified.
 
 use crate::dates::Date;
 use crate::ids::StaffId;
@@ -184,6 +185,11 @@ pub struct ChronologyEntry {
     pub recorded_by_name: String,
     /// Unix milliseconds on the recording device.
     pub recorded_at: i64,
+    /// Hex id of the Automerge actor that created the entry. The server accepts changes only
+    /// from actors registered to the sending user, so this (looked up through
+    /// `GET /api/cases/{case}/authors`) is the verified author; `recorded_by*` are only what
+    /// the device claimed.
+    pub author_actor: String,
 }
 
 /// Errors from changing a chronology document.
@@ -339,6 +345,10 @@ fn read_entry(
         recorded_by: string("recorded_by"),
         recorded_by_name: string("recorded_by_name"),
         recorded_at,
+        author_actor: match obj {
+            automerge::ObjId::Id(_, actor, _) => actor.to_hex_string(),
+            automerge::ObjId::Root => String::new(),
+        },
     })
 }
 

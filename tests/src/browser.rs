@@ -82,6 +82,11 @@ impl ChromeDriver {
         Ok(client)
     }
 
+    /// The profile folder of the `n`th browser started (0 first).
+    pub fn profile(&self, n: usize) -> &std::path::Path {
+        &self.profiles[n].0
+    }
+
     /// Stops chromedriver.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
@@ -235,4 +240,25 @@ impl Drop for NetworkSwitch {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Whether `needle` appears, as UTF-8 or UTF-16LE bytes, in any file under `folder`.
+pub fn folder_contains(folder: &std::path::Path, needle: &str) -> bool {
+    let utf8 = needle.as_bytes().to_vec();
+    let utf16: Vec<u8> = needle.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                pending.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(data) = std::fs::read(&path)
+            && [&utf8, &utf16]
+                .iter()
+                .any(|n| data.windows(n.len()).any(|w| w == n.as_slice()))
+        {
+            return true;
+        }
+    }
+    false
 }

@@ -48,13 +48,26 @@ async fn post<T: serde::Serialize>(
         .unwrap()
 }
 
-/// Whether `who` may open the case, asked every way: the REST list, the socket's welcome,
-/// and a sync message for its chronology.
+/// Whether `who` may open the case, asked every way: the REST list, the case's authors
+/// endpoint, the socket's welcome, and a sync message for its chronology.
 async fn can_open(server: &TestServer, who: &Session, case: CaseId, doc: DocumentId) -> bool {
     let listed = who
         .cases()
         .await
         .map(|cases| cases.iter().any(|c| c.id == case));
+    let authors = reqwest::Client::new()
+        .get(format!("{}/api/cases/{case}/authors", server.base))
+        .header("cookie", &who.cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    match &listed {
+        Ok(true) => assert_eq!(authors, 200, "the case's authors, like the case list"),
+        Ok(false) => assert_eq!(authors, 403, "the case's authors, like the case list"),
+        Err(_) => assert_eq!(authors, 401, "signed out or disabled"),
+    }
     let mut request = server.ws_url().into_client_request().unwrap();
     request
         .headers_mut()

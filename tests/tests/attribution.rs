@@ -4,6 +4,7 @@
 
 use automerge::sync::SyncDoc;
 use automerge::{ActorId, AutoCommit};
+use casebook_shared::api::ActorAuthor;
 use casebook_shared::chronology::{self, Recorder};
 use casebook_shared::ids::{DeviceId, DocumentId};
 use casebook_shared::protocol::{ClientMessage, DenyReason, ErrorCode, ServerMessage};
@@ -215,4 +216,60 @@ async fn a_device_id_belongs_to_the_user_who_first_used_it() {
             ..
         })
     ));
+}
+
+#[tokio::test]
+async fn the_author_shown_is_the_verified_sender_not_the_name_the_device_wrote() {
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
+    let mut jos_device = NativeDevice::new(jo.me.clone());
+    jos_device
+        .connect(&server.ws_url(), &jo.cookie)
+        .await
+        .unwrap();
+    jos_device.sync().await.unwrap();
+    // Jo's device writes an entry that claims Lee recorded it.
+    let claimed = Recorder {
+        staff: lee.me.id,
+        name: lee.me.name.clone(),
+        now_ms: 1,
+    };
+    jos_device
+        .edit_raw(doc, |am| {
+            chronology::add_entry(am, "claimed-by-lee", &draft("Who wrote this?"), &claimed)
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    jos_device.sync().await.unwrap();
+    let entry = jos_device
+        .entries(doc)
+        .into_iter()
+        .find(|e| e.id == "claimed-by-lee")
+        .unwrap();
+    assert_eq!(
+        entry.recorded_by_name, lee.me.name,
+        "the claim is in the document"
+    );
+
+    let authors = |who: &Session| {
+        reqwest::Client::new()
+            .get(format!("{}/api/cases/{}/authors", server.base, case.id))
+            .header("cookie", who.cookie.clone())
+            .send()
+    };
+    let listed: Vec<ActorAuthor> = authors(&lee).await.unwrap().json().await.unwrap();
+    let author = listed
+        .iter()
+        .find(|a| a.actor == entry.author_actor)
+        .expect("the entry's actor is a verified author of the case");
+    assert_eq!(
+        (author.staff, author.name.as_str()),
+        (jo.me.id, jo.me.name.as_str())
+    );
+
+    // Only people with access to the case may see who wrote in it.
+    let stranger = server.sign_in("worker.south1").await;
+    assert_eq!(authors(&stranger).await.unwrap().status().as_u16(), 403);
 }

@@ -105,7 +105,7 @@ async fn screenshot(browser: &Client, name: &str) {
 #[tokio::test]
 async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still_opens_the_case() {
     let server = TestServer::start_with(Some(dist())).await.unwrap();
-    let (_, _, case) = Session::co_workers(&server.base).await.unwrap();
+    let (jo, _, case) = Session::co_workers(&server.base).await.unwrap();
     let case = case.id.to_string();
 
     let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
@@ -135,8 +135,15 @@ async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still
     );
     wait_for_badge(&b, "all changes saved").await;
 
-    // Reload with no network: the service worker serves the app, IndexedDB the chronology.
+    // Reload with no network: the service worker serves the app; the password opens the
+    // encrypted records on the device; IndexedDB has the chronology.
     a.refresh().await.unwrap();
+    wait_for(&a, Locator::Id("unlock-password")).await;
+    type_into(&a, "unlock-password", "not the password").await;
+    click(&a, Locator::Id("unlock")).await;
+    wait_for(&a, Locator::Id("unlock-error")).await;
+    type_into(&a, "unlock-password", PASSWORD).await;
+    click(&a, Locator::Id("unlock")).await;
     wait_for(&a, Locator::Css("#chronology li")).await;
     let offline_page = text_of(&a, "#chronology").await;
     assert!(
@@ -162,6 +169,19 @@ async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still
     }
     wait_for_badge(&a, "all changes saved").await;
     screenshot(&a, "3-merged").await;
+    // Lee's page names Jo as the author of Jo's entry, from the server's verified list.
+    let jos_entry = "//ol[@id='chronology']/li[contains(., 'Jo wrote this with no signal')]";
+    let expected = format!("Recorded by {}", jo.me.name);
+    eventually(
+        "Jo to be named as the author on Lee's page",
+        WAIT,
+        || async {
+            let entry = b.find(Locator::XPath(jos_entry)).await?;
+            Ok(entry.text().await?.contains(&expected))
+        },
+    )
+    .await
+    .unwrap();
     let a_entries = a
         .find_all(Locator::Css("#chronology li"))
         .await
@@ -215,8 +235,8 @@ async fn device_id(browser: &Client) -> String {
             "const done = arguments[arguments.length - 1];
              const req = indexedDB.open('casebook');
              req.onsuccess = () => {
-               const get = req.result.transaction(['kv'], 'readonly').objectStore('kv').get('device');
-               get.onsuccess = () => { req.result.close(); done(JSON.parse(get.result)); };
+               const get = req.result.transaction(['plain'], 'readonly').objectStore('plain').get('device');
+               get.onsuccess = () => { req.result.close(); done(JSON.parse(new TextDecoder().decode(get.result))); };
              };",
             vec![],
         )
@@ -271,6 +291,141 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
     })
     .await
     .unwrap();
+
+    browser.close().await.unwrap();
+    driver.stop().await;
+}
+
+/// Whether the service worker's caches hold any API response.
+async fn cached_api_responses(browser: &Client) -> i64 {
+    browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             caches.keys()
+               .then((names) => Promise.all(names.map((n) => caches.open(n).then((c) => c.keys()))))
+               .then((lists) => done(lists.flat().filter((r) => new URL(r.url).pathname.startsWith('/api')).length))
+               .catch(() => done(-1));",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap()
+}
+
+/// Writes `text` into a separate, unencrypted IndexedDB database the way the app writes a
+/// chunk (a byte array): the control showing that plain text in IndexedDB would be found.
+async fn write_plain_control(browser: &Client, text: &str) {
+    browser
+        .execute_async(
+            "const [text, done] = [arguments[0], arguments[arguments.length - 1]];
+             const req = indexedDB.open('control-plain', 1);
+             req.onupgradeneeded = () => req.result.createObjectStore('values');
+             req.onsuccess = () => {
+               const tx = req.result.transaction(['values'], 'readwrite');
+               tx.objectStore('values').put(new TextEncoder().encode(text), 'control');
+               tx.oncomplete = () => { req.result.close(); done(true); };
+             };",
+            vec![json!(text)],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn records_on_the_device_are_encrypted_and_sign_out_keeps_unsynced_work_encrypted() {
+    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    let (_, _, shared_case) = Session::co_workers(&server.base).await.unwrap();
+    let case = shared_case.id.to_string();
+    let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let network = NetworkSwitch::start(target).await.unwrap();
+    let mut driver = ChromeDriver::start().await.unwrap();
+    let browser = driver.browser().await.unwrap();
+    let indexed_db = driver.profile(0).join("Default").join("IndexedDB");
+
+    sign_in(&browser, &network.url(), "worker.north1").await;
+    open_case(&browser, &case).await;
+    let marker = format!("Quillfeather{:08x}", rand::random::<u32>());
+    add_entry(&browser, &marker).await;
+    wait_for_badge(&browser, "all changes saved").await;
+    assert!(
+        stored_records(&browser).await > 0,
+        "the case is on the device"
+    );
+
+    // The control: the same kind of write, unencrypted, is found in the profile's files...
+    let control = format!("Plaincontrol{:08x}", rand::random::<u32>());
+    write_plain_control(&browser, &control).await;
+    eventually(
+        "the plain control to reach the IndexedDB files",
+        WAIT,
+        || async {
+            Ok(casebook_tests::browser::folder_contains(
+                &indexed_db,
+                &control,
+            ))
+        },
+    )
+    .await
+    .unwrap();
+    // ...while the entry typed into the app is not, anywhere.
+    assert!(
+        !casebook_tests::browser::folder_contains(&indexed_db, &marker),
+        "the entry's text is in the IndexedDB files in plain text"
+    );
+
+    // Offline, write more, then sign out: the unsynced change is kept (encrypted), not lost.
+    network.set_online(false);
+    wait_for_badge(&browser, "Offline").await;
+    let unsynced = format!("Unsentwork{:08x}", rand::random::<u32>());
+    add_entry(&browser, &unsynced).await;
+    wait_for_badge(&browser, "1 change waiting").await;
+    click(&browser, Locator::Id("sign-out")).await;
+    wait_for(&browser, Locator::Id("username")).await;
+    assert!(
+        text_of(&browser, "main")
+            .await
+            .contains("could not reach the server"),
+        "the person is warned that work is kept"
+    );
+    assert!(stored_records(&browser).await > 0, "unsynced work is kept");
+    assert!(!casebook_tests::browser::folder_contains(
+        &indexed_db,
+        &unsynced
+    ));
+
+    // Back online and signed in again: the kept change reaches the server.
+    network.set_online(true);
+    sign_in(&browser, &network.url(), "worker.north1").await;
+    wait_for_badge(&browser, "all changes saved").await;
+    let lee = server.sign_in("worker.north2").await;
+    let mut check = casebook_tests::device::NativeDevice::new(lee.me.clone());
+    check.connect(&server.ws_url(), &lee.cookie).await.unwrap();
+    check.sync().await.unwrap();
+    assert!(
+        check
+            .entries(shared_case.chronology)
+            .iter()
+            .any(|e| e.draft.what_happened == unsynced),
+        "the change kept at sign-out reached the server"
+    );
+
+    // Everything synced: sign-out leaves no case data on the device.
+    click(&browser, Locator::Id("sign-out")).await;
+    wait_for(&browser, Locator::Id("username")).await;
+    eventually("the device's records to be wiped", WAIT, || async {
+        Ok(stored_records(&browser).await == 0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        cached_api_responses(&browser).await,
+        0,
+        "no API response is cached"
+    );
+    // A reload does not open anything without signing in.
+    browser.refresh().await.unwrap();
+    wait_for(&browser, Locator::Id("username")).await;
 
     browser.close().await.unwrap();
     driver.stop().await;

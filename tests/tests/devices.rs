@@ -111,3 +111,54 @@ async fn a_person_sees_their_sessions_and_can_end_one() {
     assert!(tablet.cases().await.is_err(), "the tablet's session ended");
     assert!(laptop.cases().await.is_ok(), "the laptop's carries on");
 }
+
+async fn release_key(server: &TestServer, who: Option<&Session>, device: &str) -> (u16, Vec<u8>) {
+    let mut request =
+        reqwest::Client::new().post(format!("{}/api/devices/{device}/key", server.base));
+    if let Some(who) = who {
+        request = request.header("cookie", &who.cookie);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let key = response
+        .json::<casebook_shared::api::DeviceKey>()
+        .await
+        .map(|k| k.key)
+        .unwrap_or_default();
+    (status, key)
+}
+
+#[tokio::test]
+async fn the_device_key_is_released_only_to_its_owner_and_never_after_it_is_reported_lost() {
+    let server = TestServer::start().await.unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let device = casebook_shared::ids::DeviceId::from_random_bytes(rand::random()).to_string();
+
+    let (status, key) = release_key(&server, Some(&jo), &device).await;
+    assert_eq!(status, 200);
+    assert_eq!(key.len(), 32);
+    // The same key every time, for any of the owner's sessions.
+    let jo_laptop = server.sign_in("worker.north1").await;
+    assert_eq!(
+        release_key(&server, Some(&jo_laptop), &device).await,
+        (200, key.clone())
+    );
+    // Nobody else, and nobody signed out.
+    let lee = server.sign_in("worker.north2").await;
+    assert_eq!(release_key(&server, Some(&lee), &device).await.0, 403);
+    assert_eq!(release_key(&server, None, &device).await.0, 401);
+    assert_eq!(release_key(&server, Some(&jo), "not-a-device").await.0, 422);
+    // Another device gets another key.
+    let other = casebook_shared::ids::DeviceId::from_random_bytes(rand::random()).to_string();
+    let (_, other_key) = release_key(&server, Some(&jo), &other).await;
+    assert_ne!(other_key, key);
+
+    // Reported lost: refused with 410 (the app wipes itself) and the key is gone for good.
+    assert_eq!(report_lost(&server, &jo, &device).await, 200);
+    assert_eq!(release_key(&server, Some(&jo), &device).await.0, 410);
+    let (stored,): (Option<Vec<u8>>,) = casebook_server::on_pool!(&server.db, pool =>
+        sqlx::query_as("select wrap_key from devices where id = $1")
+            .bind(&device).fetch_one(pool).await)
+    .unwrap();
+    assert_eq!(stored, None, "the wrapping key is erased from the server");
+}

@@ -3,12 +3,51 @@
 use crate::components::entry_form::EntryForm;
 use crate::state::{AppCtx, Page};
 use crate::{now_ms, random_bytes, sync_client};
+use casebook_shared::api::ActorAuthor;
 use casebook_shared::chronology::{
     self, ChronologyEntry, ChronologyError, EntryDraft, FieldError, Recorder,
 };
 use casebook_shared::dates::Date;
 use casebook_shared::ids::{CaseId, DocumentId};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::collections::HashMap;
+
+/// Verified authors of a case's records by actor id: the copy on the device at once, then the
+/// server's list when it answers (kept on the device, encrypted, for offline use).
+/// `loaded` becomes true once the server has been asked (answered or not).
+fn load_authors(case: CaseId, authors: RwSignal<HashMap<String, String>>, loaded: RwSignal<bool>) {
+    spawn_local(async move {
+        let key = format!("authors/{case}");
+        let store = crate::pages::store();
+        if let Some(store) = &store
+            && let Some(known) = store.get::<Vec<ActorAuthor>>(&key).await
+        {
+            authors.set(known.into_iter().map(|a| (a.actor, a.name)).collect());
+        }
+        if let Ok(fresh) =
+            crate::http::get::<Vec<ActorAuthor>>(&format!("/api/cases/{case}/authors")).await
+        {
+            if let Some(store) = &store {
+                let _ = store.set(&key, &fresh).await;
+            }
+            authors.set(fresh.into_iter().map(|a| (a.actor, a.name)).collect());
+        }
+        loaded.set(true);
+    });
+}
+
+/// Who wrote an entry, from the verified author of its first change (never from the name the
+/// recording device put in the entry).
+fn author_of(entry: &ChronologyEntry, authors: &HashMap<String, String>, me: &str) -> String {
+    if let Some(name) = authors.get(&entry.author_actor) {
+        return name.clone();
+    }
+    if sync_client::read(|core| core.wrote_with(&entry.author_actor)).unwrap_or(false) {
+        return me.to_owned();
+    }
+    "a colleague (confirmed when this device next syncs)".into()
+}
 
 fn save_result(result: Option<Result<(), ChronologyError>>) -> Result<(), Vec<FieldError>> {
     match result {
@@ -41,7 +80,7 @@ pub fn CasePage(
             Some(case) => view! {
                 <h2>{case.person_name.clone()}</h2>
                 <p class="case-meta">{format!("{} · {} · allocated to {}", case.reference, case.order_type, case.worker_name)}</p>
-                <Chronology doc=case.chronology />
+                <Chronology case=case.id doc=case.chronology />
             }.into_any(),
         }}
     }
@@ -49,8 +88,14 @@ pub fn CasePage(
 
 /// The chronology of one case.
 #[component]
-fn Chronology(doc: DocumentId) -> impl IntoView {
+fn Chronology(case: CaseId, doc: DocumentId) -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
+    let authors = RwSignal::new(HashMap::new());
+    let authors_loaded = RwSignal::new(false);
+    load_authors(case, authors, authors_loaded);
+    // Entries from an author this device has not heard of yet: ask the server again (once
+    // per new actor; the server lists an actor as soon as it has stored its changes).
+    let asked = StoredValue::new(std::collections::HashSet::<String>::new());
     // Opening the chronology is a consultation for the audit log (kept on the device while
     // offline, uploaded with its time on the next connection).
     sync_client::record_view(doc);
@@ -59,6 +104,24 @@ fn Chronology(doc: DocumentId) -> impl IntoView {
     let entries = Memo::new(move |_| {
         ctx.revision.track();
         sync_client::read(|core| core.document(doc).map(chronology::entries)).flatten()
+    });
+    Effect::new(move |_| {
+        let Some(list) = entries.get() else { return };
+        if !authors_loaded.get() {
+            return;
+        }
+        let unknown: Vec<String> = authors.with_untracked(|known| {
+            list.iter()
+                .map(|e| e.author_actor.clone())
+                .filter(|a| !known.contains_key(a))
+                .filter(|a| !asked.with_value(|asked| asked.contains(a)))
+                .filter(|a| !sync_client::read(|core| core.wrote_with(a)).unwrap_or(false))
+                .collect()
+        });
+        if !unknown.is_empty() {
+            asked.update_value(|asked| asked.extend(unknown));
+            load_authors(case, authors, authors_loaded);
+        }
     });
     let add = Callback::new(move |draft: EntryDraft| {
         let Some(me) = ctx.me.get_untracked() else {
@@ -101,7 +164,11 @@ fn Chronology(doc: DocumentId) -> impl IntoView {
                 Some(list) if list.is_empty() => view! { <p class="card">"No entries yet."</p> }.into_any(),
                 Some(list) => view! {
                     <ol class="chronology" id="chronology">
-                        {list.into_iter().map(|entry| view! { <EntryItem doc=doc entry=entry editing=editing /> }).collect_view()}
+                        {list.into_iter().map(|entry| {
+                            let me = ctx.me.get().map(|m| m.name).unwrap_or_default();
+                            let author = authors.with(|a| author_of(&entry, a, &me));
+                            view! { <EntryItem doc=doc entry=entry author=author editing=editing /> }
+                        }).collect_view()}
                     </ol>
                 }.into_any(),
             }}
@@ -114,6 +181,7 @@ fn Chronology(doc: DocumentId) -> impl IntoView {
 fn EntryItem(
     doc: DocumentId,
     entry: ChronologyEntry,
+    author: String,
     editing: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let id = entry.id.clone();
@@ -125,12 +193,11 @@ fn EntryItem(
     let impact = d.impact.as_str();
     let recorded = if entry.recorded_at > 0 {
         format!(
-            "Recorded by {} on {}",
-            entry.recorded_by_name,
+            "Recorded by {author} on {}",
             Date::from_unix_millis(entry.recorded_at)
         )
     } else {
-        format!("Recorded by {}", entry.recorded_by_name)
+        format!("Recorded by {author}")
     };
     let save = {
         let id = id.clone();

@@ -29,11 +29,15 @@ pub fn SignInPage() -> impl IntoView {
             match http::post::<_, Me>("/api/session", &form).await {
                 Ok(me) => {
                     password.set(String::new());
-                    super::signed_in(ctx, me).await;
+                    // The password also protects the copy of the device key used offline.
+                    if let Err(message) = super::signed_in(ctx, me, &form.password).await {
+                        error.set(Some(message));
+                    }
                 }
                 Err(ApiFailure::Offline) => error.set(Some("Casebook cannot reach the server. Signing in needs a connection; once signed in you can work offline.".into())),
                 Err(ApiFailure::SignedOut) => error.set(Some("The username or password is not right.".into())),
                 Err(ApiFailure::Refused(message)) => error.set(Some(message)),
+                Err(ApiFailure::Revoked) => error.set(Some("This device has been reported lost.".into())),
             }
             busy.set(false);
         });

@@ -249,6 +249,12 @@ impl ClientCore {
         self.device
     }
 
+    /// Whether this device wrote with the actor `hex` (in this run or an earlier one).
+    pub fn wrote_with(&self, hex: &str) -> bool {
+        self.actor.to_hex_string() == hex
+            || self.past_actors.iter().any(|a| a.to_hex_string() == hex)
+    }
+
     /// The Automerge actor id this device writes with in this run.
     pub fn actor(&self) -> &[u8] {
         self.actor.to_bytes()
