@@ -164,7 +164,8 @@ pub async fn accessible_documents(
         return Ok(BTreeMap::new());
     }
     let rows: Vec<(String, String, String)> = on_pool!(db, pool =>
-        sqlx::query_as("select d.id, d.case_id, c.person_id from documents d join cases c on c.id = d.case_id")
+        sqlx::query_as("select d.id, d.case_id, c.person_id from documents d join cases c on c.id = d.case_id
+                        where d.superseded_by is null")
             .fetch_all(pool).await)?;
     let mut documents = BTreeMap::new();
     for (doc, case, person) in rows {

@@ -154,6 +154,17 @@ pub async fn record(db: &Db, entry: &Entry) -> Result<(), sqlx::Error> {
     }.await)
 }
 
+/// Appends several records in one transaction (all or none).
+pub async fn record_all(db: &Db, entries: &[Entry]) -> Result<(), sqlx::Error> {
+    on_pool!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        for entry in entries {
+            audit_append!(tx, entry).await?;
+        }
+        tx.commit().await
+    }.await)
+}
+
 /// Whether the log shows `staff` holding `document` before (a view, a change): the basis for
 /// logging a view reported after their access ended.
 pub async fn has_held(db: &Db, staff: &str, document: &str) -> Result<bool, sqlx::Error> {

@@ -24,6 +24,44 @@ pub fn parse_case(text: &str) -> Result<CaseId> {
         .map_err(|_| Error::Invalid("that is not a case id".into()))
 }
 
+/// A case's identifying facts and its current chronology.
+#[derive(Clone, Debug)]
+pub struct CaseRecord {
+    /// The case.
+    pub id: CaseId,
+    /// The person it is about.
+    pub person_id: String,
+    /// Their name.
+    pub person_name: String,
+    /// Case reference.
+    pub reference: String,
+    /// Its chronology document (the current one, after any erasure).
+    pub chronology: DocumentId,
+}
+
+/// The facts of `case` (which must exist).
+pub async fn case_record(db: &crate::db::Db, case: CaseId) -> Result<CaseRecord> {
+    let row: Option<(String, String, String, String)> = on_pool!(db, pool => sqlx::query_as(
+        "select c.person_id, p.name, c.reference, d.id
+         from cases c
+         join people p on p.id = c.person_id
+         join documents d on d.case_id = c.id and d.kind = 'chronology' and d.superseded_by is null
+         where c.id = $1")
+        .bind(case.to_string())
+        .fetch_optional(pool)
+        .await)?;
+    let (person_id, person_name, reference, doc) = row.ok_or(Error::Forbidden)?;
+    Ok(CaseRecord {
+        id: case,
+        person_id,
+        person_name,
+        reference,
+        chronology: doc
+            .parse()
+            .map_err(|e| Error::Internal(anyhow::anyhow!("document id: {e}")))?,
+    })
+}
+
 /// Who each actor that wrote to the case's records is, from the server's own ledger.
 async fn authors(
     State(state): State<AppState>,
@@ -67,7 +105,7 @@ pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSumm
         "select c.id, p.name, c.reference, c.order_type, coalesce(w.name, ''), d.id
          from cases c
          join people p on p.id = c.person_id
-         join documents d on d.case_id = c.id and d.kind = 'chronology'
+         join documents d on d.case_id = c.id and d.kind = 'chronology' and d.superseded_by is null
          left join allocations wa on wa.case_id = c.id and wa.relation = 'worker'
          left join staff w on w.id = wa.staff_id
          order by p.name, c.reference")

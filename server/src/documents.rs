@@ -87,6 +87,9 @@ pub enum SyncError {
     /// stored.
     #[error("the document would no longer fit its schema: {0}")]
     Invalid(String),
+    /// The document was retired (rebuilt after an erasure): its old lineage is refused.
+    #[error("this record was replaced after an erasure")]
+    Retired,
     /// Storage failed; nothing was acknowledged.
     #[error("storage failed: {0:#}")]
     Storage(anyhow::Error),
@@ -182,16 +185,7 @@ impl DocumentHub {
             if slot.removed {
                 continue;
             }
-            slot.last_used = Instant::now();
-            if slot.live.is_none() {
-                let (room, uncompacted) = load(&self.db, doc).await?;
-                slot.live = Some(LiveRoom {
-                    room,
-                    peers: HashMap::new(),
-                    uncompacted,
-                });
-            }
-            let live = slot.live.as_mut().expect("loaded above");
+            let live = self.make_live(&mut slot, doc).await?;
             live.peers.insert(peer.id, peer.clone());
             let received = match live.room.receive(peer.id, session, data, &self.limits) {
                 Ok(r) => r,
@@ -295,6 +289,69 @@ impl DocumentHub {
         }
     }
 
+    /// Loads the document into the slot if it is not in memory.
+    async fn make_live<'a>(
+        &self,
+        slot: &'a mut Slot,
+        doc: DocumentId,
+    ) -> Result<&'a mut LiveRoom, SyncError> {
+        slot.last_used = Instant::now();
+        if slot.live.is_none() {
+            let (room, uncompacted) = load(&self.db, doc).await?;
+            slot.live = Some(LiveRoom {
+                room,
+                peers: HashMap::new(),
+                uncompacted,
+            });
+        }
+        Ok(slot.live.as_mut().expect("loaded above"))
+    }
+
+    /// Runs `f` on the document as it is now (loading it if needed), under its lock.
+    pub async fn read<R>(
+        &self,
+        doc: DocumentId,
+        f: impl FnOnce(&automerge::AutoCommit) -> R,
+    ) -> Result<R, SyncError> {
+        loop {
+            let slot = self.slot(doc);
+            let mut slot = slot.lock().await;
+            if slot.removed {
+                continue;
+            }
+            let live = self.make_live(&mut slot, doc).await?;
+            return Ok(f(live.room.document()));
+        }
+    }
+
+    /// Retires `doc` for good (erasure): under its lock, `plan` sees the document as it is
+    /// now and `commit` stores what replaces it; then the room is dropped. No change to `doc`
+    /// can be stored after this, because [`load`] refuses a retired document.
+    pub async fn retire<P, Fut>(
+        &self,
+        doc: DocumentId,
+        plan: impl FnOnce(&automerge::AutoCommit) -> anyhow::Result<P>,
+        commit: impl FnOnce(P) -> Fut,
+    ) -> anyhow::Result<()>
+    where
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        loop {
+            let slot_handle = self.slot(doc);
+            let mut slot = slot_handle.lock().await;
+            if slot.removed {
+                continue;
+            }
+            let live = self.make_live(&mut slot, doc).await?;
+            let planned = plan(live.room.document())?;
+            commit(planned).await?;
+            slot.live = None;
+            slot.removed = true;
+            self.rooms.lock().expect("rooms lock").remove(&doc);
+            return Ok(());
+        }
+    }
+
     /// Drops the room's in-memory copy (it may hold part of a refused message) and tells the
     /// other devices in it to start a new session, which the reloaded room will answer.
     fn evict(&self, slot: &mut Slot, doc: DocumentId, except: PeerId) {
@@ -356,6 +413,14 @@ impl DocumentHub {
 pub async fn load(db: &Db, doc: DocumentId) -> Result<(DocumentRoom, usize), SyncError> {
     let id = doc.to_string();
     type Loaded = (Option<(Vec<u8>,)>, Vec<(Vec<u8>,)>);
+    let retired: Result<Option<(Option<String>,)>, sqlx::Error> = on_pool!(db, pool =>
+        sqlx::query_as("select superseded_by from documents where id = $1").bind(&id).fetch_optional(pool).await);
+    if let Some((Some(_),)) = retired
+        .context("loading a document")
+        .map_err(SyncError::Storage)?
+    {
+        return Err(SyncError::Retired);
+    }
     let loaded: Result<Loaded, sqlx::Error> = on_pool!(db, pool => async {
         let snapshot = sqlx::query_as("select bytes from document_snapshots where document_id = $1")
             .bind(&id).fetch_optional(pool).await?;

@@ -16,7 +16,10 @@
 //! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
 //! - [`allocation`]: reallocation, cover and duty access (checked by role and team).
 //! - [`audit`]: the s.62 audit log: hash-chained, append-only, verifiable, searchable.
-//! - [`cases`]: the signed-in user's case list.
+//! - [`cases`]: the signed-in user's case list, and the verified authors of a case's records.
+//! - [`disclosure`]: the person's copy (a disclosure) and combined chronologies (a
+//!   combination), both logged.
+//! - [`erasure`]: erasing a chronology entry for good: rebuild, refuse the old lineage, purge.
 //! - [`documents`]: document storage (changes, ledger, snapshots) and the live rooms that
 //!   merge and fan out changes, loaded on demand and dropped when idle.
 //! - [`sync_socket`]: the WebSocket endpoint speaking `casebook_shared::protocol`.
@@ -36,7 +39,9 @@ pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod devices;
+pub mod disclosure;
 pub mod documents;
+pub mod erasure;
 pub mod http_error;
 pub mod passwords;
 pub mod sync_socket;
@@ -89,6 +94,8 @@ pub fn app(state: AppState) -> Router {
         .merge(allocation::router())
         .merge(audit::router())
         .merge(devices::router())
+        .merge(disclosure::router())
+        .merge(erasure::router())
         .merge(sync_socket::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -448,6 +448,16 @@ impl Connection {
                     .await
                 {
                     Ok(()) => None,
+                    Err(SyncError::Retired) => {
+                        // Rebuilt after an erasure: the old lineage is refused; the device
+                        // drops it when its access list arrives.
+                        self.send(&ServerMessage::Denied {
+                            doc,
+                            reason: DenyReason::NoAccess,
+                        })
+                        .await;
+                        None
+                    }
                     Err(SyncError::Invalid(problem)) => {
                         tracing::info!(%doc, problem, "refused changes that break the schema");
                         self.send(&ServerMessage::Denied {

@@ -127,3 +127,82 @@ pub struct ActorAuthor {
     /// Their name.
     pub name: String,
 }
+
+/// `POST /api/cases/{case}/persons-copy`: the person's copy of the chronology (a disclosure).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PersonsCopyRequest {
+    /// Who receives it (for example "The person, handed over at a home visit"). Required;
+    /// recorded in the audit log.
+    pub recipient: String,
+}
+
+/// One entry as it appears in a copy or a combined chronology.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CopyEntry {
+    /// Case reference (in a combined chronology; the case's own in a person's copy).
+    pub reference: String,
+    /// When it happened (`YYYY-MM-DD`).
+    pub event_date: String,
+    /// The date is approximate.
+    pub date_approximate: bool,
+    /// Category.
+    pub category: String,
+    /// What happened.
+    pub what_happened: String,
+    /// Source.
+    pub source: String,
+    /// Action taken.
+    pub action_taken: String,
+    /// Withheld from the person (never present in a person's copy).
+    pub withheld: bool,
+}
+
+/// The person's copy, produced by the server from its own merged record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PersonsCopy {
+    /// The person's name.
+    pub person_name: String,
+    /// Case reference.
+    pub reference: String,
+    /// Who it was produced for.
+    pub recipient: String,
+    /// Who produced it.
+    pub produced_by: String,
+    /// When (Unix ms).
+    pub produced_at: i64,
+    /// The entries not withheld from the person, by date.
+    pub entries: Vec<CopyEntry>,
+}
+
+/// `POST /api/combined-chronology`: the chronologies of several cases in one date order (a
+/// combination), for example for a MAPPA meeting about linked cases.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CombineRequest {
+    /// The cases (two or more, each one the user may open).
+    pub cases: Vec<CaseId>,
+    /// Why they are combined. Required; recorded in the audit log.
+    pub purpose: String,
+}
+
+/// The combined chronology.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Combined {
+    /// Every entry of every case, by date.
+    pub entries: Vec<CopyEntry>,
+}
+
+/// `POST /api/cases/{case}/erasures`: a manager erases one chronology entry for good.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErasureRequest {
+    /// The entry's id.
+    pub entry_id: String,
+    /// Why (required; recorded in the audit log, so it must not repeat the erased content).
+    pub reason: String,
+}
+
+/// The answer to an erasure: the chronology's new document (its old lineage is refused).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErasureDone {
+    /// The rebuilt chronology.
+    pub chronology: DocumentId,
+}

@@ -432,6 +432,47 @@ pub fn entries(doc: &AutoCommit) -> Vec<ChronologyEntry> {
     out
 }
 
+/// The erasure path: a new chronology holding every entry of `old` except `erased`, exactly
+/// as it reads now, with none of the old history (so the erased text, and earlier versions of
+/// every field, are gone from it). Each entry is written by the actor that created it in
+/// `old`, so its verified author stays the same. Refuses an entry id that is not there.
+pub fn rebuild_without(old: &AutoCommit, erased: &str) -> Result<AutoCommit, ChronologyError> {
+    if !matches!(
+        old.get(ROOT, erased)?,
+        Some((Value::Object(ObjType::Map), _))
+    ) {
+        return Err(ChronologyError::NoSuchEntry);
+    }
+    let mut new = AutoCommit::new();
+    for item in old.map_range(ROOT, ..) {
+        let key = item.key.as_ref();
+        let automerge::ObjId::Id(_, actor, _) = item.id() else {
+            continue;
+        };
+        if key == erased || !matches!(item.value, automerge::ValueRef::Object(ObjType::Map)) {
+            continue;
+        }
+        let source = item.id();
+        new.set_actor(actor.clone());
+        let entry = new.put_object(ROOT, key, ObjType::Map)?;
+        for field in old.map_range(&source, ..) {
+            match field.value.clone().into_value() {
+                Value::Object(ObjType::Text) => {
+                    let text = new.put_object(&entry, field.key.as_ref(), ObjType::Text)?;
+                    new.splice_text(&text, 0, 0, &old.text(field.id())?)?;
+                }
+                Value::Scalar(scalar) => {
+                    new.put(&entry, field.key.as_ref(), scalar.into_owned())?;
+                }
+                // The schema has no other objects inside an entry.
+                Value::Object(_) => {}
+            }
+        }
+        new.commit();
+    }
+    Ok(new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +504,54 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].draft, draft("Arrested for breach"));
         assert_eq!(all[0].recorded_by_name, "Alex Worker");
+    }
+
+    #[test]
+    fn a_rebuild_without_an_entry_keeps_the_rest_and_their_authors_and_no_old_text() {
+        let mut a = AutoCommit::new().with_actor(ActorId::from(b"aaaa".as_slice()));
+        add_entry(&mut a, "keep", &draft("Seen at home"), &recorder()).unwrap();
+        add_entry(
+            &mut a,
+            "erase",
+            &draft("Victim lives at 12 Elm Row"),
+            &recorder(),
+        )
+        .unwrap();
+        let mut b = a.fork().with_actor(ActorId::from(b"bbbb".as_slice()));
+        let mut first = draft("Called the police");
+        first.source = "Informant Dale".into();
+        add_entry(&mut b, "theirs", &first, &recorder()).unwrap();
+        let mut edited = draft("Seen at home, calm");
+        edited.withheld = true;
+        update_entry(&mut b, "keep", &edited).unwrap();
+        update_entry(&mut b, "theirs", &draft("Called the police")).unwrap();
+        a.merge(&mut b).unwrap();
+
+        let mut rebuilt = rebuild_without(&a, "erase").unwrap();
+        let old: Vec<_> = entries(&a)
+            .into_iter()
+            .filter(|e| e.id != "erase")
+            .collect();
+        assert_eq!(
+            entries(&rebuilt),
+            old,
+            "every other entry as it reads now, authors too"
+        );
+        let holds =
+            |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+        let (before, after) = (a.save_nocompress(), rebuilt.save_nocompress());
+        for gone in ["Elm Row", "Informant Dale"] {
+            assert!(holds(&before, gone), "the old history holds {gone:?}");
+            assert!(
+                !holds(&after, gone),
+                "the rebuilt document does not hold {gone:?}"
+            );
+        }
+        assert!(holds(&after, "Police Scotland"));
+        assert!(matches!(
+            rebuild_without(&a, "not-there"),
+            Err(ChronologyError::NoSuchEntry)
+        ));
     }
 
     #[test]

@@ -86,6 +86,42 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
         .unwrap();
     assert!(opened.status().is_success());
 
+    // Disclosure (the person's copy), combination (with another of Jo's cases) and erasure
+    // (by the manager, of the entry written above).
+    let post = |who: &Session, path: String, body: serde_json::Value| {
+        reqwest::Client::new()
+            .post(format!("{}{path}", server.base))
+            .header("cookie", who.cookie.clone())
+            .json(&body)
+            .send()
+    };
+    let copy = post(
+        &jo,
+        format!("/api/cases/{}/persons-copy", case.id),
+        serde_json::json!({ "recipient": "The person" }),
+    )
+    .await
+    .unwrap();
+    assert!(copy.status().is_success());
+    let other = jo.cases().await.unwrap()[1].id;
+    let combined = post(
+        &jo,
+        "/api/combined-chronology".into(),
+        serde_json::json!({ "cases": [case.id, other], "purpose": "Linked cases review" }),
+    )
+    .await
+    .unwrap();
+    assert!(combined.status().is_success());
+    let manager = server.sign_in("manager").await;
+    let erased = post(
+        &manager,
+        format!("/api/cases/{}/erasures", case.id),
+        serde_json::json!({ "entry_id": id, "reason": "Recorded on the wrong case" }),
+    )
+    .await
+    .unwrap();
+    assert!(erased.status().is_success());
+
     // Only a manager may search; the search is itself logged.
     assert_eq!(
         audit_search(&server, &jo, &format!("case={}", case.id))
@@ -93,7 +129,6 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
             .status(),
         403
     );
-    let manager = server.sign_in("manager").await;
     let records: Vec<Record> = audit_search(&server, &manager, &format!("case={}", case.id))
         .await
         .json()
@@ -106,6 +141,9 @@ async fn a_scripted_session_is_logged_without_content_and_the_search_is_logged_t
         "consultation",
         "collection",
         "alteration",
+        "disclosure",
+        "combination",
+        "erasure",
         "access-granted",
         "audit-read",
     ] {

@@ -82,6 +82,8 @@ const INTEGRATION: &[&str] = &[
     "--test",
     "attribution",
     "--test",
+    "disclosure",
+    "--test",
     "access",
     "--test",
     "accounts",
