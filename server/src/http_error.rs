@@ -74,7 +74,8 @@ impl IntoResponse for Error {
             other => {
                 let s = other.to_string();
                 let mut c = s.chars();
-                c.next().map(|f| f.to_uppercase().chain(c).collect::<String>() + ".").unwrap_or_default()
+                let sentence: String = c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default();
+                if sentence.ends_with(['.', '?', '!']) { sentence } else { sentence + "." }
             }
         };
         (

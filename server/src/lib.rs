@@ -12,7 +12,7 @@
 //! - [`passwords`]: rules for new passwords (length, common passwords).
 //! - [`http_error`]: the API's error type; internal details are logged, never sent.
 //! - [`auth`]: passwords (argon2id), sessions, the `AuthUser` extractor, sign-in and out.
-//! - [`admin`]: account administration (`casebook-server admin ...`).
+//! - [`admin`]: account administration (`casebook-server admin ...` and the admin screen's API).
 //! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
 //! - [`allocation`]: reallocation, cover and duty access (checked by role and team).
 //! - [`audit`]: the s.62 audit log: hash-chained, append-only, verifiable, searchable.
@@ -90,6 +90,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
+        .merge(admin::router())
         .merge(cases::router())
         .merge(allocation::router())
         .merge(audit::router())

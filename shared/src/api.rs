@@ -206,3 +206,49 @@ pub struct ErasureDone {
     /// The rebuilt chronology.
     pub chronology: DocumentId,
 }
+
+/// One account, as `GET /api/staff` lists it (admins and managers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffRecord {
+    /// Staff id.
+    pub id: StaffId,
+    /// Username.
+    pub username: String,
+    /// Name.
+    pub name: String,
+    /// `practitioner`, `senior`, `manager` or `admin`.
+    pub role: String,
+    /// Team name (empty for service-wide roles).
+    pub team: String,
+    /// The account is disabled.
+    pub disabled: bool,
+}
+
+/// `POST /api/staff` (admins): a new account.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NewStaff {
+    /// Username (letters, digits, dots, dashes, underscores).
+    pub username: String,
+    /// The person's name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Team name (required for practitioners and seniors).
+    pub team: Option<String>,
+    /// First password (the rules in `docs/security.md`).
+    pub password: String,
+}
+
+/// `POST /api/staff/{username}/password` (admins): a new password; ends the person's sessions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewPassword {
+    /// The new password.
+    pub password: String,
+}
+
+/// `POST /api/staff/{username}/disabled` (admins): disable or enable an account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SetDisabled {
+    /// Disable (true) or enable (false).
+    pub disabled: bool,
+}

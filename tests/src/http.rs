@@ -18,11 +18,16 @@ pub const PASSWORD: &str = casebook_server::demo::DEMO_PASSWORD;
 impl Session {
     /// Signs in as `username` with the demo password.
     pub async fn sign_in(base: &str, username: &str) -> anyhow::Result<Self> {
+        Self::sign_in_with(base, username, PASSWORD).await
+    }
+
+    /// Signs in as `username` with `password`.
+    pub async fn sign_in_with(base: &str, username: &str, password: &str) -> anyhow::Result<Self> {
         let response = reqwest::Client::new()
             .post(format!("{base}/api/session"))
             .json(&SignIn {
                 username: username.into(),
-                password: PASSWORD.into(),
+                password: password.into(),
             })
             .send()
             .await

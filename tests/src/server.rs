@@ -71,6 +71,13 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("signing in as {username}: {e}"))
     }
 
+    /// Signs in as `username` with `password` (panics if refused).
+    pub async fn sign_in_with(&self, username: &str, password: &str) -> crate::http::Session {
+        crate::http::Session::sign_in_with(&self.base, username, password)
+            .await
+            .unwrap_or_else(|e| panic!("signing in as {username}: {e}"))
+    }
+
     /// The URL of the server's database (for running the CLI against it).
     pub fn database_url(&self) -> &str {
         &self._database.url

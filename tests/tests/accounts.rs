@@ -202,3 +202,154 @@ async fn signing_out_everywhere_ends_every_session_of_that_person() {
     assert!(laptop.cases().await.is_err());
     assert!(colleague.cases().await.is_ok());
 }
+
+#[tokio::test]
+async fn only_an_admin_manages_accounts_through_the_api_and_weak_passwords_are_refused() {
+    use casebook_shared::api::{NewPassword, NewStaff, SetDisabled, StaffRecord};
+    let server = TestServer::start().await.unwrap();
+    let admin = server.sign_in("admin").await;
+    let manager = server.sign_in("manager").await;
+    let worker = server.sign_in("worker.north1").await;
+    let post = |who: &casebook_tests::http::Session, path: &str, body: serde_json::Value| {
+        reqwest::Client::new()
+            .post(format!("{}{path}", server.base))
+            .header("cookie", who.cookie.clone())
+            .json(&body)
+            .send()
+    };
+    let new = NewStaff {
+        username: "nell.worker".into(),
+        name: "Nell Worker".into(),
+        role: "practitioner".into(),
+        team: Some("North".into()),
+        password: "a long enough passphrase".into(),
+    };
+    let body = serde_json::to_value(&new).unwrap();
+
+    // Not an admin: refused, and nothing is created.
+    for who in [&manager, &worker] {
+        assert_eq!(
+            post(who, "/api/staff", body.clone())
+                .await
+                .unwrap()
+                .status(),
+            403
+        );
+    }
+    let weak = serde_json::to_value(NewStaff {
+        password: "password".into(),
+        ..new.clone()
+    })
+    .unwrap();
+    let refused = post(&admin, "/api/staff", weak).await.unwrap();
+    assert_eq!(refused.status(), 422);
+    let message = refused
+        .json::<casebook_shared::api::ApiError>()
+        .await
+        .unwrap()
+        .message;
+    assert!(message.to_lowercase().contains("password"), "{message}");
+    let no_team = serde_json::to_value(NewStaff {
+        team: None,
+        ..new.clone()
+    })
+    .unwrap();
+    assert_eq!(
+        post(&admin, "/api/staff", no_team).await.unwrap().status(),
+        422
+    );
+
+    assert!(
+        post(&admin, "/api/staff", body.clone())
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert_eq!(
+        sign_in_status(&server.base, "nell.worker", "a long enough passphrase").await,
+        200
+    );
+    assert_eq!(
+        post(&admin, "/api/staff", body).await.unwrap().status(),
+        422,
+        "a username is taken once"
+    );
+    // Managers may list staff (for the audit search); workers may not.
+    let list = |who: &casebook_tests::http::Session| {
+        reqwest::Client::new()
+            .get(format!("{}/api/staff", server.base))
+            .header("cookie", who.cookie.clone())
+            .send()
+    };
+    assert_eq!(list(&worker).await.unwrap().status(), 403);
+    let staff: Vec<StaffRecord> = list(&manager).await.unwrap().json().await.unwrap();
+    assert!(
+        staff
+            .iter()
+            .any(|s| s.username == "nell.worker" && s.team == "North")
+    );
+
+    // A reset ends the person's sessions; the new password works.
+    let nell = server
+        .sign_in_with("nell.worker", "a long enough passphrase")
+        .await;
+    let reset = serde_json::to_value(NewPassword {
+        password: "another long passphrase".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        post(&worker, "/api/staff/nell.worker/password", reset.clone())
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert!(
+        post(&admin, "/api/staff/nell.worker/password", reset)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(
+        nell.cases().await.is_err(),
+        "the reset ended Nell's session"
+    );
+    assert_eq!(
+        sign_in_status(&server.base, "nell.worker", "another long passphrase").await,
+        200
+    );
+
+    // Disabling refuses sign-in; enabling allows it again; an admin cannot disable themselves.
+    let disable = |d: bool| serde_json::to_value(SetDisabled { disabled: d }).unwrap();
+    assert!(
+        post(&admin, "/api/staff/nell.worker/disabled", disable(true))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert_eq!(
+        sign_in_status(&server.base, "nell.worker", "another long passphrase").await,
+        401
+    );
+    assert!(
+        post(&admin, "/api/staff/nell.worker/disabled", disable(false))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert_eq!(
+        sign_in_status(&server.base, "nell.worker", "another long passphrase").await,
+        200
+    );
+    assert_eq!(
+        post(&admin, "/api/staff/admin/disabled", disable(true))
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+}
