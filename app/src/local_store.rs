@@ -232,7 +232,7 @@ impl LocalStore {
 
             let tx = db.transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
             let chunks = tx.object_store(CHUNKS)?;
-            if whole {
+            if whole && seq > 0 {
                 // A whole document replaces every chunk before it.
                 let earlier = KeyRange::bound(
                     &JsValue::from_str(&chunk_key(doc, 0)),

@@ -1,10 +1,14 @@
 //! The app's screens and the shell around them.
 
+pub mod audit_search;
 pub mod case_list;
 pub mod case_page;
+pub mod combined;
 pub mod devices;
 pub mod oversight;
+pub mod persons_copy;
 pub mod sign_in;
+pub mod staff;
 pub mod unlock;
 
 use crate::components::sync_badge::SyncBadge;
@@ -62,6 +66,14 @@ pub fn App() -> impl IntoView {
                     <button type="button" class="quiet" id="oversight" on:click=move |_| ctx.go(Page::Oversight)>
                         "Oversight"
                     </button>
+                    <button type="button" class="quiet" id="audit-log" on:click=move |_| ctx.go(Page::Audit)>
+                        "Audit log"
+                    </button>
+                </Show>
+                <Show when=move || ctx.me.get().is_some_and(|m| m.role == "admin")>
+                    <button type="button" class="quiet" id="staff" on:click=move |_| ctx.go(Page::Staff)>
+                        "Staff"
+                    </button>
                 </Show>
                 <button type="button" class="quiet" id="devices" on:click=move |_| ctx.go(Page::Devices)>
                     "Devices"
@@ -87,6 +99,10 @@ pub fn App() -> impl IntoView {
                 Page::Case(id) => view! { <case_page::CasePage id=id /> }.into_any(),
                 Page::Devices => view! { <devices::DevicesPage /> }.into_any(),
                 Page::Oversight => view! { <oversight::OversightPage /> }.into_any(),
+                Page::Audit => view! { <audit_search::AuditSearchPage /> }.into_any(),
+                Page::Staff => view! { <staff::StaffPage /> }.into_any(),
+                Page::PersonsCopy(id) => view! { <persons_copy::PersonsCopyPage id=id /> }.into_any(),
+                Page::Combined => view! { <combined::CombinedPage /> }.into_any(),
             }}
         </main>
     }

@@ -21,6 +21,14 @@ pub enum Page {
     Devices,
     /// The manager's review of out-of-allocation access.
     Oversight,
+    /// The manager's search of the audit log.
+    Audit,
+    /// The admin's account administration.
+    Staff,
+    /// The person's copy of a case's chronology (print-ready).
+    PersonsCopy(CaseId),
+    /// Several cases' chronologies in one date order.
+    Combined,
 }
 
 impl Page {
@@ -28,8 +36,12 @@ impl Page {
     pub fn hash(self) -> String {
         match self {
             Page::Case(id) => format!("#/case/{id}"),
+            Page::PersonsCopy(id) => format!("#/case/{id}/copy"),
             Page::Devices => "#/devices".into(),
             Page::Oversight => "#/oversight".into(),
+            Page::Audit => "#/audit".into(),
+            Page::Staff => "#/staff".into(),
+            Page::Combined => "#/combined".into(),
             _ => "#/".into(),
         }
     }
@@ -39,11 +51,18 @@ impl Page {
         match hash {
             "#/devices" => return Page::Devices,
             "#/oversight" => return Page::Oversight,
+            "#/audit" => return Page::Audit,
+            "#/staff" => return Page::Staff,
+            "#/combined" => return Page::Combined,
             _ => {}
         }
-        hash.strip_prefix("#/case/")
-            .and_then(|id| id.parse().ok())
-            .map_or(Page::Cases, Page::Case)
+        let Some(rest) = hash.strip_prefix("#/case/") else {
+            return Page::Cases;
+        };
+        match rest.strip_suffix("/copy") {
+            Some(id) => id.parse().map_or(Page::Cases, Page::PersonsCopy),
+            None => rest.parse().map_or(Page::Cases, Page::Case),
+        }
     }
 }
 

@@ -371,9 +371,13 @@ impl Client {
                 DenyReason::Rejected => "the server could not accept a change",
             };
             web_sys::console::warn_1(&format!("sync refused for {doc}: {why}").into());
-            self.ctx
-                .notice
-                .set(Some(format!("A record could not be synced: {why}.")));
+            // A record the person may no longer hold is taken off the device by the access
+            // list that follows; they only need to know if work of theirs was in it.
+            if reason == DenyReason::Rejected || self.core.waiting_in(doc) > 0 {
+                self.ctx
+                    .notice
+                    .set(Some(format!("A record could not be synced: {why}.")));
+            }
         }
         if let Some((code, message)) = out.error {
             web_sys::console::warn_1(&format!("sync error {code:?}: {message}").into());

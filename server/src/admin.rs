@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use casebook_shared::ids::StaffId;
 
 /// The roles an account can have.
-pub const ROLES: [&str; 4] = ["practitioner", "senior", "manager", "admin"];
+pub use casebook_shared::api::ROLES;
 
 async fn staff_id(db: &Db, username: &str) -> anyhow::Result<StaffId> {
     let row: Option<(String,)> = on_pool!(db, pool =>

@@ -207,6 +207,9 @@ pub struct ErasureDone {
     pub chronology: DocumentId,
 }
 
+/// The roles an account can have.
+pub const ROLES: [&str; 4] = ["practitioner", "senior", "manager", "admin"];
+
 /// One account, as `GET /api/staff` lists it (admins and managers).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaffRecord {

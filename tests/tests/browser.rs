@@ -35,15 +35,21 @@ async fn sign_in(browser: &Client, base: &str, username: &str) {
     type_into(browser, "username", username).await;
     type_into(browser, "password", PASSWORD).await;
     click(browser, Locator::Id("sign-in")).await;
-    wait_for(browser, Locator::Id("case-list")).await;
+    wait_for(browser, Locator::Id("sign-out")).await;
 }
 
 async fn open_case(browser: &Client, case: &str) {
-    click(browser, Locator::Css(&format!("a[data-case='{case}']"))).await;
+    let link = format!("a[data-case='{case}']");
+    wait_for(browser, Locator::Css(&link)).await;
+    click(browser, Locator::Css(&link)).await;
     wait_for(browser, Locator::Css("#chronology li")).await;
 }
 
 async fn add_entry(browser: &Client, what: &str) {
+    add_entry_marked(browser, what, false).await;
+}
+
+async fn add_entry_marked(browser: &Client, what: &str, withheld: bool) {
     click(browser, Locator::Id("add-entry")).await;
     wait_for(browser, Locator::Id("new-entry-what")).await;
     set_value(browser, "new-entry-date", "2026-11-20")
@@ -54,6 +60,9 @@ async fn add_entry(browser: &Client, what: &str) {
     set_value(browser, "new-entry-category", "Supervision contact")
         .await
         .unwrap();
+    if withheld {
+        click(browser, Locator::Id("new-entry-withheld")).await;
+    }
     click(browser, Locator::Css(".entry-form .save-entry")).await;
     let what = what.to_owned();
     eventually("the new entry to show", WAIT, || {
@@ -428,5 +437,151 @@ async fn records_on_the_device_are_encrypted_and_sign_out_keeps_unsynced_work_en
     wait_for(&browser, Locator::Id("username")).await;
 
     browser.close().await.unwrap();
+    driver.stop().await;
+}
+
+async fn wait_for_text(browser: &Client, css: &str, part: &str) {
+    let part = part.to_owned();
+    eventually(&format!("{css} to show '{part}'"), WAIT, || {
+        let part = part.clone();
+        async move { Ok(text_of(browser, css).await.contains(&part)) }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn persons_copy_combined_chronology_audit_search_erasure_and_accounts_on_screen() {
+    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let cases = jo.cases().await.unwrap();
+    let (case, other) = (cases[0].clone(), cases[1].clone());
+    let mut driver = ChromeDriver::start().await.unwrap();
+    let worker = driver.browser().await.unwrap();
+    let manager = driver.browser().await.unwrap();
+    let admin = driver.browser().await.unwrap();
+
+    // A worker records an entry to share and one withheld from the person.
+    sign_in(&worker, &server.base, "worker.north1").await;
+    open_case(&worker, &case.id.to_string()).await;
+    add_entry(&worker, "Shared: attended the group").await;
+    add_entry_marked(&worker, "Withheld: partner's new address", true).await;
+    wait_for_badge(&worker, "all changes saved").await;
+
+    // The person's copy leaves out the withheld entry.
+    click(&worker, Locator::Id("open-persons-copy")).await;
+    wait_for(&worker, Locator::Id("recipient")).await;
+    type_into(&worker, "recipient", "The person, at the office").await;
+    click(&worker, Locator::Id("produce-copy")).await;
+    wait_for_text(&worker, "#persons-copy", "Shared: attended the group").await;
+    assert!(
+        !text_of(&worker, "#persons-copy")
+            .await
+            .contains("partner's new address")
+    );
+    screenshot(&worker, "persons-copy").await;
+
+    // Two cases combined, for a stated purpose.
+    worker
+        .goto(&format!("{}/#/combined", server.base))
+        .await
+        .unwrap();
+    wait_for(&worker, Locator::Id("combine-purpose")).await;
+    click(&worker, Locator::Id(&format!("combine-{}", case.id))).await;
+    click(&worker, Locator::Id(&format!("combine-{}", other.id))).await;
+    type_into(&worker, "combine-purpose", "Linked cases: same household").await;
+    click(&worker, Locator::Id("combine")).await;
+    wait_for_text(&worker, "#combined-chronology", &other.reference).await;
+    wait_for_text(&worker, "#combined-chronology", "partner's new address").await;
+
+    // The manager finds both in the audit log, then erases the withheld entry.
+    sign_in(&manager, &server.base, "manager").await;
+    click(&manager, Locator::Id("audit-log")).await;
+    wait_for(&manager, Locator::Id("audit-case")).await;
+    set_value(&manager, "audit-case", &case.id.to_string())
+        .await
+        .unwrap();
+    click(&manager, Locator::Id("audit-search")).await;
+    wait_for_text(&manager, "#audit-results", "Disclosed").await;
+    let results = text_of(&manager, "#audit-results").await;
+    assert!(results.contains("Combined") && results.contains("The person, at the office"));
+    assert!(
+        !results.contains("attended the group"),
+        "no content in the audit log"
+    );
+    screenshot(&manager, "audit-search").await;
+
+    manager
+        .goto(&format!("{}/#/case/{}", server.base, case.id))
+        .await
+        .unwrap();
+    let withheld = "//ol[@id='chronology']/li[contains(., 'partner')]";
+    wait_for(&manager, Locator::XPath(withheld)).await;
+    let entry = manager.find(Locator::XPath(withheld)).await.unwrap();
+    entry
+        .find(Locator::Css(".erase-entry"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&manager, Locator::Css(".erase-form input")).await;
+    let form = manager.find(Locator::Css(".erase-form")).await.unwrap();
+    let reason = form.find(Locator::Css("input")).await.unwrap();
+    reason
+        .send_keys("Third-party details recorded in error")
+        .await
+        .unwrap();
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&manager, "main", "The entry was erased").await;
+    // The worker's page drops the erased entry; the rest stays.
+    eventually(
+        "the erased entry to leave the worker's page",
+        WAIT,
+        || async {
+            let text = text_of(&worker, "body").await;
+            worker
+                .goto(&format!("{}/#/case/{}", server.base, case.id))
+                .await?;
+            Ok(!text.contains("partner's new address")
+                && text.contains("Shared: attended the group"))
+        },
+    )
+    .await
+    .unwrap();
+    for browser in [&worker, &manager] {
+        assert!(
+            !text_of(browser, "main").await.contains("could not save"),
+            "every document saved on the device"
+        );
+    }
+
+    // An admin creates an account, which can then sign in.
+    sign_in(&admin, &server.base, "admin").await;
+    click(&admin, Locator::Id("staff")).await;
+    wait_for(&admin, Locator::Id("staff-list")).await;
+    click(&admin, Locator::Css("details > summary")).await;
+    type_into(&admin, "new-username", "nell.worker").await;
+    type_into(&admin, "new-name", "Nell Worker").await;
+    set_value(&admin, "new-team", "North").await.unwrap();
+    type_into(&admin, "new-password", "a long enough passphrase").await;
+    click(&admin, Locator::Id("create-account")).await;
+    wait_for_text(&admin, "#staff-status", "created").await;
+    wait_for_text(&admin, "#staff-list", "nell.worker").await;
+    screenshot(&admin, "staff").await;
+    assert!(
+        Session::sign_in_with(&server.base, "nell.worker", "a long enough passphrase")
+            .await
+            .is_ok()
+    );
+
+    for browser in [worker, manager, admin] {
+        browser.close().await.unwrap();
+    }
     driver.stop().await;
 }

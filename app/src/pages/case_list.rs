@@ -13,6 +13,13 @@ pub fn CaseListPage() -> impl IntoView {
             Some(role) if role == "senior" => "My team's cases",
             _ => "My cases",
         }}</h2>
+        <Show when=move || { ctx.cases.get().len() > 1 }>
+            <p class="actions">
+                <a class="button secondary" href=Page::Combined.hash() id="open-combined" on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Combined); }>
+                    "Combine chronologies of linked cases"
+                </a>
+            </p>
+        </Show>
         <Show
             when=move || !ctx.cases.get().is_empty()
             fallback=|| view! { <p class="card">"No cases are allocated to you yet. When a case is allocated it appears here (you need to be online once to see it)."</p> }

@@ -80,6 +80,12 @@ pub fn CasePage(
             Some(case) => view! {
                 <h2>{case.person_name.clone()}</h2>
                 <p class="case-meta">{format!("{} · {} · allocated to {}", case.reference, case.order_type, case.worker_name)}</p>
+                <p class="actions">
+                    <a class="button secondary" id="open-persons-copy" href=Page::PersonsCopy(id).hash()
+                        on:click=move |ev| { ev.prevent_default(); ctx.go(Page::PersonsCopy(id)); }>
+                        "The person's copy"
+                    </a>
+                </p>
                 <Chronology case=case.id doc=case.chronology />
             }.into_any(),
         }}
@@ -162,13 +168,23 @@ fn Chronology(case: CaseId, doc: DocumentId) -> impl IntoView {
             {move || match entries.get() {
                 None => view! { <p class="card">"This chronology has not downloaded to this device yet. It will as soon as you are online."</p> }.into_any(),
                 Some(list) if list.is_empty() => view! { <p class="card">"No entries yet."</p> }.into_any(),
-                Some(list) => view! {
+                Some(_) => view! {
                     <ol class="chronology" id="chronology">
-                        {list.into_iter().map(|entry| {
-                            let me = ctx.me.get().map(|m| m.name).unwrap_or_default();
-                            let author = authors.with(|a| author_of(&entry, a, &me));
-                            view! { <EntryItem doc=doc entry=entry author=author editing=editing /> }
-                        }).collect_view()}
+                        // Keyed by the entry and how it reads now: an entry nobody changed keeps
+                        // its place and state (an open form) when others change.
+                        <For
+                            each=move || {
+                                let me = ctx.me.get().map(|m| m.name).unwrap_or_default();
+                                entries.get().unwrap_or_default().into_iter().map(|entry| {
+                                    let author = authors.with(|a| author_of(&entry, a, &me));
+                                    (format!("{}|{author}|{:?}", entry.id, entry.draft), entry, author)
+                                }).collect::<Vec<_>>()
+                            }
+                            key=|(key, _, _)| key.clone()
+                            children=move |(_, entry, author)| view! {
+                                <EntryItem case=case doc=doc entry=entry author=author editing=editing />
+                            }
+                        />
                     </ol>
                 }.into_any(),
             }}
@@ -179,6 +195,7 @@ fn Chronology(case: CaseId, doc: DocumentId) -> impl IntoView {
 /// One entry, shown or being edited.
 #[component]
 fn EntryItem(
+    case: CaseId,
     doc: DocumentId,
     entry: ChronologyEntry,
     author: String,
@@ -216,6 +233,8 @@ fn EntryItem(
         move |_| editing.set(Some(id.clone()))
     };
     let form_prefix = format!("edit-{id}");
+    let ctx = expect_context::<AppCtx>();
+    let entry_id = id.clone();
     view! {
         <li class=impact data-entry=id>
             <Show
@@ -238,6 +257,14 @@ fn EntryItem(
                             <span class="entry-foot grow">{recorded.clone()}</span>
                             <button type="button" class="secondary edit-entry" on:click=start_edit.clone()>"Edit"</button>
                         </div>
+                        {
+                            let entry_id = entry_id.clone();
+                            view! {
+                                <Show when=move || ctx.me.get().is_some_and(|m| m.role == "manager")>
+                                    <Erase case=case entry_id=entry_id.clone() />
+                                </Show>
+                            }
+                        }
                     }
                 }
             >
@@ -250,5 +277,59 @@ fn EntryItem(
                 />
             </Show>
         </li>
+    }
+}
+
+/// A manager erases an entry for good (rebuilding the chronology on the server).
+#[component]
+fn Erase(case: CaseId, entry_id: String) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let open = RwSignal::new(false);
+    let reason = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let field = format!("erase-reason-{entry_id}");
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        let request = casebook_shared::api::ErasureRequest {
+            entry_id: entry_id.clone(),
+            reason: reason.get_untracked(),
+        };
+        spawn_local(async move {
+            let path = format!("/api/cases/{case}/erasures");
+            match crate::http::post::<_, casebook_shared::api::ErasureDone>(&path, &request).await {
+                Ok(_) => {
+                    open.set(false);
+                    ctx.notice.set(Some("The entry was erased and the chronology rebuilt without it. Every device replaces its copy within a few seconds.".into()));
+                    crate::pages::refresh(ctx).await;
+                }
+                Err(crate::http::ApiFailure::Refused(message)) => error.set(Some(message)),
+                Err(_) => error.set(Some("Erasing needs a connection.".into())),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <Show
+            when=move || open.get()
+            fallback=move || view! { <button type="button" class="secondary erase-entry" on:click=move |_| open.set(true)>"Erase…"</button> }
+        >
+            <form class="card erase-form" on:submit=submit.clone()>
+                <p>"Erasing removes this entry and all its earlier versions for good, on the server and on every device. Changes to this chronology still waiting on a device are refused. The audit log records who erased it and why."</p>
+                {move || error.get().map(|e| view! { <div class="notice error" role="alert">{e}</div> })}
+                <div class="field">
+                    <label for=field.clone()>"Reason (do not repeat the erased details)"</label>
+                    <input type="text" id=field.clone() bind:value=reason required maxlength="300" />
+                </div>
+                <div class="actions">
+                    <button type="submit" class="danger" disabled=move || busy.get()>"Erase for good"</button>
+                    <button type="button" class="secondary" on:click=move |_| open.set(false)>"Cancel"</button>
+                </div>
+            </form>
+        </Show>
     }
 }
