@@ -70,7 +70,7 @@ pub fn App() -> impl IntoView {
                         "Audit log"
                     </button>
                 </Show>
-                <Show when=move || ctx.me.get().is_some_and(|m| m.role == "admin")>
+                <Show when=move || ctx.me.get().is_some_and(|m| m.role == "admin" || m.role == "manager")>
                     <button type="button" class="quiet" id="staff" on:click=move |_| ctx.go(Page::Staff)>
                         "Staff"
                     </button>

@@ -102,39 +102,17 @@ pub async fn is_revoked(db: &Db, device: DeviceId) -> Result<bool, sqlx::Error> 
     Ok(row.is_some_and(|r| r.0.is_some()))
 }
 
-/// One of the signed-in user's devices, as `GET /api/devices` lists it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct DeviceInfo {
-    /// Device id.
-    pub id: String,
-    /// First connection (Unix ms).
-    pub first_seen_at: i64,
-    /// Last connection (Unix ms).
-    pub last_seen_at: i64,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<i64>,
-}
+pub use casebook_shared::api::{DeviceInfo, SessionInfo};
 
-/// One of the signed-in user's sessions, as `GET /api/sessions` lists it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct SessionInfo {
-    /// A public id for the session (a prefix of the token's hash, never the token).
-    pub id: String,
-    /// Signed in at (Unix ms).
-    pub created_at: i64,
-    /// Last used (Unix ms).
-    pub last_seen_at: i64,
-    /// This is the session making the request.
-    pub current: bool,
-}
-
-/// Routes: `GET /api/devices`, `POST /api/devices/{id}/key`, `POST /api/devices/{id}/lost`,
-/// `GET /api/sessions`, `DELETE /api/sessions/{id}`.
+/// Routes: `GET /api/devices`, `GET /api/staff/{username}/devices` (managers, admins),
+/// `POST /api/devices/{id}/key`, `POST /api/devices/{id}/lost`, `GET /api/sessions`,
+/// `DELETE /api/sessions/{id}`.
 pub fn router() -> axum::Router<crate::AppState> {
     use axum::routing::{delete, get, post};
     axum::Router::new()
         .route("/api/devices", get(list_devices))
         .route("/api/devices/{id}/key", post(release_key))
+        .route("/api/staff/{username}/devices", get(staff_devices))
         .route("/api/devices/{id}/lost", post(report_lost))
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{id}", delete(end_session))
@@ -144,19 +122,37 @@ async fn list_devices(
     State(state): State<crate::AppState>,
     user: AuthUser,
 ) -> ApiResult<Json<Vec<DeviceInfo>>> {
-    let rows: Vec<(String, i64, i64, Option<i64>)> = on_pool!(&state.db, pool => sqlx::query_as(
+    devices_of(&state.db, &user.id.to_string()).await.map(Json)
+}
+
+/// A manager or admin looks at someone's devices (to report one lost for them).
+async fn staff_devices(
+    State(state): State<crate::AppState>,
+    user: AuthUser,
+    Path(username): Path<String>,
+) -> ApiResult<Json<Vec<DeviceInfo>>> {
+    if user.role != "manager" && user.role != "admin" {
+        return Err(Error::Forbidden);
+    }
+    let row: Option<(String,)> = on_pool!(&state.db, pool =>
+        sqlx::query_as("select id from staff where username = $1").bind(&username).fetch_optional(pool).await)?;
+    let (id,) = row.ok_or_else(|| Error::Invalid("no account has that username".into()))?;
+    devices_of(&state.db, &id).await.map(Json)
+}
+
+async fn devices_of(db: &Db, staff: &str) -> ApiResult<Vec<DeviceInfo>> {
+    let rows: Vec<(String, i64, i64, Option<i64>)> = on_pool!(db, pool => sqlx::query_as(
         "select id, first_seen_at, last_seen_at, revoked_at from devices where staff_id = $1 order by last_seen_at desc")
-        .bind(user.id.to_string()).fetch_all(pool).await)?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|(id, first_seen_at, last_seen_at, revoked_at)| DeviceInfo {
-                id,
-                first_seen_at,
-                last_seen_at,
-                revoked_at,
-            })
-            .collect(),
-    ))
+        .bind(staff).fetch_all(pool).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, first_seen_at, last_seen_at, revoked_at)| DeviceInfo {
+            id,
+            first_seen_at,
+            last_seen_at,
+            revoked_at,
+        })
+        .collect())
 }
 
 /// Releases the device's wrapping key to its owner (registering the device to the signed-in

@@ -255,3 +255,29 @@ pub struct SetDisabled {
     /// Disable (true) or enable (false).
     pub disabled: bool,
 }
+
+/// One of the signed-in user's devices, as `GET /api/devices` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: String,
+    /// First connection (Unix ms).
+    pub first_seen_at: i64,
+    /// Last connection (Unix ms).
+    pub last_seen_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// One of the signed-in user's sessions, as `GET /api/sessions` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// A public id for the session (a prefix of the token's hash, never the token).
+    pub id: String,
+    /// Signed in at (Unix ms).
+    pub created_at: i64,
+    /// Last used (Unix ms).
+    pub last_seen_at: i64,
+    /// This is the session making the request.
+    pub current: bool,
+}

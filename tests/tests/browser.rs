@@ -257,7 +257,7 @@ async fn device_id(browser: &Client) -> String {
 #[tokio::test]
 async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() {
     let server = TestServer::start_with(Some(dist())).await.unwrap();
-    let (jo, _, case) = Session::co_workers(&server.base).await.unwrap();
+    let (_, _, case) = Session::co_workers(&server.base).await.unwrap();
     let mut driver = ChromeDriver::start().await.unwrap();
     let browser = driver.browser().await.unwrap();
 
@@ -283,13 +283,19 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
     open_case(&browser, &case.id.to_string()).await;
     wait_for_badge(&browser, "all changes saved").await;
     let device = device_id(&browser).await;
-    let lost = reqwest::Client::new()
-        .post(format!("{}/api/devices/{device}/lost", server.base))
-        .header("cookie", &jo.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert!(lost.status().is_success());
+    // The manager reports it lost from the Staff screen.
+    let manager = driver.browser().await.unwrap();
+    sign_in(&manager, &server.base, "manager").await;
+    click(&manager, Locator::Id("staff")).await;
+    let row = "li[data-username='worker.north1']";
+    wait_for(&manager, Locator::Css(row)).await;
+    click(&manager, Locator::Css(&format!("{row} .show-devices"))).await;
+    wait_for(&manager, Locator::Css(&format!("{row} .report-lost"))).await;
+    assert!(
+        text_of(&manager, row).await.contains(&device[..8]),
+        "the device is listed"
+    );
+    click(&manager, Locator::Css(&format!("{row} .report-lost"))).await;
     wait_for(&browser, Locator::Id("username")).await;
     assert!(
         text_of(&browser, "main").await.contains("reported lost"),
@@ -302,6 +308,7 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
     .unwrap();
 
     browser.close().await.unwrap();
+    manager.close().await.unwrap();
     driver.stop().await;
 }
 

@@ -83,11 +83,21 @@ async fn a_manager_may_report_any_device_lost() {
     let jo = server.sign_in("worker.north1").await;
     let mut tablet = NativeDevice::new(jo.me.clone());
     tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    // The manager finds Jo's devices (a colleague cannot) and reports the tablet lost.
     let manager = server.sign_in("manager").await;
-    assert_eq!(
-        report_lost(&server, &manager, &tablet.core.device().to_string()).await,
-        200
-    );
+    let lee = server.sign_in("worker.north2").await;
+    let status = reqwest::Client::new()
+        .get(format!("{}/api/staff/worker.north1/devices", server.base))
+        .header("cookie", &lee.cookie)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 403);
+    let jos: Vec<DeviceInfo> = get(&server, &manager, "/api/staff/worker.north1/devices").await;
+    let device = tablet.core.device().to_string();
+    assert!(jos.iter().any(|d| d.id == device));
+    assert_eq!(report_lost(&server, &manager, &device).await, 200);
     let _ = tablet.pump_until(Duration::from_secs(2), |d| d.wiped).await;
     assert!(tablet.wiped);
 }

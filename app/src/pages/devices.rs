@@ -3,27 +3,9 @@
 
 use crate::http;
 use crate::state::{AppCtx, Page};
+use casebook_shared::api::{DeviceInfo, SessionInfo};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::Deserialize;
-
-/// A device, as the server lists it.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct DeviceInfo {
-    id: String,
-    first_seen_at: i64,
-    last_seen_at: i64,
-    revoked_at: Option<i64>,
-}
-
-/// A session, as the server lists it.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct SessionInfo {
-    id: String,
-    created_at: i64,
-    last_seen_at: i64,
-    current: bool,
-}
 
 /// The devices and sessions page (needs a connection).
 #[component]

@@ -1,9 +1,10 @@
-//! For admins: accounts. Create staff, reset a password, disable or enable an account (the
-//! last two end the person's sessions and live sync at once). The server checks every request.
+//! Staff accounts. Admins create staff, reset passwords, disable or enable accounts (the last
+//! two end the person's sessions and live sync at once). Managers and admins see each person's
+//! devices and can report one lost for them. The server checks every request.
 
 use crate::http::{self, ApiFailure};
 use crate::state::{AppCtx, Page};
-use casebook_shared::api::{NewPassword, NewStaff, SetDisabled, StaffRecord};
+use casebook_shared::api::{DeviceInfo, NewPassword, NewStaff, SetDisabled, StaffRecord};
 use casebook_shared::ids::StaffId;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -23,6 +24,7 @@ pub fn StaffPage() -> impl IntoView {
     let staff = RwSignal::new(None::<Result<Vec<StaffRecord>, String>>);
     let teams = RwSignal::new(Vec::<String>::new());
     let status = RwSignal::new(None::<String>);
+    let is_admin = move || ctx.me.get().is_some_and(|m| m.role == "admin");
     let reload = move || {
         spawn_local(async move {
             staff.set(Some(
@@ -42,14 +44,16 @@ pub fn StaffPage() -> impl IntoView {
         <p><a href="#/" on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Cases); }>"← Cases"</a></p>
         <h2>"Staff accounts"</h2>
         {move || status.get().map(|s| view! { <p class="notice" role="status" id="staff-status">{s}</p> })}
-        <NewAccount teams=teams status=status on_created=Callback::new(move |()| reload()) />
+        <Show when=is_admin>
+            <NewAccount teams=teams status=status on_created=Callback::new(move |()| reload()) />
+        </Show>
         {move || match staff.get() {
             None => view! { <p>"Loading…"</p> }.into_any(),
             Some(Err(message)) => view! { <p class="notice error">{message}</p> }.into_any(),
             Some(Ok(list)) => view! {
                 <ul class="case-list" id="staff-list">
                     {list.into_iter().map(|person| view! {
-                        <AccountRow person=person status=status on_changed=Callback::new(move |()| reload()) />
+                        <AccountRow person=person admin=is_admin() status=status on_changed=Callback::new(move |()| reload()) />
                     }).collect_view()}
                 </ul>
             }.into_any(),
@@ -139,10 +143,13 @@ fn NewAccount(
 #[component]
 fn AccountRow(
     person: StaffRecord,
+    admin: bool,
     status: RwSignal<Option<String>>,
     on_changed: Callback<()>,
 ) -> impl IntoView {
     let resetting = RwSignal::new(false);
+    let showing_devices = RwSignal::new(false);
+    let devices_of = person.username.clone();
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let username = person.username.clone();
@@ -204,11 +211,17 @@ fn AccountRow(
                     <span class="case-meta">{format!(" {} · {}{}", person.username, person.role, team)}</span>
                     {person.disabled.then(|| view! { <span class="badge withheld">" disabled"</span> })}
                 </div>
-                <button type="button" class="secondary reset-password" on:click=move |_| resetting.update(|r| *r = !*r)>"Reset password"</button>
-                <button type="button" class="secondary toggle-account" on:click=toggle>
-                    {if person.disabled { "Enable" } else { "Disable" }}
-                </button>
+                <button type="button" class="secondary show-devices" on:click=move |_| showing_devices.update(|d| *d = !*d)>"Devices"</button>
+                {admin.then(|| view! {
+                    <button type="button" class="secondary reset-password" on:click=move |_| resetting.update(|r| *r = !*r)>"Reset password"</button>
+                    <button type="button" class="secondary toggle-account" on:click=toggle.clone()>
+                        {if person.disabled { "Enable" } else { "Disable" }}
+                    </button>
+                })}
             </div>
+            <Show when=move || showing_devices.get()>
+                <PersonsDevices username=devices_of.clone() status=status />
+            </Show>
             {move || error.get().map(|e| view! { <div class="notice error" role="alert">{e}</div> })}
             <Show when=move || resetting.get()>
                 <form on:submit=reset.clone()>
@@ -220,5 +233,64 @@ fn AccountRow(
                 </form>
             </Show>
         </li>
+    }
+}
+
+/// Someone's devices, each of which can be reported lost (it is refused at once and wipes
+/// itself when it next connects).
+#[component]
+fn PersonsDevices(username: String, status: RwSignal<Option<String>>) -> impl IntoView {
+    let devices = RwSignal::new(None::<Result<Vec<DeviceInfo>, String>>);
+    let load = {
+        let username = username.clone();
+        move || {
+            let username = username.clone();
+            spawn_local(async move {
+                devices.set(Some(
+                    http::get::<Vec<DeviceInfo>>(&format!("/api/staff/{username}/devices"))
+                        .await
+                        .map_err(message_of),
+                ));
+            });
+        }
+    };
+    load();
+    view! {
+        {move || match devices.get() {
+            None => view! { <p>"Loading…"</p> }.into_any(),
+            Some(Err(message)) => view! { <p class="notice error">{message}</p> }.into_any(),
+            Some(Ok(list)) if list.is_empty() => view! { <p class="hint">"No devices have been used with this account."</p> }.into_any(),
+            Some(Ok(list)) => view! {
+                <ul class="device-list">
+                    {list.into_iter().map(|d| {
+                        let load = load.clone();
+                        let id = d.id.clone();
+                        let report = move |_| {
+                            let (id, load) = (id.clone(), load.clone());
+                            spawn_local(async move {
+                                match http::post::<_, ()>(&format!("/api/devices/{id}/lost"), &()).await {
+                                    Ok(()) => {
+                                        status.set(Some("The device was reported lost: it is refused now and wipes itself when it next connects.".into()));
+                                        load();
+                                    }
+                                    Err(e) => status.set(Some(message_of(e))),
+                                }
+                            });
+                        };
+                        view! {
+                            <li class="actions">
+                                <span class="grow">
+                                    {format!("Device {} · last used {}", &d.id[..8], crate::format::date_time(d.last_seen_at))}
+                                    {d.revoked_at.map(|at| format!(" · reported lost {}", crate::format::date_time(at)))}
+                                </span>
+                                {d.revoked_at.is_none().then(|| view! {
+                                    <button type="button" class="danger report-lost" on:click=report>"Report lost"</button>
+                                })}
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            }.into_any(),
+        }}
     }
 }
