@@ -84,6 +84,34 @@ impl Date {
     pub fn add_days(self, days: i64) -> Self {
         Self::from_days_since_epoch(self.days_since_epoch() + days)
     }
+
+    /// The same day `months` calendar months later; a day the target month lacks becomes its
+    /// last day (31 January + 1 month = 28 or 29 February).
+    pub fn add_months(self, months: u32) -> Self {
+        let index = self.year as i64 * 12 + i64::from(self.month - 1) + i64::from(months);
+        let year = index.div_euclid(12) as i32;
+        let month = (index.rem_euclid(12) + 1) as u8;
+        Self {
+            year,
+            month,
+            day: self.day.min(days_in_month(year, month)),
+        }
+    }
+
+    /// The year.
+    pub fn year(self) -> i32 {
+        self.year
+    }
+
+    /// The month (1..=12).
+    pub fn month(self) -> u8 {
+        self.month
+    }
+
+    /// The day of the month.
+    pub fn day(self) -> u8 {
+        self.day
+    }
 }
 
 impl fmt::Display for Date {

@@ -9,7 +9,8 @@
 //! - [`api`]: JSON types of the HTTP API (sign-in, case list).
 //! - [`chronology`]: the case chronology as an Automerge document: its schema, reading it,
 //!   adding and editing entries, validating a draft.
-//! - [`dates`]: calendar dates as the forms use them (`YYYY-MM-DD`).
+//! - [`dates`]: calendar dates as the forms use them (`YYYY-MM-DD`), days and months added.
+//! - [`schedule`]: the HRO review schedule (due three months on; due soon; overdue).
 //! - [`protocol`]: the versioned binary messages exchanged over the sync WebSocket.
 //! - [`sync`]: the sync protocol core: [`sync::client::ClientCore`] (one per device) and
 //!   [`sync::room::DocumentRoom`] (one per document on the server), both pure state machines
@@ -22,4 +23,5 @@ pub mod chronology;
 pub mod dates;
 pub mod ids;
 pub mod protocol;
+pub mod schedule;
 pub mod sync;
