@@ -11,7 +11,7 @@ use crate::state::{AppCtx, SyncStatus};
 use crate::{now_ms, random_bytes};
 use casebook_shared::ids::{DeviceId, DocumentId};
 use casebook_shared::protocol::{DenyReason, ServerMessage};
-use casebook_shared::sync::client::{ClientCore, Output};
+use casebook_shared::sync::client::{ClientCore, Creation, Output};
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -77,9 +77,14 @@ pub async fn start(ctx: AppCtx, store: LocalStore, device: DeviceId) -> Result<(
         .get::<Vec<(DocumentId, i64)>>("views")
         .await
         .unwrap_or_default();
+    let creations = store
+        .get::<Vec<Creation>>("creations")
+        .await
+        .unwrap_or_default();
     let mut core = ClientCore::new(device, actor)
         .with_past_actors(past)
-        .with_pending_views(views);
+        .with_pending_views(views)
+        .with_pending_creations(creations);
     let mut next_seq = HashMap::new();
     let documents = store.documents().await.map_err(|e| e.0)?;
     let mut damaged = 0;
@@ -152,6 +157,19 @@ pub fn record_view(doc: DocumentId) {
         let out = c.core.record_view(doc, now_ms() as i64);
         c.apply(out);
     }
+}
+
+/// Makes a new record for a case on the device (offline or not); the server registers it
+/// when it can.
+pub fn create<R>(
+    creation: Creation,
+    init: impl FnOnce(&mut automerge::AutoCommit) -> R,
+) -> Option<R> {
+    let client = client()?;
+    let mut c = client.borrow_mut();
+    let (result, out) = c.core.create(creation, init).ok()?;
+    c.apply(out);
+    Some(result)
 }
 
 /// Changes waiting to reach the server.
@@ -322,6 +340,15 @@ impl Client {
             for message in &out.send {
                 let _ = socket.send_with_u8_array(&message.encode());
             }
+        }
+        // A new record's registration is kept before its content: a record whose content
+        // was saved is never dropped as unknown after a restart.
+        if out.creations_changed {
+            let creations = self.core.pending_creations().to_vec();
+            let store = self.store.clone();
+            leptos::task::spawn_local(async move {
+                let _ = store.set("creations", &creations).await;
+            });
         }
         let changed = !out.save.is_empty();
         for id in out.save {

@@ -185,3 +185,41 @@ pub async fn accessible_documents(
     }
     Ok(documents)
 }
+
+/// Registers a record (document) a device made for `case`, if `user` may work on the case
+/// now; returns its access, or `None` when refused (no access to the case, or the id is
+/// already another case's or kind's record, or retired). Idempotent.
+pub async fn register_document(
+    db: &crate::db::Db,
+    user: &AuthUser,
+    doc: DocumentId,
+    case: CaseId,
+    kind: casebook_shared::records::Kind,
+) -> Result<Option<DocumentAccess>> {
+    let cases = accessible_cases(db, user, crate::now_ms()).await?;
+    let Some(basis) = cases.get(&case).copied() else {
+        return Ok(None);
+    };
+    let (doc_text, case_text) = (doc.to_string(), case.to_string());
+    let row: Option<(String, String, Option<String>, String)> = on_pool!(db, pool => async {
+        sqlx::query("insert into documents (id, case_id, kind, created_at) values ($1, $2, $3, $4)
+                     on conflict (id) do nothing")
+            .bind(&doc_text).bind(&case_text).bind(kind.as_str()).bind(crate::now_ms())
+            .execute(pool).await?;
+        sqlx::query_as("select d.case_id, d.kind, d.superseded_by, c.person_id
+                        from documents d join cases c on c.id = d.case_id where d.id = $1")
+            .bind(&doc_text).fetch_optional(pool).await
+    }.await)?;
+    Ok(match row {
+        Some((stored_case, stored_kind, None, person))
+            if stored_case == case_text && stored_kind == kind.as_str() =>
+        {
+            Some(DocumentAccess {
+                case: stored_case,
+                person,
+                basis,
+            })
+        }
+        _ => None,
+    })
+}

@@ -15,6 +15,7 @@ use automerge::Change;
 use casebook_shared::chronology;
 use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
 use casebook_shared::protocol::ServerMessage;
+use casebook_shared::records::{self, Kind};
 use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId, RoomError};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,6 +100,8 @@ struct LiveRoom {
     room: DocumentRoom,
     peers: HashMap<PeerId, PeerHandle>,
     uncompacted: usize,
+    kind: Kind,
+    case: String,
 }
 
 struct Slot {
@@ -211,15 +214,17 @@ impl DocumentHub {
                 self.evict(&mut slot, doc, peer.id);
                 return Err(SyncError::Unattributable);
             }
-            // Check every record the message touched against the schema, on the merged copy,
-            // before anything is stored. (Every document is a chronology so far; other record
-            // types will pick their schema by the document's kind.)
+            // Check every record the message touched against the document kind's schema, on
+            // the merged copy, before anything is stored.
             let live = slot.live.as_mut().expect("still loaded");
-            if let Some(problem) = received
-                .touched_records
-                .iter()
-                .find_map(|key| chronology::check_entry(live.room.document(), key).err())
-            {
+            let (am, kind, case) = (live.room.document(), live.kind, live.case.as_str());
+            if let Some(problem) = received.touched_records.iter().find_map(|key| {
+                match kind {
+                    Kind::Chronology => chronology::check_entry(am, key),
+                    other => records::check_key(am, other, case, key),
+                }
+                .err()
+            }) {
                 self.evict(&mut slot, doc, peer.id);
                 return Err(SyncError::Invalid(problem));
             }
@@ -297,11 +302,13 @@ impl DocumentHub {
     ) -> Result<&'a mut LiveRoom, SyncError> {
         slot.last_used = Instant::now();
         if slot.live.is_none() {
-            let (room, uncompacted) = load(&self.db, doc).await?;
+            let loaded = load(&self.db, doc).await?;
             slot.live = Some(LiveRoom {
-                room,
+                room: loaded.room,
                 peers: HashMap::new(),
-                uncompacted,
+                uncompacted: loaded.uncompacted,
+                kind: loaded.kind,
+                case: loaded.case,
             });
         }
         Ok(slot.live.as_mut().expect("loaded above"))
@@ -408,20 +415,43 @@ impl DocumentHub {
     }
 }
 
-/// Loads a document's room from its snapshot and the changes stored after it; also returns
-/// how many change rows are not yet compacted.
-pub async fn load(db: &Db, doc: DocumentId) -> Result<(DocumentRoom, usize), SyncError> {
+/// A document loaded from storage.
+pub struct Loaded {
+    /// Its room.
+    pub room: DocumentRoom,
+    /// Change rows not yet compacted.
+    pub uncompacted: usize,
+    /// Its record kind.
+    pub kind: Kind,
+    /// Its case.
+    pub case: String,
+}
+
+/// Loads a document's room from its snapshot and the changes stored after it. Refuses a
+/// retired document (rebuilt after an erasure).
+pub async fn load(db: &Db, doc: DocumentId) -> Result<Loaded, SyncError> {
     let id = doc.to_string();
-    type Loaded = (Option<(Vec<u8>,)>, Vec<(Vec<u8>,)>);
-    let retired: Result<Option<(Option<String>,)>, sqlx::Error> = on_pool!(db, pool =>
-        sqlx::query_as("select superseded_by from documents where id = $1").bind(&id).fetch_optional(pool).await);
-    if let Some((Some(_),)) = retired
+    type Rows = (Option<(Vec<u8>,)>, Vec<(Vec<u8>,)>);
+    let registered: Result<Option<(Option<String>, String, String)>, sqlx::Error> = on_pool!(db, pool =>
+        sqlx::query_as("select superseded_by, kind, case_id from documents where id = $1").bind(&id).fetch_optional(pool).await);
+    let (kind, case) = match registered
         .context("loading a document")
         .map_err(SyncError::Storage)?
     {
-        return Err(SyncError::Retired);
-    }
-    let loaded: Result<Loaded, sqlx::Error> = on_pool!(db, pool => async {
+        Some((Some(_), _, _)) => return Err(SyncError::Retired),
+        Some((None, kind, case)) => (
+            Kind::parse(&kind).ok_or_else(|| {
+                SyncError::Storage(anyhow::anyhow!("unknown record kind {kind:?}"))
+            })?,
+            case,
+        ),
+        None => {
+            return Err(SyncError::Storage(anyhow::anyhow!(
+                "the document is not registered"
+            )));
+        }
+    };
+    let loaded: Result<Rows, sqlx::Error> = on_pool!(db, pool => async {
         let snapshot = sqlx::query_as("select bytes from document_snapshots where document_id = $1")
             .bind(&id).fetch_optional(pool).await?;
         let changes = sqlx::query_as("select bytes from document_changes where document_id = $1")
@@ -435,7 +465,12 @@ pub async fn load(db: &Db, doc: DocumentId) -> Result<(DocumentRoom, usize), Syn
         snapshot.as_ref().map(|s| s.0.as_slice()),
         changes.iter().map(|c| c.0.as_slice()),
     )?;
-    Ok((room, changes.len()))
+    Ok(Loaded {
+        room,
+        uncompacted: changes.len(),
+        kind,
+        case,
+    })
 }
 
 /// Stores new changes with who sent them, in one transaction.

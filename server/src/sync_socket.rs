@@ -24,6 +24,7 @@ use casebook_shared::ids::DocumentId;
 use casebook_shared::protocol::{
     ClientMessage, DenyReason, ErrorCode, MAX_FRAME_BYTES, ServerMessage,
 };
+use casebook_shared::records::Kind;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -386,6 +387,46 @@ impl Connection {
                     self.kick.clone(),
                 ));
                 self.send(&ServerMessage::Welcome { documents: list }).await;
+                None
+            }
+            ClientMessage::Create { doc, case, kind } => {
+                if self.peer.is_none() {
+                    self.error(ErrorCode::OutOfOrder, "send hello first").await;
+                    return Some(Ending::Close(close::POLICY, "protocol error"));
+                }
+                let Some(kind) = Kind::parse(&kind).filter(|k| k.created_on_devices()) else {
+                    self.send(&ServerMessage::Denied {
+                        doc,
+                        reason: DenyReason::Rejected,
+                    })
+                    .await;
+                    return None;
+                };
+                match crate::access::register_document(&self.state.db, &self.user, doc, case, kind)
+                    .await
+                {
+                    Ok(Some(access)) => {
+                        self.allowed.insert(doc, access);
+                        self.send(&ServerMessage::Created { doc }).await;
+                    }
+                    Ok(None) => {
+                        tracing::info!(%doc, staff = %self.user.id, "refused to register a record");
+                        self.send(&ServerMessage::Denied {
+                            doc,
+                            reason: DenyReason::NoAccess,
+                        })
+                        .await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "registering a record");
+                        self.error(
+                            ErrorCode::StorageFailed,
+                            "the server could not register the record; it will be sent again",
+                        )
+                        .await;
+                        return Some(Ending::Close(close::INTERNAL, "storage failed"));
+                    }
+                }
                 None
             }
             ClientMessage::Viewed { doc, viewed_at } => {

@@ -12,6 +12,7 @@
 //! - [`dates`]: calendar dates as the forms use them (`YYYY-MM-DD`), days and months added.
 //! - [`schedule`]: the HRO review schedule (due three months on; due soon; overdue).
 //! - [`protocol`]: the versioned binary messages exchanged over the sync WebSocket.
+//! - [`records`]: the kinds of record (document) a case holds.
 //! - [`sync`]: the sync protocol core: [`sync::client::ClientCore`] (one per device) and
 //!   [`sync::room::DocumentRoom`] (one per document on the server), both pure state machines
 //!   over `automerge::sync`.
@@ -23,5 +24,6 @@ pub mod chronology;
 pub mod dates;
 pub mod ids;
 pub mod protocol;
+pub mod records;
 pub mod schedule;
 pub mod sync;

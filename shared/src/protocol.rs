@@ -8,7 +8,7 @@
 //!
 //! See `docs/sync-protocol.md` for the conversation these messages make.
 
-use crate::ids::{DeviceId, DocumentId};
+use crate::ids::{CaseId, DeviceId, DocumentId};
 use serde::{Deserialize, Serialize};
 
 /// The version byte at the start of every frame.
@@ -51,6 +51,18 @@ pub enum ClientMessage {
         doc: DocumentId,
         /// When, on the device (Unix ms).
         viewed_at: i64,
+    },
+    /// The device made a new record (a visit note, a review, a form) for a case, perhaps
+    /// offline. The server registers the document to the case if the user may work on it,
+    /// and answers `Created` (or `Denied`); the device keeps the record, and sends this
+    /// again on every connection, until then. Idempotent.
+    Create {
+        /// The new document (its id made on the device).
+        doc: DocumentId,
+        /// The case it belongs to.
+        case: CaseId,
+        /// The record kind (`crate::records::Kind`).
+        kind: String,
     },
 }
 
@@ -149,6 +161,12 @@ pub enum ServerMessage {
         /// A sentence for logs and developers (never case content).
         message: String,
     },
+    /// A `Create` is done: the document is registered to its case and may be synced.
+    /// (New message types are added at the end: a type's number is its position.)
+    Created {
+        /// The document.
+        doc: DocumentId,
+    },
 }
 
 /// A frame that could not be decoded.
@@ -229,7 +247,7 @@ impl ClientMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 3)
+        decode(frame, 4)
     }
 }
 
@@ -240,7 +258,7 @@ impl ServerMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 9)
+        decode(frame, 10)
     }
 }
 
@@ -280,6 +298,11 @@ mod tests {
                 data: vec![],
             },
             ClientMessage::Viewed { doc, viewed_at: 9 },
+            ClientMessage::Create {
+                doc,
+                case: CaseId::from_random_bytes([5; 16]),
+                kind: "visit-note".into(),
+            },
         ];
         for m in client {
             assert_eq!(ClientMessage::decode(&m.encode()), Ok(m));
@@ -308,12 +331,13 @@ mod tests {
                 code: ErrorCode::TooLarge,
                 message: "x".into(),
             },
+            ServerMessage::Created { doc },
         ];
         for m in server {
             assert_eq!(ServerMessage::decode(&m.encode()), Ok(m));
         }
         assert_eq!(
-            ServerMessage::decode(&[1, 9]),
+            ServerMessage::decode(&[1, 10]),
             Err(DecodeError::UnknownMessage)
         );
     }

@@ -1,19 +1,23 @@
 //! Deterministic simulation of several devices and the server core under a hostile network.
 //!
 //! Each seed drives three devices and one server through random edits, partitions, dropped,
-//! duplicated and reordered messages, device restarts from stored state and server crashes
+//! duplicated and reordered sync messages (control messages keep their order on a
+//! connection, as TCP keeps it), device restarts from stored state and server crashes
 //! (which lose everything not committed). Then the network heals and the run continues until
 //! nothing moves. Every replica must end with identical heads and an identical chronology
 //! that contains every entry ever written, including every change the server acknowledged.
+//! Devices also make new documents (records) offline; the server registers them when it
+//! hears `Create`, and every record made anywhere must end on every replica.
 //!
 //! `SIM_SEEDS=N` runs N seeds (default 500); `SIM_SEED=S` replays one seed.
 
 use automerge::AutoCommit;
 use casebook_shared::chronology::{self, EntryDraft, Recorder};
-use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
+use casebook_shared::ids::{CaseId, DeviceId, DocumentId, StaffId};
+use casebook_shared::protocol::DenyReason;
 use casebook_shared::protocol::Head;
 use casebook_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
-use casebook_shared::sync::client::{Chunk, ClientCore};
+use casebook_shared::sync::client::{Chunk, ClientCore, Creation};
 use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,6 +34,7 @@ struct SimServer {
     rooms: HashMap<DocumentId, DocumentRoom>,
     /// Connections that have said hello.
     welcomed: BTreeSet<PeerId>,
+    /// Durable: every registered document.
     docs: Vec<DocumentId>,
     /// Durable: views logged in the audit log.
     logged_views: BTreeSet<(DocumentId, i64)>,
@@ -60,8 +65,35 @@ impl SimServer {
                 self.logged_views.insert((doc, viewed_at));
                 vec![(peer, ServerMessage::ViewLogged { doc, viewed_at })]
             }
+            ClientMessage::Create { doc, .. } => {
+                let mut out = vec![(peer, ServerMessage::Created { doc })];
+                if !self.docs.contains(&doc) {
+                    self.docs.push(doc);
+                    // As the real server's access re-check does: every other live connection
+                    // learns the new document list.
+                    out.extend(self.welcomed.iter().filter(|p| **p != peer).map(|p| {
+                        (
+                            *p,
+                            ServerMessage::Access {
+                                documents: self.docs.clone(),
+                            },
+                        )
+                    }));
+                }
+                out
+            }
             ClientMessage::Sync { .. } if !self.welcomed.contains(&peer) => {
                 vec![(peer, error(ErrorCode::OutOfOrder))]
+            }
+            ClientMessage::Sync { doc, .. } if !self.docs.contains(&doc) => {
+                // Not registered (yet): as the real server, refuse it.
+                vec![(
+                    peer,
+                    ServerMessage::Denied {
+                        doc,
+                        reason: DenyReason::NoAccess,
+                    },
+                )]
             }
             ClientMessage::Sync { doc, session, data } => {
                 let store = &self.store;
@@ -131,6 +163,11 @@ struct SimDevice {
     index: usize,
     /// Durable local storage of views not yet logged.
     views: Vec<(DocumentId, i64)>,
+    /// Durable local storage of records made here and not yet registered.
+    creations: Vec<Creation>,
+    /// Records this device ever made (a `Sync` for one may be refused while its `Create` is
+    /// still on its way: frames are reordered here, which TCP would not do).
+    made: BTreeSet<DocumentId>,
 }
 
 impl SimDevice {
@@ -139,11 +176,14 @@ impl SimDevice {
         restarts: u32,
         storage: BTreeMap<DocumentId, (Vec<Vec<u8>>, Vec<Head>)>,
         views: Vec<(DocumentId, i64)>,
+        creations: Vec<Creation>,
+        made: BTreeSet<DocumentId>,
     ) -> Self {
         let mut actor = vec![index as u8; 8];
         actor.extend(restarts.to_be_bytes());
         let mut core = ClientCore::new(DeviceId::from_random_bytes([index as u8; 16]), actor)
-            .with_pending_views(views.clone());
+            .with_pending_views(views.clone())
+            .with_pending_creations(creations.clone());
         for (id, (chunks, persisted)) in &storage {
             core.restore(*id, chunks, persisted)
                 .expect("stored document loads");
@@ -156,6 +196,8 @@ impl SimDevice {
             restarts,
             index,
             views,
+            creations,
+            made,
         }
     }
 
@@ -178,6 +220,21 @@ struct Packet {
     peer: PeerId,
     to_server: bool,
     frame: Vec<u8>,
+    /// A control message (hello, welcome, access lists, registrations, views): these keep
+    /// their order on a connection and are never dropped or duplicated, as on a real TCP
+    /// connection. Sync messages and persisted heads get the full chaos.
+    control: bool,
+}
+
+fn is_control_request(m: &ClientMessage) -> bool {
+    !matches!(m, ClientMessage::Sync { .. })
+}
+
+fn is_control_answer(m: &ServerMessage) -> bool {
+    !matches!(
+        m,
+        ServerMessage::Sync { .. } | ServerMessage::Persisted { .. }
+    )
 }
 
 struct World {
@@ -191,6 +248,8 @@ struct World {
     written: BTreeSet<(DocumentId, String)>,
     /// Every view ever recorded on a device: (doc, time).
     viewed: BTreeSet<(DocumentId, i64)>,
+    /// Every record ever made on a device.
+    created: BTreeSet<DocumentId>,
     chaos: bool,
 }
 
@@ -210,12 +269,22 @@ impl World {
                 logged_views: BTreeSet::new(),
             },
             devices: (0..DEVICES)
-                .map(|i| SimDevice::boot(i, 0, BTreeMap::new(), Vec::new()))
+                .map(|i| {
+                    SimDevice::boot(
+                        i,
+                        0,
+                        BTreeMap::new(),
+                        Vec::new(),
+                        Vec::new(),
+                        BTreeSet::new(),
+                    )
+                })
                 .collect(),
             in_flight: Vec::new(),
             next_peer: 1,
             written: BTreeSet::new(),
             viewed: BTreeSet::new(),
+            created: BTreeSet::new(),
             chaos: true,
         }
     }
@@ -228,12 +297,16 @@ impl World {
             self.in_flight.push(Packet {
                 peer,
                 to_server: true,
+                control: is_control_request(&m),
                 frame: m.encode(),
             });
         }
     }
 
     fn apply_output(&mut self, d: usize, out: casebook_shared::sync::client::Output) {
+        if out.creations_changed {
+            self.devices[d].creations = self.devices[d].core.pending_creations().to_vec();
+        }
         self.devices[d].save(&out.save);
         if out.views_changed {
             self.devices[d].views = self.devices[d].core.pending_views().to_vec();
@@ -243,7 +316,13 @@ impl World {
             "server reported an error: {:?}",
             out.error
         );
-        assert!(out.denied.is_empty(), "server denied: {:?}", out.denied);
+        for (doc, reason) in &out.denied {
+            assert!(
+                *reason == DenyReason::NoAccess && self.devices[d].made.contains(doc),
+                "server denied: {:?}",
+                out.denied
+            );
+        }
         self.send_from_device(d, out.send);
     }
 
@@ -269,13 +348,15 @@ impl World {
     fn restart_device(&mut self, d: usize) {
         self.disconnect(d);
         let old = &self.devices[d];
-        let (index, restarts, storage, views) = (
+        let (index, restarts, storage, views, creations, made) = (
             old.index,
             old.restarts + 1,
             old.storage.clone(),
             old.views.clone(),
+            old.creations.clone(),
+            old.made.clone(),
         );
-        self.devices[d] = SimDevice::boot(index, restarts, storage, views);
+        self.devices[d] = SimDevice::boot(index, restarts, storage, views, creations, made);
     }
 
     fn crash_server(&mut self) {
@@ -295,10 +376,14 @@ impl World {
     }
 
     fn edit(&mut self, d: usize) {
-        let docs = self.server.docs.clone();
+        // A person edits only what is on their device (what the server listed, or what they
+        // made there).
+        let docs: Vec<DocumentId> = self.devices[d].core.documents().collect();
+        if docs.is_empty() {
+            return self.create(d);
+        }
         let doc = docs[self.rng.random_range(0..docs.len())];
         let device = &mut self.devices[d];
-        device.core.track(doc);
         let existing = chronology::entries(device.core.document(doc).expect("tracked"));
         let n: u32 = self.rng.random();
         let draft = EntryDraft {
@@ -338,6 +423,42 @@ impl World {
         self.apply_output(d, out);
     }
 
+    /// The person on device `d` makes a new record (online or not) with one entry in it.
+    fn create(&mut self, d: usize) {
+        let n: u32 = self.rng.random();
+        let doc = DocumentId::from_random_bytes(self.rng.random());
+        let device = &mut self.devices[d];
+        let id = format!("{d}-{}-{n}-first", device.restarts);
+        let recorder = Recorder {
+            staff: device.staff,
+            name: format!("Worker {d}"),
+            now_ms: self.now as i64,
+        };
+        let draft = EntryDraft {
+            event_date: "2026-05-05".into(),
+            what_happened: format!("new record {n} from device {d}"),
+            source: "Home visit".into(),
+            category: "Other".into(),
+            ..Default::default()
+        };
+        let creation = Creation {
+            doc,
+            case: CaseId::from_random_bytes([7; 16]),
+            kind: "visit-note".into(),
+        };
+        let (r, out) = device
+            .core
+            .create(creation, |am| {
+                chronology::add_entry(am, &id, &draft, &recorder)
+            })
+            .unwrap();
+        r.expect("valid entry");
+        device.made.insert(doc);
+        self.created.insert(doc);
+        self.written.insert((doc, id));
+        self.apply_output(d, out);
+    }
+
     fn device_for(&self, peer: PeerId) -> Option<usize> {
         self.devices.iter().position(|d| d.connection == Some(peer))
     }
@@ -347,17 +468,28 @@ impl World {
         if self.in_flight.is_empty() {
             return false;
         }
-        let index = if self.chaos {
+        let mut index = if self.chaos {
             self.rng.random_range(0..self.in_flight.len())
         } else {
             0
         };
-        let packet = if self.chaos && self.rng.random_bool(0.05) {
+        let picked = &self.in_flight[index];
+        if picked.control {
+            // The oldest control message in the same direction of the same connection.
+            let (peer, to_server) = (picked.peer, picked.to_server);
+            index = self
+                .in_flight
+                .iter()
+                .position(|p| p.control && p.peer == peer && p.to_server == to_server)
+                .expect("the picked packet itself");
+        }
+        let control = self.in_flight[index].control;
+        let packet = if self.chaos && !control && self.rng.random_bool(0.05) {
             self.in_flight[index].clone() // duplicated: delivered now and again later
         } else {
             self.in_flight.remove(index)
         };
-        if self.chaos && self.rng.random_bool(0.05) {
+        if self.chaos && !control && self.rng.random_bool(0.05) {
             return true; // dropped
         }
         if packet.to_server {
@@ -366,6 +498,7 @@ impl World {
                 self.in_flight.push(Packet {
                     peer,
                     to_server: false,
+                    control: is_control_answer(&message),
                     frame: message.encode(),
                 });
             }
@@ -391,7 +524,8 @@ impl World {
     fn step(&mut self) {
         let d = self.rng.random_range(0..self.devices.len());
         match self.rng.random_range(0..100) {
-            0..=21 => self.edit(d),
+            0..=19 => self.edit(d),
+            20..=21 => self.create(d),
             22..=24 => self.view(d),
             25..=69 => {
                 self.deliver();
@@ -417,10 +551,11 @@ impl World {
             while self.deliver() {}
             self.tick(1_000);
             if self.in_flight.is_empty()
-                && self
-                    .devices
-                    .iter_mut()
-                    .all(|d| d.core.all_in_step() && d.core.pending_views().is_empty())
+                && self.devices.iter_mut().all(|d| {
+                    d.core.all_in_step()
+                        && d.core.pending_views().is_empty()
+                        && d.core.pending_creations().is_empty()
+                })
             {
                 return;
             }
@@ -438,6 +573,18 @@ impl World {
             assert!(
                 device.core.pending_views().is_empty(),
                 "seed {seed}: device {i} still holds views"
+            );
+        }
+        for doc in &self.created {
+            assert!(
+                self.server.docs.contains(doc),
+                "seed {seed}: record {doc} made on a device was never registered"
+            );
+        }
+        for (i, device) in self.devices.iter().enumerate() {
+            assert!(
+                device.core.pending_creations().is_empty(),
+                "seed {seed}: device {i} still holds unregistered records"
             );
         }
         for doc in self.server.docs.clone() {

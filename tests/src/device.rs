@@ -5,9 +5,11 @@ use anyhow::{Context, bail};
 use automerge::AutoCommit;
 use casebook_shared::api::Me;
 use casebook_shared::chronology::{self, ChronologyEntry, EntryDraft, Recorder};
+use casebook_shared::ids::CaseId;
 use casebook_shared::ids::{DeviceId, DocumentId};
 use casebook_shared::protocol::{DenyReason, ErrorCode, Head, ServerMessage};
-use casebook_shared::sync::client::{Chunk, ClientCore, Output};
+use casebook_shared::records::{self, Kind};
+use casebook_shared::sync::client::{Chunk, ClientCore, Creation, Output};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -37,6 +39,8 @@ pub struct NativeDevice {
     past_actors: Vec<Vec<u8>>,
     /// Views not yet logged by the server (kept like the app keeps them).
     pending_views: Vec<(DocumentId, i64)>,
+    /// Records made here and not yet registered (kept like the app keeps them).
+    pending_creations: Vec<Creation>,
     /// The server told this device to wipe itself, and it did.
     pub wiped: bool,
     started: Instant,
@@ -57,6 +61,7 @@ impl NativeDevice {
             socket: None,
             past_actors: Vec::new(),
             pending_views: Vec::new(),
+            pending_creations: Vec::new(),
             wiped: false,
             started: Instant::now(),
             entries_written: 0,
@@ -71,7 +76,8 @@ impl NativeDevice {
         let mut core =
             ClientCore::new(self.core.device(), uuid::Uuid::new_v4().as_bytes().to_vec())
                 .with_past_actors(past.clone())
-                .with_pending_views(self.pending_views.clone());
+                .with_pending_views(self.pending_views.clone())
+                .with_pending_creations(self.pending_creations.clone());
         for (id, (chunks, persisted)) in &self.storage {
             core.restore(*id, chunks, persisted)?;
         }
@@ -137,9 +143,13 @@ impl NativeDevice {
         if out.views_changed {
             self.pending_views = self.core.pending_views().to_vec();
         }
+        if out.creations_changed {
+            self.pending_creations = self.core.pending_creations().to_vec();
+        }
         if out.wipe {
             self.storage.clear();
             self.pending_views.clear();
+            self.pending_creations.clear();
             self.past_actors.clear();
             self.wiped = true;
         }
@@ -180,6 +190,37 @@ impl NativeDevice {
         result?;
         self.apply(out).await?;
         Ok(id)
+    }
+
+    /// Makes a new record of `kind` for `case` with these field values (online or not);
+    /// returns its document id.
+    pub async fn create_record(
+        &mut self,
+        case: CaseId,
+        kind: Kind,
+        values: &[(&str, &str)],
+    ) -> anyhow::Result<DocumentId> {
+        let doc = DocumentId(uuid::Uuid::new_v4());
+        let creation = Creation {
+            doc,
+            case,
+            kind: kind.as_str().to_owned(),
+        };
+        let (result, out) = self.core.create(creation, |am| {
+            records::start(am, kind, &case.to_string())?;
+            for (key, value) in values {
+                records::set(am, kind, key, value)?;
+            }
+            Ok::<(), records::RecordError>(())
+        })?;
+        result?;
+        self.apply(out).await?;
+        Ok(doc)
+    }
+
+    /// Records made here that the server has not registered yet.
+    pub fn pending_creations(&self) -> usize {
+        self.pending_creations.len()
     }
 
     /// The person opens record `doc` (logged now, or on the next connection).

@@ -84,6 +84,8 @@ const INTEGRATION: &[&str] = &[
     "--test",
     "disclosure",
     "--test",
+    "records",
+    "--test",
     "access",
     "--test",
     "accounts",

@@ -13,7 +13,7 @@
 //! the document.
 
 use super::{heads_from_wire, heads_to_wire};
-use crate::ids::{DeviceId, DocumentId};
+use crate::ids::{CaseId, DeviceId, DocumentId};
 use crate::protocol::{ClientMessage, DenyReason, ErrorCode, Head, ServerMessage};
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, AutoCommit, ChangeHash};
@@ -58,6 +58,9 @@ pub enum ClientError {
     /// The document is not on this device.
     #[error("that document is not on this device")]
     UnknownDocument,
+    /// A new document's id is already taken on this device.
+    #[error("a document with that id is already on this device")]
+    DuplicateDocument,
 }
 
 /// What the adapter must do after a call.
@@ -74,6 +77,9 @@ pub struct Output {
     pub removed: Vec<DocumentId>,
     /// The pending views changed: write [`ClientCore::pending_views`] to local storage.
     pub views_changed: bool,
+    /// The pending creations changed: write [`ClientCore::pending_creations`] to local
+    /// storage.
+    pub creations_changed: bool,
     /// The server revoked this device: every document and view is already dropped from the
     /// core; delete all local storage and sign out.
     pub wipe: bool,
@@ -156,6 +162,27 @@ impl DeviceDocument {
     }
 }
 
+/// A record made on this device that the server has not yet registered to its case.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Creation {
+    /// The new document.
+    pub doc: DocumentId,
+    /// Its case.
+    pub case: CaseId,
+    /// Its kind (`crate::records::Kind`).
+    pub kind: String,
+}
+
+impl Creation {
+    fn message(&self) -> ClientMessage {
+        ClientMessage::Create {
+            doc: self.doc,
+            case: self.case,
+            kind: self.kind.clone(),
+        }
+    }
+}
+
 /// Every document on one device and its sync with the server.
 pub struct ClientCore {
     device: DeviceId,
@@ -167,6 +194,9 @@ pub struct ClientCore {
     docs: BTreeMap<DocumentId, DeviceDocument>,
     /// Records opened and not yet in the server's audit log: (document, device time ms).
     views: Vec<(DocumentId, i64)>,
+    /// Records made here and not yet registered by the server. Kept whatever the server's
+    /// document list says, and announced on every connection until `Created`.
+    creations: Vec<Creation>,
 }
 
 impl ClientCore {
@@ -180,6 +210,7 @@ impl ClientCore {
             link: Link::Offline,
             docs: BTreeMap::new(),
             views: Vec::new(),
+            creations: Vec::new(),
         }
     }
 
@@ -206,6 +237,47 @@ impl ClientCore {
             out.send.push(ClientMessage::Viewed { doc, viewed_at });
         }
         out
+    }
+
+    /// Restores records made on this device that the server has not yet registered (kept in
+    /// local storage by the adapter).
+    pub fn with_pending_creations(mut self, creations: Vec<Creation>) -> Self {
+        self.creations = creations;
+        self
+    }
+
+    /// Records made on this device that the server has not yet registered.
+    pub fn pending_creations(&self) -> &[Creation] {
+        &self.creations
+    }
+
+    /// Makes a new record (document) for a case, written by `init`, on the device at once,
+    /// online or not. The server is asked to register it now if connected, else on the next
+    /// connection.
+    pub fn create<R>(
+        &mut self,
+        creation: Creation,
+        init: impl FnOnce(&mut AutoCommit) -> R,
+    ) -> Result<(R, Output), ClientError> {
+        let id = creation.doc;
+        if self.docs.contains_key(&id) {
+            return Err(ClientError::DuplicateDocument);
+        }
+        let doc = AutoCommit::new().with_actor(self.actor.clone());
+        self.docs
+            .insert(id, DeviceDocument::new(doc, Vec::new(), 0));
+        let mut out = Output {
+            creations_changed: true,
+            ..Output::default()
+        };
+        if self.link == Link::Online {
+            out.send.push(creation.message());
+        }
+        self.creations.push(creation);
+        let (result, edited) = self.edit(id, init)?;
+        out.send.extend(edited.send);
+        out.save.extend(edited.save);
+        Ok((result, out))
     }
 
     /// Actor ids this device wrote with in earlier runs. `Hello` declares those that wrote
@@ -375,6 +447,9 @@ impl ClientCore {
             ServerMessage::Welcome { documents } => {
                 self.link = Link::Online;
                 self.hold_exactly(&documents, &mut out);
+                // Registration first: the server handles a connection's messages in order.
+                out.send
+                    .extend(self.creations.iter().map(Creation::message));
                 for (&id, d) in self.docs.iter_mut() {
                     d.denied = false;
                     d.start_session(now_ms);
@@ -438,9 +513,22 @@ impl ClientCore {
                     out.send.extend(d.next_message(doc));
                 }
             }
+            ServerMessage::Created { doc } => {
+                let before = self.creations.len();
+                self.creations.retain(|c| c.doc != doc);
+                out.creations_changed = self.creations.len() != before;
+                if let Some(d) = self.docs.get_mut(&doc)
+                    && self.link == Link::Online
+                {
+                    d.denied = false;
+                    d.start_session(now_ms);
+                    out.send.extend(d.next_message(doc));
+                }
+            }
             ServerMessage::Wipe => {
                 self.docs.clear();
                 self.views.clear();
+                self.creations.clear();
                 self.link = Link::Offline;
                 out.wipe = true;
             }
@@ -449,10 +537,13 @@ impl ClientCore {
         Ok(out)
     }
 
-    /// Keeps exactly `documents` on the device: drops the others (named in `out.removed`)
-    /// and starts tracking new ones. Returns the new ones.
+    /// Keeps exactly `documents` (and records made here, not yet registered) on the device:
+    /// drops the others (named in `out.removed`) and starts tracking new ones. Returns the
+    /// new ones.
     fn hold_exactly(&mut self, documents: &[DocumentId], out: &mut Output) -> Vec<DocumentId> {
-        let allowed: BTreeSet<DocumentId> = documents.iter().copied().collect();
+        let mut allowed: BTreeSet<DocumentId> = documents.iter().copied().collect();
+        // A record made here is never dropped before the server has registered it.
+        allowed.extend(self.creations.iter().map(|c| c.doc));
         let gone: Vec<DocumentId> = self
             .docs
             .keys()
