@@ -159,22 +159,15 @@ async fn changes_that_break_a_records_schema_or_move_it_to_another_case_are_refu
     let stored = server.stored_changes(note).await.unwrap();
 
     let other_case = cases[1].id.to_string();
-    let bad_edits: [Box<dyn FnOnce(&mut automerge::AutoCommit)>; 3] = [
-        Box::new(|am| {
+    for (key, value) in [
+        ("outcome", "Went fishing"),
+        (records::CASE_KEY, other_case.as_str()),
+        ("not_a_field", "x"),
+    ] {
+        let edit = |am: &mut automerge::AutoCommit| {
             use automerge::transaction::Transactable;
-            am.put(automerge::ROOT, "outcome", "Went fishing").unwrap();
-        }),
-        Box::new(move |am| {
-            use automerge::transaction::Transactable;
-            am.put(automerge::ROOT, records::CASE_KEY, other_case)
-                .unwrap();
-        }),
-        Box::new(|am| {
-            use automerge::transaction::Transactable;
-            am.put(automerge::ROOT, "not_a_field", "x").unwrap();
-        }),
-    ];
-    for edit in bad_edits {
+            am.put(automerge::ROOT, key, value).unwrap();
+        };
         let mut device = online(&server, &jo).await;
         device.edit_raw(note, edit).await.unwrap();
         device
