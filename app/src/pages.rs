@@ -7,6 +7,7 @@ pub mod combined;
 pub mod devices;
 pub mod oversight;
 pub mod persons_copy;
+pub mod record_page;
 pub mod sign_in;
 pub mod staff;
 pub mod unlock;
@@ -103,6 +104,7 @@ pub fn App() -> impl IntoView {
                 Page::Staff => view! { <staff::StaffPage /> }.into_any(),
                 Page::PersonsCopy(id) => view! { <persons_copy::PersonsCopyPage id=id /> }.into_any(),
                 Page::Combined => view! { <combined::CombinedPage /> }.into_any(),
+                Page::Record(doc) => view! { <record_page::RecordPage doc=doc /> }.into_any(),
             }}
         </main>
     }

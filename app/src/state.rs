@@ -1,7 +1,7 @@
 //! App-wide state: signals shared by every page through Leptos context.
 
 use casebook_shared::api::{CaseSummary, Me};
-use casebook_shared::ids::CaseId;
+use casebook_shared::ids::{CaseId, DocumentId};
 use leptos::prelude::*;
 
 /// Which screen is showing. Mirrored in the URL hash so a reload reopens it.
@@ -29,6 +29,8 @@ pub enum Page {
     PersonsCopy(CaseId),
     /// Several cases' chronologies in one date order.
     Combined,
+    /// One record (visit note, form, plan, review...).
+    Record(DocumentId),
 }
 
 impl Page {
@@ -42,6 +44,7 @@ impl Page {
             Page::Audit => "#/audit".into(),
             Page::Staff => "#/staff".into(),
             Page::Combined => "#/combined".into(),
+            Page::Record(doc) => format!("#/record/{doc}"),
             _ => "#/".into(),
         }
     }
@@ -55,6 +58,9 @@ impl Page {
             "#/staff" => return Page::Staff,
             "#/combined" => return Page::Combined,
             _ => {}
+        }
+        if let Some(doc) = hash.strip_prefix("#/record/") {
+            return doc.parse().map_or(Page::Cases, Page::Record);
         }
         let Some(rest) = hash.strip_prefix("#/case/") else {
             return Page::Cases;

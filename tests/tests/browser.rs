@@ -592,3 +592,95 @@ async fn persons_copy_combined_chronology_audit_search_erasure_and_accounts_on_s
     }
     driver.stop().await;
 }
+
+/// The value of a form control.
+async fn value_of(browser: &Client, id: &str) -> String {
+    browser
+        .execute(
+            "const el = document.getElementById(arguments[0]); return el ? el.value : '';",
+            vec![json!(id)],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_joint_visit_note_edited_by_two_workers_one_offline_keeps_both_contributions() {
+    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    let (_, _, case) = Session::co_workers(&server.base).await.unwrap();
+    let case = case.id.to_string();
+    let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let network = NetworkSwitch::start(target).await.unwrap();
+    let mut driver = ChromeDriver::start().await.unwrap();
+    let jo = driver.browser().await.unwrap(); // through the switchable network
+    let lee = driver.browser().await.unwrap();
+
+    sign_in(&jo, &network.url(), "worker.north1").await;
+    sign_in(&lee, &server.base, "worker.north2").await;
+    open_case(&jo, &case).await;
+    click(
+        &jo,
+        Locator::Css("button.new-record[data-kind='visit-note']"),
+    )
+    .await;
+    wait_for(&jo, Locator::Id("field-discussed")).await;
+    type_into(&jo, "field-discussed", "Jo: housing is settled.").await;
+    set_value(&jo, "field-contact_type", "Home visit")
+        .await
+        .unwrap();
+    wait_for_badge(&jo, "all changes saved").await;
+    let note_url = jo.current_url().await.unwrap();
+    screenshot(&jo, "visit-note").await;
+
+    // Lee opens the same note (it reached Lee's device through the server).
+    open_case(&lee, &case).await;
+    wait_for(&lee, Locator::Css("#records a[data-record]")).await;
+    click(&lee, Locator::Css("#records a[data-record]")).await;
+    wait_for(&lee, Locator::Id("field-discussed")).await;
+    eventually("Lee to see Jo's words", WAIT, || async {
+        Ok(value_of(&lee, "field-discussed")
+            .await
+            .contains("Jo: housing"))
+    })
+    .await
+    .unwrap();
+
+    // Jo loses the signal and keeps writing; Lee writes at the same time.
+    network.set_online(false);
+    wait_for_badge(&jo, "Offline").await;
+    type_into(
+        &jo,
+        "field-observations",
+        "Jo offline: two children seen, calm.",
+    )
+    .await;
+    type_into(&lee, "field-discussed", " Lee: new job starts Monday.").await;
+    wait_for_badge(&lee, "all changes saved").await;
+    wait_for_badge(&jo, "waiting").await;
+
+    network.set_online(true);
+    for (browser, who) in [(&jo, "Jo"), (&lee, "Lee")] {
+        eventually(
+            &format!("{who}'s page to hold both contributions"),
+            WAIT,
+            || async move {
+                let discussed = value_of(browser, "field-discussed").await;
+                let observations = value_of(browser, "field-observations").await;
+                Ok(discussed.contains("Jo: housing is settled.")
+                    && discussed.contains("Lee: new job starts Monday.")
+                    && observations.contains("two children seen"))
+            },
+        )
+        .await
+        .unwrap();
+    }
+    wait_for_badge(&jo, "all changes saved").await;
+    assert_eq!(jo.current_url().await.unwrap(), note_url);
+
+    jo.close().await.unwrap();
+    lee.close().await.unwrap();
+    driver.stop().await;
+}

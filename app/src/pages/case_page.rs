@@ -9,6 +9,7 @@ use casebook_shared::chronology::{
 };
 use casebook_shared::dates::Date;
 use casebook_shared::ids::{CaseId, DocumentId};
+use casebook_shared::records::{self, Kind};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::collections::HashMap;
@@ -86,6 +87,7 @@ pub fn CasePage(
                         "The person's copy"
                     </a>
                 </p>
+                <Records case=case.id />
                 <Chronology case=case.id doc=case.chronology />
             }.into_any(),
         }}
@@ -331,5 +333,103 @@ fn Erase(case: CaseId, entry_id: String) -> impl IntoView {
                 </div>
             </form>
         </Show>
+    }
+}
+
+/// Kinds of record a worker starts from the case page.
+const NEW_RECORDS: [Kind; 6] = [
+    Kind::VisitNote,
+    Kind::RiskPlan,
+    Kind::Review,
+    Kind::SafetyPlan,
+    Kind::ExitQuestionnaire,
+    Kind::LearningReview,
+];
+
+/// A short description of a record for the list.
+fn summary(kind: Kind, record: &records::Record) -> String {
+    let first = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| record.value(k))
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    match kind {
+        Kind::VisitNote => first(&["date", "contact_type", "outcome"]),
+        Kind::Review => first(&["held_on", "decision"]),
+        Kind::RiskPlan => first(&["risks", "review_date"]),
+        Kind::Identification => first(&["index_offence", "proposed_route"]),
+        Kind::SafetyPlan => first(&["protected", "review_date"]),
+        _ => String::new(),
+    }
+}
+
+/// The case's records on this device (visit notes, plans, reviews...), and starting new ones
+/// (offline too).
+#[component]
+fn Records(case: CaseId) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let list = Memo::new(move |_| {
+        ctx.revision.track();
+        let case_text = case.to_string();
+        sync_client::read(|core| {
+            let mut found: Vec<(DocumentId, Kind, String)> = core
+                .documents()
+                .filter_map(|doc| {
+                    let am = core.document(doc)?;
+                    let (kind, of_case) = records::identity(am)?;
+                    (of_case == case_text)
+                        .then(|| (doc, kind, summary(kind, &records::read(am, kind))))
+                })
+                .collect();
+            found.sort_by(|a, b| (a.1, &b.2).cmp(&(b.1, &a.2)));
+            found
+        })
+        .unwrap_or_default()
+    });
+    let start = move |kind: Kind| {
+        let doc = DocumentId::from_random_bytes(random_bytes());
+        let creation = casebook_shared::sync::client::Creation {
+            doc,
+            case,
+            kind: kind.as_str().to_owned(),
+        };
+        let made = sync_client::create(creation, |am| records::start(am, kind, &case.to_string()));
+        match made {
+            Some(Ok(())) => ctx.go(Page::Record(doc)),
+            _ => ctx
+                .notice
+                .set(Some("The record could not be made on this device.".into())),
+        }
+    };
+    view! {
+        <section aria-labelledby="records-heading">
+            <h2 id="records-heading">"Records"</h2>
+            <div class="actions">
+                {NEW_RECORDS.into_iter().map(|kind| view! {
+                    <button type="button" class="secondary new-record" data-kind=kind.as_str() on:click=move |_| start(kind)>
+                        {format!("New {}", kind.title().to_lowercase())}
+                    </button>
+                }).collect_view()}
+            </div>
+            {move || {
+                let items = list.get();
+                (!items.is_empty()).then(|| view! {
+                    <ul class="case-list" id="records">
+                        {items.into_iter().map(|(doc, kind, summary)| view! {
+                            <li>
+                                <a href=Page::Record(doc).hash() data-record=doc.to_string()
+                                    on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Record(doc)); }>
+                                    <span class="case-name">{kind.title()}</span>
+                                    <br />
+                                    <span class="case-meta">{if summary.is_empty() { "Draft".to_owned() } else { summary }}</span>
+                                </a>
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                })
+            }}
+        </section>
     }
 }

@@ -1,0 +1,255 @@
+//! One record (visit note, form, plan, review, ...), drawn from its kind's field table in
+//! `casebook_shared::records`. Every change is written to the document on the device as it is
+//! made (nothing waits for a save button), merges with co-workers' edits, and syncs when it can.
+
+use crate::random_bytes;
+use crate::state::{AppCtx, Page};
+use crate::sync_client;
+use casebook_shared::ids::DocumentId;
+use casebook_shared::records::{self, Field, FieldType, Item, Kind, Missing, Record};
+use leptos::prelude::*;
+use std::collections::BTreeMap;
+
+/// The record page.
+#[component]
+pub fn RecordPage(
+    /// The record's document.
+    doc: DocumentId,
+) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    // Opening a record is a consultation for the audit log.
+    sync_client::record_view(doc);
+    let identity = Memo::new(move |_| {
+        ctx.revision.track();
+        sync_client::read(|core| core.document(doc).and_then(records::identity)).flatten()
+    });
+    let problems = RwSignal::new(None::<Vec<Missing>>);
+    view! {
+        {move || match identity.get() {
+            None => view! {
+                <p><a href="#/" on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Cases); }>"← Cases"</a></p>
+                <p class="card">"This record is not on this device yet. It arrives as soon as you are online."</p>
+            }.into_any(),
+            Some((kind, case)) => {
+                let case_id = case.parse().ok();
+                let record = Memo::new(move |_| {
+                    ctx.revision.track();
+                    sync_client::read(|core| core.document(doc).map(|am| records::read(am, kind)))
+                        .flatten()
+                        .unwrap_or_default()
+                });
+                let check = move |_| {
+                    problems.set(Some(records::missing(kind, &record.get_untracked())));
+                };
+                view! {
+                    <p>
+                        <a href="#/" on:click=move |ev| {
+                            ev.prevent_default();
+                            match case_id { Some(id) => ctx.go(Page::Case(id)), None => ctx.go(Page::Cases) }
+                        }>"← Back to the case"</a>
+                    </p>
+                    <h2>{kind.title()}</h2>
+                    <p class="hint">"Saved on this device as you type, and synced when you are online. Fields marked * are needed to complete it."</p>
+                    <form class="card record-form" id="record-form" on:submit=|ev| ev.prevent_default()>
+                        {kind.fields().iter().map(|field| view! { <FieldInput doc=doc kind=kind field=*field record=record /> }).collect_view()}
+                        <div class="actions">
+                            <button type="button" class="secondary" id="check-record" on:click=check>"Check it is complete"</button>
+                        </div>
+                        {move || problems.get().map(|list| if list.is_empty() {
+                            view! { <p class="notice" role="status" id="record-complete">"Everything needed is filled in."</p> }.into_any()
+                        } else {
+                            view! {
+                                <div class="notice error" role="alert" id="record-missing">
+                                    <p>"Still needed:"</p>
+                                    <ul>{list.into_iter().map(|m| view! { <li>{m.message}</li> }).collect_view()}</ul>
+                                </div>
+                            }.into_any()
+                        })}
+                    </form>
+                }.into_any()
+            }
+        }}
+    }
+}
+
+fn write(
+    doc: DocumentId,
+    change: impl FnOnce(&mut automerge::AutoCommit) -> Result<(), records::RecordError>,
+) {
+    let ctx = expect_context::<AppCtx>();
+    match sync_client::edit(doc, change) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => ctx.notice.set(Some(format!("Not saved: {e}."))),
+        None => ctx
+            .notice
+            .set(Some("This record is not on the device.".into())),
+    }
+}
+
+/// One field: its input, and (where it applies) "withheld from the person".
+#[component]
+fn FieldInput(doc: DocumentId, kind: Kind, field: Field, record: Memo<Record>) -> impl IntoView {
+    let key = field.key;
+    let id = format!("field-{key}");
+    let label = if field.required {
+        format!("{} *", field.label)
+    } else {
+        field.label.to_owned()
+    };
+    let value = move || record.with(|r| r.value(key).to_owned());
+    let set = move |v: String| write(doc, move |am| records::set(am, kind, key, &v));
+    let input = match field.ty {
+        FieldType::Text => view! {
+            <label for=id.clone()>{label}</label>
+            <textarea id=id.clone() prop:value=value on:input=move |ev| set(event_target_value(&ev))></textarea>
+        }
+        .into_any(),
+        FieldType::Line => view! {
+            <label for=id.clone()>{label}</label>
+            <input type="text" id=id.clone() prop:value=value on:change=move |ev| set(event_target_value(&ev)) />
+        }
+        .into_any(),
+        FieldType::Date => view! {
+            <label for=id.clone()>{label}</label>
+            <input type="date" id=id.clone() prop:value=value on:change=move |ev| set(event_target_value(&ev)) />
+        }
+        .into_any(),
+        FieldType::Bool => view! {
+            <label class="check" for=id.clone()>
+                <input type="checkbox" id=id.clone() prop:checked=move || value() == "true"
+                    on:change=move |ev| set(if event_target_checked(&ev) { "true".into() } else { String::new() }) />
+                {label}
+            </label>
+        }
+        .into_any(),
+        FieldType::Choice(options) => view! {
+            <label for=id.clone()>{label}</label>
+            <select id=id.clone() prop:value=value on:change=move |ev| set(event_target_value(&ev))>
+                <option value="">"Choose…"</option>
+                {options.iter().map(|o| view! { <option value=*o>{*o}</option> }).collect_view()}
+            </select>
+        }
+        .into_any(),
+        FieldType::Items(item_fields) => view! {
+            <ItemList doc=doc kind=kind field=field item_fields=item_fields record=record />
+        }
+        .into_any(),
+    };
+    let withhold_id = format!("withhold-{key}");
+    let withheld = move || record.with(|r| r.withheld.contains(key));
+    let withholdable = !matches!(field.ty, FieldType::Items(_) | FieldType::Bool);
+    view! {
+        <div class="field" data-field=key>
+            {input}
+            {withholdable.then(|| view! {
+                <label class="check withhold" for=withhold_id.clone()>
+                    <input type="checkbox" id=withhold_id.clone() prop:checked=withheld
+                        on:change=move |ev| {
+                            let on = event_target_checked(&ev);
+                            write(doc, move |am| records::set_withheld(am, kind, key, on));
+                        } />
+                    "Withhold from the person"
+                </label>
+            })}
+        </div>
+    }
+}
+
+/// A list field: each item with its own fields and withheld flag; add and remove items.
+#[component]
+fn ItemList(
+    doc: DocumentId,
+    kind: Kind,
+    field: Field,
+    item_fields: &'static [Field],
+    record: Memo<Record>,
+) -> impl IntoView {
+    let key = field.key;
+    let items = move || record.with(|r| r.items.get(key).cloned().unwrap_or_default());
+    let add = move |_| {
+        let id = format!("{:032x}", u128::from_be_bytes(random_bytes()));
+        write(doc, move |am| {
+            records::set_item(am, kind, key, &id, &BTreeMap::new(), false)
+        });
+    };
+    let label = if field.required {
+        format!("{} *", field.label)
+    } else {
+        field.label.to_owned()
+    };
+    view! {
+        <fieldset class="field items" id=format!("items-{key}")>
+            <legend>{label}</legend>
+            <For
+                each=items
+                key=|item: &Item| item.id.clone()
+                children=move |item: Item| {
+                    let item_id = item.id.clone();
+                    let current = move || {
+                        record.with(|r| r.items.get(key).and_then(|list| list.iter().find(|i| i.id == item_id).cloned()))
+                            .unwrap_or_default()
+                    };
+                    let item_id = item.id.clone();
+                    let remove = {
+                        let item_id = item_id.clone();
+                        move |_| {
+                            let item_id = item_id.clone();
+                            write(doc, move |am| records::remove_item(am, kind, key, &item_id));
+                        }
+                    };
+                    let withhold_id = format!("withhold-{key}-{item_id}");
+                    let withhold = {
+                        let item_id = item_id.clone();
+                        let current = current.clone();
+                        move |ev| {
+                            let on = event_target_checked(&ev);
+                            let item_id = item_id.clone();
+                            let values = current().values;
+                            write(doc, move |am| records::set_item(am, kind, key, &item_id, &values, on));
+                        }
+                    };
+                    view! {
+                        <div class="card item">
+                            {item_fields.iter().map(|f| {
+                                let (f_key, item_id, current) = (f.key, item_id.clone(), current.clone());
+                                let input_id = format!("item-{key}-{item_id}-{f_key}");
+                                let value = {
+                                    let current = current.clone();
+                                    move || current().values.get(f_key).cloned().unwrap_or_default()
+                                };
+                                let on_change = move |ev: leptos::ev::Event| {
+                                    let v = event_target_value(&ev);
+                                    let item_id = item_id.clone();
+                                    let withheld = current().withheld;
+                                    let values = BTreeMap::from([(f_key.to_owned(), v)]);
+                                    write(doc, move |am| records::set_item(am, kind, key, &item_id, &values, withheld));
+                                };
+                                let label = if f.required { format!("{} *", f.label) } else { f.label.to_owned() };
+                                let control = match f.ty {
+                                    FieldType::Choice(options) => view! {
+                                        <select id=input_id.clone() prop:value=value on:change=on_change>
+                                            <option value="">"Choose…"</option>
+                                            {options.iter().map(|o| view! { <option value=*o>{*o}</option> }).collect_view()}
+                                        </select>
+                                    }.into_any(),
+                                    FieldType::Date => view! { <input type="date" id=input_id.clone() prop:value=value on:change=on_change /> }.into_any(),
+                                    FieldType::Text => view! { <textarea id=input_id.clone() prop:value=value on:change=on_change></textarea> }.into_any(),
+                                    _ => view! { <input type="text" id=input_id.clone() prop:value=value on:change=on_change /> }.into_any(),
+                                };
+                                view! { <div class="field"><label for=input_id>{label}</label>{control}</div> }
+                            }).collect_view()}
+                            <div class="actions">
+                                <label class="check grow" for=withhold_id.clone()>
+                                    <input type="checkbox" id=withhold_id.clone() prop:checked=move || current().withheld on:change=withhold />
+                                    "Withhold from the person"
+                                </label>
+                                <button type="button" class="secondary" on:click=remove>"Remove"</button>
+                            </div>
+                        </div>
+                    }
+                }
+            />
+            <button type="button" class="secondary add-item" on:click=add>{format!("Add to “{}”", field.label)}</button>
+        </fieldset>
+    }
+}
