@@ -223,3 +223,25 @@ pub async fn register_document(
         _ => None,
     })
 }
+
+/// The team holding a case.
+pub async fn case_team(db: &crate::db::Db, case: CaseId) -> Result<String> {
+    let row: Option<(String,)> = on_pool!(db, pool =>
+        sqlx::query_as("select team_id from cases where id = $1").bind(case.to_string()).fetch_optional(pool).await)?;
+    row.map(|r| r.0).ok_or(Error::Forbidden)
+}
+
+/// The manager, or a senior of the team holding the case: the authority for decisions on it
+/// (allocation, HRO decisions, sign-offs). Everyone else is refused.
+pub async fn require_senior_of_case(
+    db: &crate::db::Db,
+    user: &AuthUser,
+    case: CaseId,
+) -> Result<()> {
+    let team = case_team(db, case).await?;
+    match user.role.as_str() {
+        "manager" => Ok(()),
+        "senior" if user.team_id.as_deref() == Some(team.as_str()) => Ok(()),
+        _ => Err(Error::Forbidden),
+    }
+}

@@ -44,25 +44,13 @@ fn reason(text: &str) -> Result<String> {
     Ok(text.to_owned())
 }
 
-/// The team holding a case.
-async fn case_team(state: &AppState, case: CaseId) -> Result<String> {
-    let row: Option<(String,)> = on_pool!(&state.db, pool =>
-        sqlx::query_as("select team_id from cases where id = $1").bind(case.to_string()).fetch_optional(pool).await)?;
-    row.map(|r| r.0).ok_or(Error::Forbidden)
-}
-
 /// Only the manager, or a senior of the team holding the case, decides its allocation.
 async fn require_allocating_authority(
     state: &AppState,
     user: &AuthUser,
     case: CaseId,
 ) -> Result<()> {
-    let team = case_team(state, case).await?;
-    match user.role.as_str() {
-        "manager" => Ok(()),
-        "senior" if user.team_id.as_deref() == Some(team.as_str()) => Ok(()),
-        _ => Err(Error::Forbidden),
-    }
+    crate::access::require_senior_of_case(&state.db, user, case).await
 }
 
 /// A practitioner who can be given work (active, a practitioner or senior).
@@ -86,7 +74,7 @@ async fn duty_access(
         return Err(Error::Forbidden);
     }
     let reason = reason(&request.reason)?;
-    case_team(&state, case).await?; // the case exists
+    crate::access::case_team(&state.db, case).await?; // the case exists
     let now = now_ms();
     on_pool!(&state.db, pool => sqlx::query(
         "insert into duty_access (id, case_id, staff_id, reason, opened_at, expires_at) values ($1, $2, $3, $4, $5, $6)")

@@ -19,6 +19,8 @@
 //! - [`cases`]: the signed-in user's case list, and the verified authors of a case's records.
 //! - [`disclosure`]: the person's copy (a disclosure) and combined chronologies (a
 //!   combination), both logged.
+//! - [`hro`]: the HRO process: sweeps and returns, senior decisions, the register, plan
+//!   sign-off, review completion and scheduling, tasks raised by high risk scores.
 //! - [`erasure`]: erasing a chronology entry for good: rebuild, refuse the old lineage, purge.
 //! - [`documents`]: document storage (changes, ledger, snapshots) and the live rooms that
 //!   merge and fan out changes, loaded on demand and dropped when idle.
@@ -42,6 +44,7 @@ pub mod devices;
 pub mod disclosure;
 pub mod documents;
 pub mod erasure;
+pub mod hro;
 pub mod http_error;
 pub mod passwords;
 pub mod sync_socket;
@@ -97,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .merge(devices::router())
         .merge(disclosure::router())
         .merge(erasure::router())
+        .merge(hro::router())
         .merge(sync_socket::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

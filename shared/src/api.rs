@@ -281,3 +281,153 @@ pub struct SessionInfo {
     /// This is the session making the request.
     pub current: bool,
 }
+
+// --- The HRO process -------------------------------------------------------------------
+
+/// `POST /api/sweeps`: a senior (for their team) or the manager (a team, or every team)
+/// opens an identification sweep.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OpenSweep {
+    /// Team name; none: every team (manager only).
+    pub team: Option<String>,
+    /// The period it covers (for example "October to December 2026").
+    pub period: String,
+    /// Returns due by (`YYYY-MM-DD`).
+    pub due_on: String,
+}
+
+/// One worker's part in a sweep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepWorker {
+    /// The worker.
+    pub staff: StaffId,
+    /// Their name.
+    pub name: String,
+    /// Their team.
+    pub team: String,
+    /// `None`: not returned yet; else what they returned ("nil return", "2 forms").
+    pub returned: Option<String>,
+}
+
+/// An open sweep and who has returned (`GET /api/sweeps`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepStatus {
+    /// Sweep id.
+    pub id: String,
+    /// Team name, or "Every team".
+    pub team: String,
+    /// Period.
+    pub period: String,
+    /// Due by.
+    pub due_on: String,
+    /// Every worker in scope.
+    pub workers: Vec<SweepWorker>,
+}
+
+/// `POST /api/identifications`: a worker submits a completed identification form for a
+/// senior's decision (into a sweep, when one is open for their team).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitIdentification {
+    /// The form's document.
+    pub document: DocumentId,
+}
+
+/// `POST /api/identifications/{doc}/decision`: a senior decides.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IdentificationDecision {
+    /// `approve`, `decline` or `more-information`.
+    pub decision: String,
+    /// Why (required).
+    pub rationale: String,
+}
+
+/// One case on the HRO register (`GET /api/register`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterEntry {
+    /// The case.
+    pub case: CaseId,
+    /// Case reference.
+    pub reference: String,
+    /// The person's name.
+    pub person_name: String,
+    /// Team.
+    pub team: String,
+    /// `MAPPA`, `MARS` or `In-house`.
+    pub route: String,
+    /// MAPPA category ("" if not MAPPA).
+    pub mappa_category: String,
+    /// MAPPA level ("" if not MAPPA).
+    pub mappa_level: String,
+    /// On the Caledonian programme.
+    pub caledonian: bool,
+    /// On CSOGP.
+    pub csogp: bool,
+    /// Registered from.
+    pub start_date: String,
+    /// Next review due.
+    pub next_review: String,
+    /// `scheduled`, `due-soon` or `overdue` (today, on the server).
+    pub review_status: String,
+    /// A Risk Management Plan has been signed off by a senior.
+    pub plan_signed: bool,
+}
+
+/// `POST /api/register/{case}/deregister`: a senior ends a registration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Deregister {
+    /// Why (required).
+    pub reason: String,
+}
+
+/// An identification waiting for a senior's decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDecision {
+    /// The form.
+    pub document: DocumentId,
+    /// The case.
+    pub case: CaseId,
+    /// Case reference.
+    pub reference: String,
+    /// The person's name.
+    pub person_name: String,
+    /// Who submitted it.
+    pub submitted_by: String,
+    /// When (Unix ms).
+    pub submitted_at: i64,
+}
+
+/// A case a senior must discuss (a high risk score).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeniorTask {
+    /// Task id.
+    pub id: String,
+    /// The case.
+    pub case: CaseId,
+    /// Case reference.
+    pub reference: String,
+    /// Why.
+    pub reason: String,
+    /// Raised (Unix ms).
+    pub created_at: i64,
+}
+
+/// `POST /api/tasks/{id}/done`: the senior records the discussion.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskDone {
+    /// What was discussed and agreed (required).
+    pub discussion: String,
+}
+
+/// What seniors and the manager must act on (`GET /api/hro/oversight`), from the server's
+/// projections.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HroOversight {
+    /// Registered cases whose review is overdue.
+    pub overdue_reviews: Vec<RegisterEntry>,
+    /// Registered cases without a signed Risk Management Plan.
+    pub unsigned_plans: Vec<RegisterEntry>,
+    /// Identifications waiting for a decision.
+    pub pending_decisions: Vec<PendingDecision>,
+    /// High risk scores to discuss with a senior.
+    pub tasks: Vec<SeniorTask>,
+}

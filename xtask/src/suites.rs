@@ -86,6 +86,8 @@ const INTEGRATION: &[&str] = &[
     "--test",
     "records",
     "--test",
+    "hro",
+    "--test",
     "access",
     "--test",
     "accounts",
