@@ -262,6 +262,16 @@ impl DocumentHub {
                 return Err(SyncError::Storage(e));
             }
             let live = slot.live.as_mut().expect("still loaded");
+            if new > 0 && live.kind != Kind::Chronology {
+                // Keep the lists' projections in step. They are rebuilt from the document on
+                // its next change if this fails; the changes themselves are already stored.
+                let record = records::read(live.room.document(), live.kind);
+                if let Err(e) =
+                    crate::projections::update(&self.db, doc, &live.case, live.kind, &record).await
+                {
+                    tracing::warn!(%doc, error = %e, "could not update a record's projection");
+                }
+            }
             for out in live.room.outgoing() {
                 if let Some(p) = live.peers.get(&out.peer) {
                     p.send(&ServerMessage::Sync {

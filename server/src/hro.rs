@@ -17,8 +17,8 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use casebook_shared::api::{
-    Deregister, HroOversight, IdentificationDecision, OpenSweep, PendingDecision, RegisterEntry,
-    SeniorTask, SubmitIdentification, SweepStatus, SweepWorker, TaskDone,
+    Deregister, HroOversight, IdentificationDecision, OpenSweep, PendingDecision, ReadyRecord,
+    RegisterEntry, SeniorTask, SubmitIdentification, SweepStatus, SweepWorker, TaskDone,
 };
 use casebook_shared::dates::Date;
 use casebook_shared::ids::{CaseId, DocumentId};
@@ -258,33 +258,6 @@ async fn nil_return(
 
 // --- Identification and the register -------------------------------------------------------
 
-/// A tool result at or above the high threshold, if the form holds one.
-fn high_score(record: &Record) -> Option<String> {
-    let lscmi = record.value("lscmi_level");
-    if lscmi == "High" || lscmi == "Very high" {
-        return Some(format!("LS/CMI level {lscmi}"));
-    }
-    let rm2000 = record.value("rm2000").to_lowercase();
-    if rm2000.contains("high") {
-        return Some(format!("RM2000 {}", record.value("rm2000")));
-    }
-    None
-}
-
-async fn raise_task(state: &AppState, case: CaseId, doc: DocumentId, reason: &str) -> Result<()> {
-    let open: Option<(String,)> = on_pool!(&state.db, pool => sqlx::query_as(
-        "select id from senior_tasks where case_id = $1 and document_id = $2 and done_at is null")
-        .bind(case.to_string()).bind(doc.to_string()).fetch_optional(pool).await)?;
-    if open.is_none() {
-        on_pool!(&state.db, pool => sqlx::query(
-            "insert into senior_tasks (id, case_id, document_id, reason, created_at) values ($1, $2, $3, $4, $5)")
-            .bind(uuid::Uuid::new_v4().to_string()).bind(case.to_string()).bind(doc.to_string())
-            .bind(format!("High risk score to discuss with a senior: {reason}")).bind(now_ms())
-            .execute(pool).await.map(|_| ()))?;
-    }
-    Ok(())
-}
-
 async fn submit_identification(
     State(state): State<AppState>,
     user: AuthUser,
@@ -315,9 +288,14 @@ async fn submit_identification(
             .bind(sweep).bind(user.id.to_string()).bind(now_ms())
             .execute(pool).await.map(|_| ()))?;
     }
-    if let Some(reason) = high_score(&record) {
-        raise_task(&state, case, request.document, &reason).await?;
-    }
+    crate::projections::update(
+        &state.db,
+        request.document,
+        &case.to_string(),
+        Kind::Identification,
+        &record,
+    )
+    .await?;
     log(
         &state,
         &user,
@@ -622,12 +600,38 @@ async fn oversight(State(state): State<AppState>, user: AuthUser) -> Result<Json
          from senior_tasks t join cases c on c.id = t.case_id
          where t.done_at is null order by t.created_at")
         .fetch_all(pool).await)?;
+    let ready: Vec<(String, String, String, String, String, String)> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select r.document_id, r.kind, c.id, c.reference, p.name, r.summary
+         from record_projections r join cases c on c.id = r.case_id join people p on p.id = c.person_id
+         join documents d on d.id = r.document_id
+         where r.complete and d.superseded_by is null
+           and ((r.kind = 'review' and not exists (select 1 from review_completions x where x.document_id = r.document_id))
+             or (r.kind = 'risk-plan' and not exists (select 1 from plan_signoffs x where x.document_id = r.document_id)))
+         order by r.updated_at")
+        .fetch_all(pool).await)?;
     let mine = |case: &str| {
         case.parse::<CaseId>()
             .ok()
             .filter(|c| cases.contains_key(c))
     };
+    let ready_of = |kind: &str| -> Vec<ReadyRecord> {
+        ready
+            .iter()
+            .filter(|r| r.1 == kind)
+            .filter_map(|(doc, _, case, reference, person_name, summary)| {
+                Some(ReadyRecord {
+                    document: doc.parse().ok()?,
+                    case: mine(case)?,
+                    reference: reference.clone(),
+                    person_name: person_name.clone(),
+                    summary: summary.clone(),
+                })
+            })
+            .collect()
+    };
     Ok(Json(HroOversight {
+        reviews_ready: ready_of("review"),
+        plans_ready: ready_of("risk-plan"),
         overdue_reviews: register
             .iter()
             .filter(|r| r.review_status == "overdue")

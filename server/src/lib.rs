@@ -21,6 +21,8 @@
 //!   combination), both logged.
 //! - [`hro`]: the HRO process: sweeps and returns, senior decisions, the register, plan
 //!   sign-off, review completion and scheduling, tasks raised by high risk scores.
+//! - [`projections`]: what the lists need from record documents, kept up to date as they
+//!   change (completeness, summaries, tasks raised by high risk scores).
 //! - [`erasure`]: erasing a chronology entry for good: rebuild, refuse the old lineage, purge.
 //! - [`documents`]: document storage (changes, ledger, snapshots) and the live rooms that
 //!   merge and fan out changes, loaded on demand and dropped when idle.
@@ -47,6 +49,7 @@ pub mod erasure;
 pub mod hro;
 pub mod http_error;
 pub mod passwords;
+pub mod projections;
 pub mod sync_socket;
 pub mod web;
 

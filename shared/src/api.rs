@@ -430,4 +430,23 @@ pub struct HroOversight {
     pub pending_decisions: Vec<PendingDecision>,
     /// High risk scores to discuss with a senior.
     pub tasks: Vec<SeniorTask>,
+    /// Reviews filled in completely, waiting for the senior to complete them.
+    pub reviews_ready: Vec<ReadyRecord>,
+    /// Risk Management Plans filled in completely, waiting for the senior's sign-off.
+    pub plans_ready: Vec<ReadyRecord>,
+}
+
+/// A record ready for a senior's action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyRecord {
+    /// The record.
+    pub document: DocumentId,
+    /// The case.
+    pub case: CaseId,
+    /// Case reference.
+    pub reference: String,
+    /// The person's name.
+    pub person_name: String,
+    /// Its summary (dates, choices).
+    pub summary: String,
 }

@@ -892,6 +892,24 @@ pub fn missing(kind: Kind, record: &Record) -> Vec<Missing> {
     problems
 }
 
+/// A short summary of a record for lists: its dates and choices, never free text.
+pub fn summary(kind: Kind, record: &Record) -> String {
+    let keys: &[&str] = match kind {
+        Kind::VisitNote => &["date", "contact_type", "outcome"],
+        Kind::Review => &["held_on", "decision"],
+        Kind::RiskPlan => &["risks", "review_date"],
+        Kind::Identification => &["proposed_route", "lscmi_level"],
+        Kind::SafetyPlan => &["protected", "review_date"],
+        Kind::ExitQuestionnaire => &["rating"],
+        Kind::LearningReview | Kind::Chronology => &[],
+    };
+    keys.iter()
+        .map(|k| record.value(k))
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// One line of the person's copy of a record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyLine {

@@ -420,3 +420,56 @@ async fn completing_a_review_sets_the_next_due_date_and_deregistration_keeps_the
         "the registration is ended, not deleted"
     );
 }
+
+#[tokio::test]
+async fn a_review_filled_in_offline_reaches_the_seniors_list_after_reconnecting() {
+    let server = TestServer::start().await.unwrap();
+    let senior = server.sign_in("senior.north").await;
+    let jo = server.sign_in("worker.north1").await;
+    let case = jo.cases().await.unwrap()[0].id;
+    let mut tablet = NativeDevice::new(jo.me.clone());
+    tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    tablet.sync().await.unwrap();
+    tablet.disconnect().await;
+    // In the person's home, no signal: a first part, then the rest.
+    let review = tablet
+        .create_record(
+            case,
+            Kind::Review,
+            &[("held_on", "2026-11-30"), ("attendees", "Jo, SSW")],
+        )
+        .await
+        .unwrap();
+    let oversight: HroOversight = get(&server, &senior, "/api/hro/oversight").await;
+    assert!(
+        oversight.reviews_ready.is_empty(),
+        "nothing has reached the server"
+    );
+    tablet
+        .edit_raw(review, |am| {
+            for (key, value) in [
+                ("ssw_present", "true"),
+                ("person_present", "Yes"),
+                ("action_progress", "On track."),
+                ("persons_view", "Helpful."),
+                ("service_improvement", "Evening appointments."),
+                ("decision", "Continue"),
+            ] {
+                casebook_shared::records::set(am, Kind::Review, key, value).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+
+    tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    tablet.sync().await.unwrap();
+    let oversight: HroOversight = get(&server, &senior, "/api/hro/oversight").await;
+    assert_eq!(oversight.reviews_ready.len(), 1);
+    let ready = &oversight.reviews_ready[0];
+    assert_eq!((ready.document, ready.case), (review, case));
+    assert!(ready.summary.contains("2026-11-30") && ready.summary.contains("Continue"));
+    // Another team's senior does not see it.
+    let south = server.sign_in("senior.south").await;
+    let theirs: HroOversight = get(&server, &south, "/api/hro/oversight").await;
+    assert!(theirs.reviews_ready.is_empty());
+}

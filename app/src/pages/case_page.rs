@@ -346,25 +346,6 @@ const NEW_RECORDS: [Kind; 6] = [
     Kind::LearningReview,
 ];
 
-/// A short description of a record for the list.
-fn summary(kind: Kind, record: &records::Record) -> String {
-    let first = |keys: &[&str]| {
-        keys.iter()
-            .map(|k| record.value(k))
-            .filter(|v| !v.is_empty())
-            .collect::<Vec<_>>()
-            .join(" · ")
-    };
-    match kind {
-        Kind::VisitNote => first(&["date", "contact_type", "outcome"]),
-        Kind::Review => first(&["held_on", "decision"]),
-        Kind::RiskPlan => first(&["risks", "review_date"]),
-        Kind::Identification => first(&["index_offence", "proposed_route"]),
-        Kind::SafetyPlan => first(&["protected", "review_date"]),
-        _ => String::new(),
-    }
-}
-
 /// The case's records on this device (visit notes, plans, reviews...), and starting new ones
 /// (offline too).
 #[component]
