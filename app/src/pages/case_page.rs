@@ -361,7 +361,7 @@ fn Records(case: CaseId) -> impl IntoView {
                     let am = core.document(doc)?;
                     let (kind, of_case) = records::identity(am)?;
                     (of_case == case_text)
-                        .then(|| (doc, kind, summary(kind, &records::read(am, kind))))
+                        .then(|| (doc, kind, records::summary(kind, &records::read(am, kind))))
                 })
                 .collect();
             found.sort_by(|a, b| (a.1, &b.2).cmp(&(b.1, &a.2)));
