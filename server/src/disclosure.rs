@@ -4,6 +4,9 @@
 //!   server holds it, without the entries withheld from the person, for a named recipient.
 //!   Produced by the server from its own merged record, so what the log says was disclosed is
 //!   what was disclosed. Logged as a *disclosure* with the recipient.
+//! - **The person's copy of a record** (`POST /api/records/{doc}/persons-copy`): a plan,
+//!   review or other record without the fields and items withheld from the person; logged
+//!   the same way.
 //! - **A combined chronology** (`POST /api/combined-chronology`): the entries of several
 //!   cases the user may open, in one date order, for a stated purpose (for example a MAPPA
 //!   meeting about linked cases). Logged as a *combination* on every case combined, naming the
@@ -26,11 +29,13 @@ const MAX_NOTE_CHARS: usize = 300;
 /// Most cases one combined chronology may hold.
 const MAX_COMBINED_CASES: usize = 12;
 
-/// Routes: `POST /api/cases/{case}/persons-copy`, `POST /api/combined-chronology`.
+/// Routes: `POST /api/cases/{case}/persons-copy`, `POST /api/records/{doc}/persons-copy`,
+/// `POST /api/combined-chronology`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/cases/{case}/persons-copy", post(persons_copy))
         .route("/api/combined-chronology", post(combined))
+        .route("/api/records/{doc}/persons-copy", post(record_copy))
 }
 
 fn required_note(text: &str, what: &str) -> Result<String> {
@@ -173,4 +178,58 @@ async fn combined(
     audit::record_all(&state.db, &records).await?;
     tracing::info!(staff = %user.id, cases = cases.len(), "chronologies combined");
     Ok(Json(Combined { entries }))
+}
+
+async fn record_copy(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(doc): Path<String>,
+    Json(request): Json<PersonsCopyRequest>,
+) -> Result<Json<casebook_shared::api::RecordCopy>> {
+    let doc: casebook_shared::ids::DocumentId = doc
+        .parse()
+        .map_err(|_| Error::Invalid("That is not a record id.".into()))?;
+    let row: Option<(String, String)> = crate::on_pool!(&state.db, pool => sqlx::query_as(
+        "select case_id, kind from documents where id = $1 and superseded_by is null")
+        .bind(doc.to_string()).fetch_optional(pool).await)?;
+    let (case, kind) = row.ok_or(Error::Forbidden)?;
+    let case = parse_case(&case)?;
+    let now = now_ms();
+    let basis = require_case(&state.db, &user, case, now).await?;
+    let kind = casebook_shared::records::Kind::parse(&kind)
+        .filter(|k| *k != casebook_shared::records::Kind::Chronology)
+        .ok_or_else(|| Error::Invalid("Use the chronology's own person's copy.".into()))?;
+    let recipient = required_note(&request.recipient, "who receives the copy")?;
+    let record = case_record(&state.db, case).await?;
+    let lines = state
+        .documents
+        .read(doc, |am| {
+            casebook_shared::records::persons_copy(kind, &casebook_shared::records::read(am, kind))
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("reading a record: {e}")))?;
+    audit::record(
+        &state.db,
+        &Entry {
+            operation: Operation::Disclosure.as_str().to_owned(),
+            recipients: recipient.clone(),
+            detail: format!(
+                "person's copy of a {}: {} lines",
+                kind.as_str(),
+                lines.len()
+            ),
+            document_id: doc.to_string(),
+            ..audit_entry(&user, &record, basis, now)
+        },
+    )
+    .await?;
+    Ok(Json(casebook_shared::api::RecordCopy {
+        title: kind.title().to_owned(),
+        person_name: record.person_name,
+        reference: record.reference,
+        recipient,
+        produced_by: user.name.clone(),
+        produced_at: now,
+        lines,
+    }))
 }

@@ -450,3 +450,23 @@ pub struct ReadyRecord {
     /// Its summary (dates, choices).
     pub summary: String,
 }
+
+/// The person's copy of one record (`POST /api/records/{doc}/persons-copy`, with a
+/// [`PersonsCopyRequest`]): every field and item not withheld from the person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCopy {
+    /// What the record is ("Risk Management Plan").
+    pub title: String,
+    /// The person's name.
+    pub person_name: String,
+    /// Case reference.
+    pub reference: String,
+    /// Who it was produced for.
+    pub recipient: String,
+    /// Who produced it.
+    pub produced_by: String,
+    /// When (Unix ms).
+    pub produced_at: i64,
+    /// The lines shared.
+    pub lines: Vec<crate::records::CopyLine>,
+}

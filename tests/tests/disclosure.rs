@@ -358,3 +358,87 @@ async fn an_erasure_rebuilds_the_chronology_purges_devices_and_refuses_the_old_l
     assert!(logged[0].detail.contains("data protection request 2026/17"));
     assert!(!logged[0].detail.contains("Birch"), "no content in the log");
 }
+
+#[tokio::test]
+async fn the_persons_copy_of_a_plan_leaves_out_withheld_fields_and_items_and_is_logged() {
+    use casebook_shared::api::RecordCopy;
+    use casebook_shared::records::{self, Kind};
+    use std::collections::BTreeMap;
+    let server = TestServer::start().await.unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let case = jo.cases().await.unwrap()[0].clone();
+    let mut device = online_device(&server, &jo).await;
+    let plan = device
+        .create_record(
+            case.id,
+            Kind::RiskPlan,
+            &[("risks", "Domestic abuse"), ("strengths", "Steady job")],
+        )
+        .await
+        .unwrap();
+    device
+        .edit_raw(plan, |am| {
+            records::set(
+                am,
+                Kind::RiskPlan,
+                "who_at_risk",
+                "Ex-partner at 3 Oak Lane",
+            )
+            .unwrap();
+            records::set_withheld(am, Kind::RiskPlan, "who_at_risk", true).unwrap();
+            let item = |action: &str| {
+                BTreeMap::from([
+                    ("area".to_owned(), "Supervision".to_owned()),
+                    ("action".to_owned(), action.to_owned()),
+                ])
+            };
+            records::set_item(
+                am,
+                Kind::RiskPlan,
+                "actions",
+                "a",
+                &item("Weekly home visits"),
+                false,
+            )
+            .unwrap();
+            records::set_item(
+                am,
+                Kind::RiskPlan,
+                "actions",
+                "b",
+                &item("Liaise with the victim's advocate"),
+                true,
+            )
+            .unwrap();
+        })
+        .await
+        .unwrap();
+    device.sync().await.unwrap();
+
+    let path = format!("/api/records/{plan}/persons-copy");
+    let request = PersonsCopyRequest {
+        recipient: "The person, at review".into(),
+    };
+    let stranger = server.sign_in("worker.south1").await;
+    assert_eq!(
+        post(&server, &stranger, &path, &request).await.status(),
+        403
+    );
+    let copy: RecordCopy = post(&server, &jo, &path, &request)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text: String = copy
+        .lines
+        .iter()
+        .map(|l| format!("{}: {}\n", l.label, l.value))
+        .collect();
+    assert!(text.contains("Domestic abuse") && text.contains("Weekly home visits"));
+    assert!(!text.contains("Oak Lane"), "a withheld field is left out");
+    assert!(!text.contains("advocate"), "a withheld item is left out");
+    let logged = audit_records(&server, "disclosure").await;
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].document_id, plan.to_string());
+    assert_eq!(logged[0].recipients, "The person, at review");
+}
