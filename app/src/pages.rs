@@ -5,6 +5,7 @@ pub mod case_list;
 pub mod case_page;
 pub mod combined;
 pub mod devices;
+pub mod hro;
 pub mod oversight;
 pub mod persons_copy;
 pub mod record_page;
@@ -63,6 +64,11 @@ pub fn App() -> impl IntoView {
             <Show when=signed_in>
                 <SyncBadge />
                 <span class="who">{name}</span>
+                <Show when=move || ctx.me.get().is_some_and(|m| m.role != "admin")>
+                    <button type="button" class="quiet" id="hro" on:click=move |_| ctx.go(Page::Hro)>
+                        "HRO"
+                    </button>
+                </Show>
                 <Show when=move || ctx.me.get().is_some_and(|m| m.role == "manager")>
                     <button type="button" class="quiet" id="oversight" on:click=move |_| ctx.go(Page::Oversight)>
                         "Oversight"
@@ -105,6 +111,7 @@ pub fn App() -> impl IntoView {
                 Page::PersonsCopy(id) => view! { <persons_copy::PersonsCopyPage id=id /> }.into_any(),
                 Page::Combined => view! { <combined::CombinedPage /> }.into_any(),
                 Page::Record(doc) => view! { <record_page::RecordPage doc=doc /> }.into_any(),
+                Page::Hro => view! { <hro::HroPage /> }.into_any(),
             }}
         </main>
     }

@@ -31,6 +31,8 @@ pub enum Page {
     Combined,
     /// One record (visit note, form, plan, review...).
     Record(DocumentId),
+    /// The HRO process: sweeps, decisions, the register.
+    Hro,
 }
 
 impl Page {
@@ -45,6 +47,7 @@ impl Page {
             Page::Staff => "#/staff".into(),
             Page::Combined => "#/combined".into(),
             Page::Record(doc) => format!("#/record/{doc}"),
+            Page::Hro => "#/hro".into(),
             _ => "#/".into(),
         }
     }
@@ -57,6 +60,7 @@ impl Page {
             "#/audit" => return Page::Audit,
             "#/staff" => return Page::Staff,
             "#/combined" => return Page::Combined,
+            "#/hro" => return Page::Hro,
             _ => {}
         }
         if let Some(doc) = hash.strip_prefix("#/record/") {

@@ -125,6 +125,13 @@ pub async fn click(browser: &Client, locator: Locator<'_>) {
         .find(locator)
         .await
         .unwrap_or_else(|e| panic!("no {locator:?} to click: {e}"));
+    // Into the middle of the screen first: the app bar is sticky and would take the click.
+    let _ = browser
+        .execute(
+            "arguments[0].scrollIntoView({block: 'center'});",
+            vec![serde_json::to_value(&element).expect("an element serialises")],
+        )
+        .await;
     element
         .click()
         .await

@@ -684,3 +684,114 @@ async fn a_joint_visit_note_edited_by_two_workers_one_offline_keeps_both_contrib
     lee.close().await.unwrap();
     driver.stop().await;
 }
+
+#[tokio::test]
+async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identification_is_approved_on_screen()
+ {
+    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    let jo_session = server.sign_in("worker.north1").await;
+    let case = jo_session.cases().await.unwrap()[0].clone();
+    let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let network = NetworkSwitch::start(target).await.unwrap();
+    let mut driver = ChromeDriver::start().await.unwrap();
+    let tablet = driver.browser().await.unwrap();
+    let office = driver.browser().await.unwrap();
+
+    sign_in(&tablet, &network.url(), "worker.north1").await;
+    open_case(&tablet, &case.id.to_string()).await;
+    network.set_online(false);
+    wait_for_badge(&tablet, "Offline").await;
+
+    // The whole review, on the tablet with no signal.
+    click(
+        &tablet,
+        Locator::Css("button.new-record[data-kind='review']"),
+    )
+    .await;
+    wait_for(&tablet, Locator::Id("field-persons_view")).await;
+    set_value(&tablet, "field-held_on", "2026-11-30")
+        .await
+        .unwrap();
+    type_into(&tablet, "field-attendees", "Jo Ritchie, Sam Kerr (SSW)").await;
+    click(&tablet, Locator::Id("field-ssw_present")).await;
+    set_value(&tablet, "field-person_present", "Yes")
+        .await
+        .unwrap();
+    type_into(&tablet, "field-action_progress", "All actions on track.").await;
+    type_into(
+        &tablet,
+        "field-persons_view",
+        "Supervision helps; buses are a barrier.",
+    )
+    .await;
+    type_into(
+        &tablet,
+        "field-service_improvement",
+        "Evening appointments.",
+    )
+    .await;
+    set_value(&tablet, "field-decision", "Continue")
+        .await
+        .unwrap();
+    click(&tablet, Locator::Id("check-record")).await;
+    wait_for(&tablet, Locator::Id("record-complete")).await;
+    wait_for_badge(&tablet, "waiting").await;
+
+    // Back in signal: the senior's list shows it, ready to complete.
+    network.set_online(true);
+    wait_for_badge(&tablet, "all changes saved").await;
+    sign_in(&office, &server.base, "senior.north").await;
+    click(&office, Locator::Id("hro")).await;
+    wait_for_text(&office, "#reviews-ready", &case.reference).await;
+    click(&office, Locator::Css("#reviews-ready .ready-action")).await;
+    wait_for_text(&office, "#hro-status", "done").await;
+    screenshot(&office, "hro-senior").await;
+
+    // An identification form from the tablet, decided in the office.
+    tablet
+        .goto(&format!("{}/#/case/{}", network.url(), case.id))
+        .await
+        .unwrap();
+    wait_for(
+        &tablet,
+        Locator::Css("button.new-record[data-kind='identification']"),
+    )
+    .await;
+    click(
+        &tablet,
+        Locator::Css("button.new-record[data-kind='identification']"),
+    )
+    .await;
+    wait_for(&tablet, Locator::Id("field-index_offence")).await;
+    type_into(&tablet, "field-index_offence", "Assault to severe injury").await;
+    set_value(&tablet, "field-convicted_on_indictment", "Yes")
+        .await
+        .unwrap();
+    click(&tablet, Locator::Id("field-criterion_a")).await;
+    type_into(
+        &tablet,
+        "field-part1_reasons",
+        "Serious violence on indictment.",
+    )
+    .await;
+    click(&tablet, Locator::Id("field-criterion_i")).await;
+    type_into(&tablet, "field-part2_evidence", "LS/CMI high.").await;
+    type_into(&tablet, "field-at_risk", "Known adult").await;
+    set_value(&tablet, "field-proposed_route", "In-house")
+        .await
+        .unwrap();
+    wait_for_badge(&tablet, "all changes saved").await;
+    click(&tablet, Locator::Id("submit-identification")).await;
+    wait_for_text(&tablet, "#record-action-status", "Submitted").await;
+
+    office.refresh().await.unwrap();
+    wait_for(&office, Locator::Css("#pending-decisions .approve")).await;
+    type_into(&office, "decision-rationale", "Meets parts 1(a) and 2(i).").await;
+    click(&office, Locator::Css("#pending-decisions .approve")).await;
+    wait_for_text(&office, "#hro-register", &case.reference).await;
+    assert!(text_of(&office, "#hro-register").await.contains("In-house"));
+
+    tablet.close().await.unwrap();
+    office.close().await.unwrap();
+    driver.stop().await;
+}

@@ -337,8 +337,9 @@ fn Erase(case: CaseId, entry_id: String) -> impl IntoView {
 }
 
 /// Kinds of record a worker starts from the case page.
-const NEW_RECORDS: [Kind; 6] = [
+const NEW_RECORDS: [Kind; 7] = [
     Kind::VisitNote,
+    Kind::Identification,
     Kind::RiskPlan,
     Kind::Review,
     Kind::SafetyPlan,

@@ -55,6 +55,7 @@ pub fn RecordPage(
                         <div class="actions">
                             <button type="button" class="secondary" id="check-record" on:click=check>"Check it is complete"</button>
                         </div>
+                        <RecordActions doc=doc kind=kind />
                         {move || problems.get().map(|list| if list.is_empty() {
                             view! { <p class="notice" role="status" id="record-complete">"Everything needed is filled in."</p> }.into_any()
                         } else {
@@ -106,7 +107,9 @@ fn FieldInput(doc: DocumentId, kind: Kind, field: Field, record: Memo<Record>) -
         .into_any(),
         FieldType::Line => view! {
             <label for=id.clone()>{label}</label>
-            <input type="text" id=id.clone() prop:value=value on:change=move |ev| set(event_target_value(&ev)) />
+            // Written as typed (like the text areas): a value shown is always a value saved, so a
+            // co-worker's change elsewhere never resets half-typed text.
+            <input type="text" id=id.clone() prop:value=value on:input=move |ev| set(event_target_value(&ev)) />
         }
         .into_any(),
         FieldType::Date => view! {
@@ -233,8 +236,8 @@ fn ItemList(
                                         </select>
                                     }.into_any(),
                                     FieldType::Date => view! { <input type="date" id=input_id.clone() prop:value=value on:change=on_change /> }.into_any(),
-                                    FieldType::Text => view! { <textarea id=input_id.clone() prop:value=value on:change=on_change></textarea> }.into_any(),
-                                    _ => view! { <input type="text" id=input_id.clone() prop:value=value on:change=on_change /> }.into_any(),
+                                    FieldType::Text => view! { <textarea id=input_id.clone() prop:value=value on:input=on_change></textarea> }.into_any(),
+                                    _ => view! { <input type="text" id=input_id.clone() prop:value=value on:input=on_change /> }.into_any(),
                                 };
                                 view! { <div class="field"><label for=input_id>{label}</label>{control}</div> }
                             }).collect_view()}
@@ -251,5 +254,98 @@ fn ItemList(
             />
             <button type="button" class="secondary add-item" on:click=add>{format!("Add to “{}”", field.label)}</button>
         </fieldset>
+    }
+}
+
+/// What can be done with a record beyond editing it: submit an identification for a decision,
+/// sign off a plan or complete a review (seniors), produce the person's copy. Server calls,
+/// so they need a connection; the record itself is already saved.
+#[component]
+fn RecordActions(doc: DocumentId, kind: Kind) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let message = RwSignal::new(None::<String>);
+    let copy = RwSignal::new(None::<casebook_shared::api::RecordCopy>);
+    let recipient = RwSignal::new(String::new());
+    let senior = move || {
+        ctx.me
+            .get()
+            .is_some_and(|m| m.role == "senior" || m.role == "manager")
+    };
+    let call = move |path: String, done: &'static str| {
+        leptos::task::spawn_local(async move {
+            let result = if path == "/api/identifications" {
+                crate::http::post::<_, serde_json::Value>(
+                    &path,
+                    &casebook_shared::api::SubmitIdentification { document: doc },
+                )
+                .await
+            } else {
+                crate::http::post::<_, serde_json::Value>(&path, &()).await
+            };
+            message.set(Some(match result {
+                Ok(_) => done.to_owned(),
+                Err(crate::http::ApiFailure::Refused(m)) => m,
+                Err(_) => "This needs a connection (the record is saved on the device).".to_owned(),
+            }));
+        });
+    };
+    let produce = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let request = casebook_shared::api::PersonsCopyRequest {
+            recipient: recipient.get_untracked(),
+        };
+        leptos::task::spawn_local(async move {
+            match crate::http::post::<_, casebook_shared::api::RecordCopy>(
+                &format!("/api/records/{doc}/persons-copy"),
+                &request,
+            )
+            .await
+            {
+                Ok(made) => copy.set(Some(made)),
+                Err(crate::http::ApiFailure::Refused(m)) => message.set(Some(m)),
+                Err(_) => message.set(Some(
+                    "The person's copy is produced by the server: it needs a connection.".into(),
+                )),
+            }
+        });
+    };
+    view! {
+        <div class="actions no-print">
+            {(kind == Kind::Identification).then(|| view! {
+                <button type="button" id="submit-identification" on:click=move |_| call("/api/identifications".into(), "Submitted for a senior's decision.")>
+                    "Submit for a senior's decision"
+                </button>
+            })}
+            <Show when=move || senior() && kind == Kind::RiskPlan>
+                <button type="button" id="sign-off-plan" on:click=move |_| call(format!("/api/plans/{doc}/sign-off"), "Plan signed off.")>"Sign off the plan"</button>
+            </Show>
+            <Show when=move || senior() && kind == Kind::Review>
+                <button type="button" id="complete-review" on:click=move |_| call(format!("/api/reviews/{doc}/complete"), "Review completed; the next review date is set.")>"Complete the review"</button>
+            </Show>
+        </div>
+        {move || message.get().map(|m| view! { <p class="notice" role="status" id="record-action-status">{m}</p> })}
+        <details class="card no-print">
+            <summary>"The person's copy"</summary>
+            <form on:submit=produce>
+                <p class="hint">"Everything not marked “withheld from the person”. Producing it is recorded in the audit log."</p>
+                <label for="record-recipient">"Who receives it"</label>
+                <input type="text" id="record-recipient" bind:value=recipient required />
+                <div class="actions"><button type="submit" id="produce-record-copy">"Produce the copy"</button></div>
+            </form>
+        </details>
+        {move || copy.get().map(|made| view! {
+            <article class="print-copy" id="record-copy">
+                <h2>{format!("{} for {}", made.title, made.person_name)}</h2>
+                <p class="case-meta">{format!("Case {} · produced by {} on {} for {}", made.reference, made.produced_by, crate::format::date_time(made.produced_at), made.recipient)}</p>
+                <table class="copy-table">
+                    <tbody>
+                        {made.lines.into_iter().map(|l| view! { <tr><th scope="row">{l.label}</th><td class="entry-what">{l.value}</td></tr> }).collect_view()}
+                    </tbody>
+                </table>
+                <div class="actions no-print">
+                    <button type="button" on:click=move |_| { if let Some(w) = web_sys::window() { let _ = w.print(); } }>"Print or save as PDF"</button>
+                </div>
+            </article>
+        })}
     }
 }
