@@ -1,5 +1,7 @@
 //! The synthetic demo service: four teams, staff in every role, 60 people under supervision
-//! with chronologies. Every name and event is invented; nothing here is about a real person.
+//! with chronologies; ten of them on the HRO register with plans, reviews (one overdue), visit
+//! notes and partners; an open sweep in North with a pending identification that carries a
+//! high score. Every name and event is invented; nothing here is about a real person.
 
 use crate::auth::hash_password;
 use crate::db::Db;
@@ -10,6 +12,8 @@ use automerge::{ActorId, AutoCommit};
 use casebook_shared::chronology::{self, CATEGORIES, EntryDraft, Impact, Recorder};
 use casebook_shared::dates::Date;
 use casebook_shared::ids::{CaseId, DeviceId, DocumentId, StaffId};
+use casebook_shared::records::{self, Kind};
+use casebook_shared::schedule::next_review;
 
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "demo-casebook-2026";
@@ -188,6 +192,7 @@ pub async fn seed_if_empty(db: &Db) -> anyhow::Result<Option<String>> {
     }
     let seed_device = DeviceId::from_random_bytes(id_bytes(9, 0));
     let mut rng = Lcg(2026);
+    let mut cases: Vec<(CaseId, StaffId, usize)> = Vec::new();
     let today = Date::from_unix_millis(now);
     for n in 0..60 {
         let team = n % TEAMS.len();
@@ -264,8 +269,342 @@ pub async fn seed_if_empty(db: &Db) -> anyhow::Result<Option<String>> {
             am,
         )
         .await?;
+        cases.push((case_id, worker.id, team));
     }
+    seed_hro(db, &staff, &team_ids, &cases, seed_device, today, now).await?;
     Ok(Some(sign_ins()))
+}
+
+/// Writes one record document of `kind` for `case`, as `author` wrote it, and its projection.
+#[allow(clippy::too_many_arguments)]
+async fn seed_record(
+    db: &Db,
+    case: CaseId,
+    kind: Kind,
+    values: &[(&str, String)],
+    items: &[(&str, Vec<(&str, &str)>)],
+    author: StaffId,
+    device: DeviceId,
+    id: (u8, usize),
+) -> anyhow::Result<DocumentId> {
+    let doc = DocumentId::from_random_bytes(id_bytes(id.0, id.1));
+    let now = now_ms();
+    on_pool!(db, pool => sqlx::query("insert into documents (id, case_id, kind, created_at) values ($1, $2, $3, $4)")
+        .bind(doc.to_string()).bind(case.to_string()).bind(kind.as_str()).bind(now).execute(pool).await.map(|_| ()))?;
+    let mut actor = id_bytes(id.0.wrapping_add(100), id.1).to_vec();
+    actor.truncate(16);
+    let mut am = AutoCommit::new().with_actor(ActorId::from(actor.as_slice()));
+    records::start(&mut am, kind, &case.to_string())?;
+    for (key, value) in values {
+        records::set(&mut am, kind, key, value)?;
+    }
+    for (n, (key, item)) in items.iter().enumerate() {
+        let values = item
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        records::set_item(&mut am, kind, key, &format!("item-{n}"), &values, false)?;
+    }
+    am.commit();
+    let record = records::read(&am, kind);
+    store_new_document(
+        db,
+        doc,
+        &Author {
+            staff: author,
+            device,
+        },
+        am,
+    )
+    .await?;
+    crate::projections::update(db, doc, &case.to_string(), kind, &record).await?;
+    Ok(doc)
+}
+
+/// The HRO process in the demo: registered cases with plans, reviews (one overdue), visit
+/// notes and partners; a pending identification with a high score; an open sweep for North.
+async fn seed_hro(
+    db: &Db,
+    staff: &[DemoStaff],
+    team_ids: &[String],
+    cases: &[(CaseId, StaffId, usize)],
+    device: DeviceId,
+    today: Date,
+    now: i64,
+) -> anyhow::Result<()> {
+    const ROUTES: [(&str, &str, &str); 4] = [
+        ("MAPPA", "2", "2"),
+        ("MAPPA", "1", "1"),
+        ("MARS", "", ""),
+        ("In-house", "", ""),
+    ];
+    let senior_of = |team: usize| {
+        staff
+            .iter()
+            .find(|s| s.team == Some(team) && s.role == "senior")
+            .map(|s| s.id)
+            .expect("a senior per team")
+    };
+    for (k, (case, worker, team)) in cases.iter().enumerate().filter(|(n, _)| n % 6 == 0) {
+        let (route, category, level) = ROUTES[k / 6 % ROUTES.len()];
+        // Registered between 1 and 5 months ago; the second case's review is overdue.
+        let start = today.add_days(-(30 + (k as i64 * 7) % 120));
+        let form = seed_record(
+            db,
+            *case,
+            Kind::Identification,
+            &[
+                ("index_offence", "Assault to severe injury".into()),
+                ("convicted_on_indictment", "Yes".into()),
+                ("criterion_a", "true".into()),
+                (
+                    "part1_reasons",
+                    "Convicted on indictment of a serious violent offence.".into(),
+                ),
+                ("criterion_i", "true".into()),
+                (
+                    "part2_evidence",
+                    "LS/CMI high; police intelligence of continued threats.".into(),
+                ),
+                ("lscmi_level", "Medium".into()),
+                ("lscmi_date", start.add_days(-20).to_string()),
+                ("at_risk", "Known adult (former partner)".into()),
+                ("proposed_route", route.into()),
+                ("mappa_category", category.into()),
+                ("mappa_level", level.into()),
+            ],
+            &[],
+            *worker,
+            device,
+            (20, k),
+        )
+        .await?;
+        let senior = senior_of(*team);
+        on_pool!(db, pool => sqlx::query("insert into identifications (document_id, case_id, submitted_by, submitted_at, status, decided_by, decided_at, rationale)
+            values ($1, $2, $3, $4, 'approved', $5, $4, 'Meets parts 1(a) and 2(i).')")
+            .bind(form.to_string()).bind(case.to_string()).bind(worker.to_string()).bind(now).bind(senior.to_string())
+            .execute(pool).await.map(|_| ()))?;
+        let reviewed = k % 12 == 0;
+        let next = if k == 6 {
+            today.add_days(-9)
+        } else {
+            next_review(if reviewed { today.add_days(-10) } else { start })
+        };
+        on_pool!(db, pool => sqlx::query("insert into hro_register (id, case_id, route, mappa_category, mappa_level, caledonian, csogp,
+            start_date, next_review, identification_id, registered_by, registered_at) values ($1, $2, $3, $4, $5, $6, false, $7, $8, $9, $10, $11)")
+            .bind(uuid::Uuid::from_bytes(id_bytes(21, k)).to_string()).bind(case.to_string()).bind(route).bind(category).bind(level)
+            .bind(k % 18 == 0).bind(start.to_string()).bind(next.to_string()).bind(form.to_string()).bind(senior.to_string()).bind(now)
+            .execute(pool).await.map(|_| ()))?;
+        let plan = seed_record(
+            db,
+            *case,
+            Kind::RiskPlan,
+            &[
+                ("risks", "Domestic abuse; general violence".into()),
+                (
+                    "scenarios",
+                    "Contact with the former partner after drinking, at weekends.".into(),
+                ),
+                ("who_at_risk", "Former partner; new partners.".into()),
+                ("nature", "Physical violence, coercive control.".into()),
+                (
+                    "increases",
+                    "Alcohol, unemployment, contact with the former partner.".into(),
+                ),
+                (
+                    "reduces",
+                    "Stable work, Caledonian programme, family support.".into(),
+                ),
+                (
+                    "strengths",
+                    "Motivated to keep his job; good relationship with his sister.".into(),
+                ),
+                ("review_date", next.to_string()),
+            ],
+            &[
+                (
+                    "actions",
+                    vec![
+                        ("area", "Supervision"),
+                        ("action", "Weekly home visits"),
+                        ("owner", "Allocated worker"),
+                        ("agency", "CJSW"),
+                        ("frequency", "Weekly"),
+                        ("status", "In progress"),
+                    ],
+                ),
+                (
+                    "actions",
+                    vec![
+                        ("area", "Victim safety planning"),
+                        ("action", "Liaise with the victim's advocate"),
+                        ("owner", "Allocated worker"),
+                        ("agency", "ASSIST"),
+                        ("frequency", "Monthly"),
+                        ("status", "In progress"),
+                    ],
+                ),
+                (
+                    "contingency",
+                    vec![
+                        ("trigger", "Missed appointment"),
+                        ("action", "Same-day home visit and police check"),
+                        ("who", "Duty senior"),
+                    ],
+                ),
+            ],
+            *worker,
+            device,
+            (22, k),
+        )
+        .await?;
+        if k % 12 == 0 {
+            on_pool!(db, pool => sqlx::query("insert into plan_signoffs (document_id, case_id, signed_by, signed_at) values ($1, $2, $3, $4)")
+                .bind(plan.to_string()).bind(case.to_string()).bind(senior.to_string()).bind(now)
+                .execute(pool).await.map(|_| ()))?;
+        }
+        if reviewed {
+            let held = today.add_days(-10);
+            let review = seed_record(
+                db,
+                *case,
+                Kind::Review,
+                &[
+                    ("held_on", held.to_string()),
+                    (
+                        "attendees",
+                        "Allocated worker, SSW, police named person".into(),
+                    ),
+                    ("ssw_present", "true".into()),
+                    ("person_present", "Yes".into()),
+                    (
+                        "action_progress",
+                        "Home visits weekly; advocate contacted monthly.".into(),
+                    ),
+                    (
+                        "persons_view",
+                        "Supervision is helping; getting to appointments after work is hard."
+                            .into(),
+                    ),
+                    ("service_improvement", "Appointments after 5pm.".into()),
+                    ("decision", "Continue".into()),
+                ],
+                &[],
+                *worker,
+                device,
+                (23, k),
+            )
+            .await?;
+            on_pool!(db, pool => sqlx::query("insert into review_completions (document_id, case_id, held_on, decision, next_review, completed_by, completed_at)
+                values ($1, $2, $3, 'Continue', $4, $5, $6)")
+                .bind(review.to_string()).bind(case.to_string()).bind(held.to_string()).bind(next.to_string()).bind(senior.to_string()).bind(now)
+                .execute(pool).await.map(|_| ()))?;
+        }
+        seed_record(
+            db,
+            *case,
+            Kind::VisitNote,
+            &[
+                ("date", today.add_days(-3).to_string()),
+                ("contact_type", "Home visit".into()),
+                ("planned", "Planned".into()),
+                ("location", "Home address".into()),
+                ("workers_present", "Allocated worker".into()),
+                ("children_seen", "No children in the household".into()),
+                (
+                    "discussed",
+                    "Work, drinking at weekends, the Caledonian group.".into(),
+                ),
+                ("outcome", "Attended and complied".into()),
+                ("lone_working_check_in", "true".into()),
+            ],
+            &[(
+                "follow_up",
+                vec![
+                    ("task", "Check with the group facilitator"),
+                    ("owner", "Allocated worker"),
+                ],
+            )],
+            *worker,
+            device,
+            (24, k),
+        )
+        .await?;
+        seed_record(
+            db,
+            *case,
+            Kind::Partners,
+            &[
+                ("police_named_person", "PC Morven Baird".into()),
+                ("police_phone", "01234 500 101".into()),
+                (
+                    "nhs_spoc",
+                    "Dr Lewis Grant (community mental health)".into(),
+                ),
+                ("nhs_phone", "01234 500 202".into()),
+                ("mappa_coordinator", "Fiona Marr".into()),
+                ("mappa_phone", "01234 500 303".into()),
+            ],
+            &[],
+            *worker,
+            device,
+            (25, k),
+        )
+        .await?;
+    }
+    // North: an open sweep; worker.north1 has returned a form with a high score (pending), and
+    // worker.north2 has not returned yet.
+    let north = 0;
+    let senior = senior_of(north);
+    let sweep = uuid::Uuid::from_bytes(id_bytes(26, 0)).to_string();
+    on_pool!(db, pool => sqlx::query("insert into sweeps (id, team_id, period, due_on, opened_by, opened_at) values ($1, $2, $3, $4, $5, $6)")
+        .bind(&sweep).bind(&team_ids[north]).bind("October to December 2026").bind(today.add_days(14).to_string())
+        .bind(senior.to_string()).bind(now).execute(pool).await.map(|_| ()))?;
+    if let Some((case, worker, _)) = cases
+        .iter()
+        .enumerate()
+        .find(|(n, c)| n % 6 != 0 && c.2 == north)
+        .map(|(_, c)| c)
+    {
+        let form = seed_record(
+            db,
+            *case,
+            Kind::Identification,
+            &[
+                (
+                    "index_offence",
+                    "Threatening or abusive behaviour (domestic)".into(),
+                ),
+                ("convicted_on_indictment", "No".into()),
+                ("criterion_c", "true".into()),
+                (
+                    "part1_reasons",
+                    "Escalating threats to a new partner since release.".into(),
+                ),
+                ("criterion_ii", "true".into()),
+                (
+                    "part2_evidence",
+                    "Police concern reports in the last month.".into(),
+                ),
+                ("lscmi_level", "High".into()),
+                ("at_risk", "Known adult (new partner)".into()),
+                ("proposed_route", "MARS".into()),
+                ("domestic_abuse", "true".into()),
+            ],
+            &[],
+            *worker,
+            device,
+            (27, 0),
+        )
+        .await?;
+        on_pool!(db, pool => sqlx::query("insert into identifications (document_id, case_id, sweep_id, submitted_by, submitted_at, status)
+            values ($1, $2, $3, $4, $5, 'submitted')")
+            .bind(form.to_string()).bind(case.to_string()).bind(&sweep).bind(worker.to_string()).bind(now)
+            .execute(pool).await.map(|_| ()))?;
+        on_pool!(db, pool => sqlx::query("insert into sweep_returns (sweep_id, staff_id, nil_return, returned_at) values ($1, $2, false, $3)")
+            .bind(&sweep).bind(worker.to_string()).bind(now).execute(pool).await.map(|_| ()))?;
+    }
+    Ok(())
 }
 
 /// The demo sign-ins, printed at every start of `cargo xtask run`.

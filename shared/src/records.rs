@@ -22,11 +22,13 @@ pub enum Kind {
     ExitQuestionnaire,
     /// A near-miss learning review.
     LearningReview,
+    /// The partners to call about the case (one per case).
+    Partners,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Chronology,
         Kind::VisitNote,
         Kind::Identification,
@@ -35,6 +37,7 @@ impl Kind {
         Kind::SafetyPlan,
         Kind::ExitQuestionnaire,
         Kind::LearningReview,
+        Kind::Partners,
     ];
 
     /// The stored name.
@@ -48,6 +51,7 @@ impl Kind {
             Kind::SafetyPlan => "safety-plan",
             Kind::ExitQuestionnaire => "exit-questionnaire",
             Kind::LearningReview => "learning-review",
+            Kind::Partners => "partners",
         }
     }
 
@@ -428,6 +432,22 @@ const LEARNING_REVIEW: &[Field] = &[
     field("actions", "Actions", Items(LEARNING_ACTIONS), false),
 ];
 
+const PARTNERS: &[Field] = &[
+    field("police_named_person", "Police named person", Line, false),
+    field("police_phone", "Police named person: phone", Line, false),
+    field("nhs_spoc", "NHS single point of contact", Line, false),
+    field(
+        "nhs_phone",
+        "NHS single point of contact: phone",
+        Line,
+        false,
+    ),
+    field("solo", "SOLO (Sex Offender Liaison Officer)", Line, false),
+    field("solo_phone", "SOLO: phone", Line, false),
+    field("mappa_coordinator", "MAPPA coordinator", Line, false),
+    field("mappa_phone", "MAPPA coordinator: phone", Line, false),
+];
+
 impl Kind {
     /// The fields of this kind of record (empty for the chronology, which has its own module).
     pub fn fields(self) -> &'static [Field] {
@@ -440,6 +460,7 @@ impl Kind {
             Kind::SafetyPlan => SAFETY_PLAN,
             Kind::ExitQuestionnaire => EXIT_QUESTIONNAIRE,
             Kind::LearningReview => LEARNING_REVIEW,
+            Kind::Partners => PARTNERS,
         }
     }
 
@@ -454,6 +475,7 @@ impl Kind {
             Kind::SafetyPlan => "Safety plan",
             Kind::ExitQuestionnaire => "Exit questionnaire",
             Kind::LearningReview => "Learning review (near miss)",
+            Kind::Partners => "Partners",
         }
     }
 }
@@ -901,6 +923,7 @@ pub fn summary(kind: Kind, record: &Record) -> String {
         Kind::Identification => &["proposed_route", "lscmi_level"],
         Kind::SafetyPlan => &["protected", "review_date"],
         Kind::ExitQuestionnaire => &["rating"],
+        Kind::Partners => &["police_named_person", "nhs_spoc"],
         Kind::LearningReview | Kind::Chronology => &[],
     };
     keys.iter()

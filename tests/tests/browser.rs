@@ -636,9 +636,16 @@ async fn a_joint_visit_note_edited_by_two_workers_one_offline_keeps_both_contrib
     screenshot(&jo, "visit-note").await;
 
     // Lee opens the same note (it reached Lee's device through the server).
+    let note = note_url
+        .as_str()
+        .rsplit("#/record/")
+        .next()
+        .unwrap()
+        .to_owned();
+    let link = format!("#records a[data-record='{note}']");
     open_case(&lee, &case).await;
-    wait_for(&lee, Locator::Css("#records a[data-record]")).await;
-    click(&lee, Locator::Css("#records a[data-record]")).await;
+    wait_for(&lee, Locator::Css(&link)).await;
+    click(&lee, Locator::Css(&link)).await;
     wait_for(&lee, Locator::Id("field-discussed")).await;
     eventually("Lee to see Jo's words", WAIT, || async {
         Ok(value_of(&lee, "field-discussed")
@@ -690,7 +697,24 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
  {
     let server = TestServer::start_with(Some(dist())).await.unwrap();
     let jo_session = server.sign_in("worker.north1").await;
-    let case = jo_session.cases().await.unwrap()[0].clone();
+    // One of Jo's cases not on the register (the demo registers some).
+    let senior_session = server.sign_in("senior.north").await;
+    let registered: Vec<casebook_shared::api::RegisterEntry> = reqwest::Client::new()
+        .get(format!("{}/api/register", server.base))
+        .header("cookie", &senior_session.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let case = jo_session
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| registered.iter().all(|r| r.case != c.id))
+        .unwrap();
     let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let network = NetworkSwitch::start(target).await.unwrap();
     let mut driver = ChromeDriver::start().await.unwrap();
@@ -743,7 +767,11 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
     sign_in(&office, &server.base, "senior.north").await;
     click(&office, Locator::Id("hro")).await;
     wait_for_text(&office, "#reviews-ready", &case.reference).await;
-    click(&office, Locator::Css("#reviews-ready .ready-action")).await;
+    let complete = format!(
+        "//ul[@id='reviews-ready']/li[contains(., '{}')]//button",
+        case.reference
+    );
+    click(&office, Locator::XPath(&complete)).await;
     wait_for_text(&office, "#hro-status", "done").await;
     screenshot(&office, "hro-senior").await;
 
@@ -785,9 +813,13 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
     wait_for_text(&tablet, "#record-action-status", "Submitted").await;
 
     office.refresh().await.unwrap();
-    wait_for(&office, Locator::Css("#pending-decisions .approve")).await;
+    let approve = format!(
+        "//ul[@id='pending-decisions']/li[contains(., '{}')]//button[contains(@class, 'approve')]",
+        case.reference
+    );
+    wait_for(&office, Locator::XPath(&approve)).await;
     type_into(&office, "decision-rationale", "Meets parts 1(a) and 2(i).").await;
-    click(&office, Locator::Css("#pending-decisions .approve")).await;
+    click(&office, Locator::XPath(&approve)).await;
     wait_for_text(&office, "#hro-register", &case.reference).await;
     assert!(text_of(&office, "#hro-register").await.contains("In-house"));
 

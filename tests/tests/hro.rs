@@ -79,33 +79,40 @@ async fn decisions_logged(server: &TestServer) -> i64 {
     n
 }
 
+/// One of Jo's cases that is not on the register (the demo registers some) and has no
+/// identification waiting.
+async fn unregistered_case(server: &TestServer, jo: &Session) -> CaseId {
+    let senior = server.sign_in("senior.north").await;
+    let register: Vec<RegisterEntry> = get(server, &senior, "/api/register").await;
+    let oversight: HroOversight = get(server, &senior, "/api/hro/oversight").await;
+    jo.cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .find(|c| {
+            register.iter().all(|r| r.case != *c)
+                && oversight.pending_decisions.iter().all(|p| p.case != *c)
+        })
+        .expect("an unregistered case")
+}
+
 /// Jo drafts a complete identification form offline, syncs and submits it; returns the case
 /// and the form.
 async fn submitted_identification(server: &TestServer, jo: &Session) -> (CaseId, DocumentId) {
-    let case = jo.cases().await.unwrap()[0].id;
+    let case = unregistered_case(server, jo).await;
     let mut tablet = NativeDevice::new(jo.me.clone());
     let form = tablet
         .create_record(case, Kind::Identification, COMPLETE_FORM)
         .await
         .unwrap();
     // Not on the server yet: it cannot be submitted.
-    let early = post(
-        server,
-        jo,
-        "/api/identifications",
-        &SubmitIdentification { document: form },
-    )
-    .await;
+    let submit = SubmitIdentification { document: form };
+    let early = post(server, jo, "/api/identifications", &submit).await;
     assert_eq!(early.status(), 422);
     tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
     tablet.sync().await.unwrap();
-    let submitted = post(
-        server,
-        jo,
-        "/api/identifications",
-        &SubmitIdentification { document: form },
-    )
-    .await;
+    let submitted = post(server, jo, "/api/identifications", &submit).await;
     assert!(
         submitted.status().is_success(),
         "{:?}",
@@ -125,20 +132,22 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
         "/api/sweeps",
         &OpenSweep {
             team: None,
-            period: "October to December 2026".into(),
-            due_on: "2026-12-15".into(),
+            period: "January to March 2027".into(),
+            due_on: "2027-03-15".into(),
         },
     )
     .await;
     assert!(opened.status().is_success());
+    let sweep: String = opened.json().await.unwrap();
 
     let (case, form) = submitted_identification(&server, &jo).await;
 
     // The senior sees who has returned: Jo (a form), Lee not yet; then Lee makes a nil return.
-    let sweeps: Vec<SweepStatus> = get(&server, &senior, "/api/sweeps").await;
-    assert_eq!(sweeps.len(), 1);
     let returned = |sweeps: &[SweepStatus], who: &Session| {
-        sweeps[0]
+        sweeps
+            .iter()
+            .find(|s| s.id == sweep)
+            .unwrap()
             .workers
             .iter()
             .find(|w| w.staff == who.me.id)
@@ -146,13 +155,15 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
             .returned
             .clone()
     };
+    let sweeps: Vec<SweepStatus> = get(&server, &senior, "/api/sweeps").await;
     assert_eq!(returned(&sweeps, &jo).as_deref(), Some("1 form(s)"));
     assert_eq!(returned(&sweeps, &lee), None, "outstanding");
-    assert!(sweeps[0].workers.iter().all(|w| w.team == "North"));
+    let ours = sweeps.iter().find(|s| s.id == sweep).unwrap();
+    assert!(ours.workers.iter().all(|w| w.team == "North"));
     let nil = post(
         &server,
         &lee,
-        &format!("/api/sweeps/{}/nil-return", sweeps[0].id),
+        &format!("/api/sweeps/{sweep}/nil-return"),
         &(),
     )
     .await;
@@ -162,10 +173,19 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
 
     // Pending for the senior, with a task for the high LS/CMI score.
     let oversight: HroOversight = get(&server, &senior, "/api/hro/oversight").await;
-    assert_eq!(oversight.pending_decisions.len(), 1);
-    assert_eq!(oversight.pending_decisions[0].document, form);
-    assert_eq!(oversight.tasks.len(), 1);
-    assert!(oversight.tasks[0].reason.contains("LS/CMI level High"));
+    assert!(
+        oversight
+            .pending_decisions
+            .iter()
+            .any(|p| p.document == form && p.case == case)
+    );
+    let task = oversight
+        .tasks
+        .iter()
+        .find(|t| t.case == case)
+        .expect("a task for the high score")
+        .clone();
+    assert!(task.reason.contains("LS/CMI level High"));
 
     // Workers cannot decide; nothing is decided or logged when they try.
     let approve = IdentificationDecision {
@@ -173,25 +193,23 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
         rationale: "Meets parts 1(a) and 2(i).".into(),
     };
     let path = format!("/api/identifications/{form}/decision");
+    let logged_before = decisions_logged(&server).await;
     for who in [&jo, &lee] {
         assert_eq!(post(&server, who, &path, &approve).await.status(), 403);
     }
-    assert_eq!(decisions_logged(&server).await, 0);
+    assert_eq!(decisions_logged(&server).await, logged_before);
     let register: Vec<RegisterEntry> = get(&server, &senior, "/api/register").await;
-    assert!(register.is_empty());
+    assert!(register.iter().all(|r| r.case != case));
 
     // The senior approves: the case is on the register, next review in three months.
-    assert!(
-        post(&server, &senior, &path, &approve)
-            .await
-            .status()
-            .is_success()
-    );
-    assert_eq!(decisions_logged(&server).await, 1);
+    let approved = post(&server, &senior, &path, &approve).await;
+    assert!(approved.status().is_success());
+    assert_eq!(decisions_logged(&server).await, logged_before + 1);
     let register: Vec<RegisterEntry> = get(&server, &senior, "/api/register").await;
-    assert_eq!(register.len(), 1);
-    let entry = &register[0];
-    assert_eq!(entry.case, case);
+    let entry = register
+        .iter()
+        .find(|r| r.case == case)
+        .expect("on the register");
     assert_eq!(
         (
             entry.route.as_str(),
@@ -207,10 +225,14 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
     assert_eq!(entry.review_status, "scheduled");
     assert!(!entry.plan_signed);
     let oversight: HroOversight = get(&server, &senior, "/api/hro/oversight").await;
-    assert!(oversight.pending_decisions.is_empty());
-    assert_eq!(
-        oversight.unsigned_plans.len(),
-        1,
+    assert!(
+        oversight
+            .pending_decisions
+            .iter()
+            .all(|p| p.document != form)
+    );
+    assert!(
+        oversight.unsigned_plans.iter().any(|r| r.case == case),
         "every HRO without a signed plan is flagged"
     );
 
@@ -218,37 +240,32 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
     assert_eq!(post(&server, &senior, &path, &approve).await.status(), 422);
 
     // The senior records the discussion of the high score; the task goes.
-    let task = &oversight.tasks[0];
+    let done_path = format!("/api/tasks/{}/done", task.id);
+    let too_short = TaskDone {
+        discussion: "x".into(),
+    };
     assert_eq!(
-        post(
-            &server,
-            &jo,
-            &format!("/api/tasks/{}/done", task.id),
-            &TaskDone {
-                discussion: "x".into()
-            }
-        )
-        .await
-        .status(),
+        post(&server, &jo, &done_path, &too_short).await.status(),
         403
     );
-    let done = post(
-        &server,
-        &senior,
-        &format!("/api/tasks/{}/done", task.id),
-        &TaskDone {
-            discussion: "Discussed the LS/CMI result; contact increased to twice weekly.".into(),
-        },
-    )
-    .await;
-    assert!(done.status().is_success());
+    let discussion = TaskDone {
+        discussion: "Discussed the LS/CMI result; contact increased to twice weekly.".into(),
+    };
+    assert!(
+        post(&server, &senior, &done_path, &discussion)
+            .await
+            .status()
+            .is_success()
+    );
     let oversight: HroOversight = get(&server, &senior, "/api/hro/oversight").await;
-    assert!(oversight.tasks.is_empty());
+    assert!(oversight.tasks.iter().all(|t| t.id != task.id));
 
     // Another team's senior sees none of it.
     let south = server.sign_in("senior.south").await;
     let theirs: Vec<RegisterEntry> = get(&server, &south, "/api/register").await;
-    assert!(theirs.is_empty());
+    assert!(theirs.iter().all(|r| r.case != case));
+    let theirs: HroOversight = get(&server, &south, "/api/hro/oversight").await;
+    assert!(theirs.tasks.iter().all(|t| t.case != case));
 }
 
 #[tokio::test]
@@ -385,8 +402,9 @@ async fn completing_a_review_sets_the_next_due_date_and_deregistration_keeps_the
     .await;
     assert!(completed.status().is_success());
     let register: Vec<RegisterEntry> = get(&server, &senior, "/api/register").await;
+    let entry = register.iter().find(|r| r.case == case).unwrap();
     assert_eq!(
-        register[0].next_review, "2027-02-28",
+        entry.next_review, "2027-02-28",
         "three months on, at the month's end"
     );
 
@@ -409,7 +427,7 @@ async fn completing_a_review_sets_the_next_due_date_and_deregistration_keeps_the
     .await;
     assert!(ended.status().is_success());
     let register: Vec<RegisterEntry> = get(&server, &senior, "/api/register").await;
-    assert!(register.is_empty());
+    assert!(register.iter().all(|r| r.case != case));
     let (rows, ended): (i64, i64) = casebook_server::on_pool!(&server.db, pool => sqlx::query_as(
         "select count(*), count(ended_at) from hro_register where case_id = $1")
         .bind(case.to_string()).fetch_one(pool).await)
@@ -442,7 +460,7 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_after_reconnecting(
         .unwrap();
     let oversight: HroOversight = get(&server, &senior, "/api/hro/oversight").await;
     assert!(
-        oversight.reviews_ready.is_empty(),
+        oversight.reviews_ready.iter().all(|r| r.document != review),
         "nothing has reached the server"
     );
     tablet
@@ -464,12 +482,15 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_after_reconnecting(
     tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
     tablet.sync().await.unwrap();
     let oversight: HroOversight = get(&server, &senior, "/api/hro/oversight").await;
-    assert_eq!(oversight.reviews_ready.len(), 1);
-    let ready = &oversight.reviews_ready[0];
+    let ready = oversight
+        .reviews_ready
+        .iter()
+        .find(|r| r.document == review)
+        .expect("the review is ready for the senior");
     assert_eq!((ready.document, ready.case), (review, case));
     assert!(ready.summary.contains("2026-11-30") && ready.summary.contains("Continue"));
     // Another team's senior does not see it.
     let south = server.sign_in("senior.south").await;
     let theirs: HroOversight = get(&server, &south, "/api/hro/oversight").await;
-    assert!(theirs.reviews_ready.is_empty());
+    assert!(theirs.reviews_ready.iter().all(|r| r.document != review));
 }

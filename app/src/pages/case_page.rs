@@ -87,6 +87,7 @@ pub fn CasePage(
                         "The person's copy"
                     </a>
                 </p>
+                <Partners case=case.id />
                 <Records case=case.id />
                 <Chronology case=case.id doc=case.chronology />
             }.into_any(),
@@ -361,7 +362,7 @@ fn Records(case: CaseId) -> impl IntoView {
                 .filter_map(|doc| {
                     let am = core.document(doc)?;
                     let (kind, of_case) = records::identity(am)?;
-                    (of_case == case_text)
+                    (of_case == case_text && kind != Kind::Partners)
                         .then(|| (doc, kind, records::summary(kind, &records::read(am, kind))))
                 })
                 .collect();
@@ -411,6 +412,75 @@ fn Records(case: CaseId) -> impl IntoView {
                         }).collect_view()}
                     </ul>
                 })
+            }}
+        </section>
+    }
+}
+
+/// The partners to call about the case (police named person, NHS single point of contact,
+/// SOLO, MAPPA coordinator), one tap away; kept in the case's partners record.
+#[component]
+fn Partners(case: CaseId) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let found = Memo::new(move |_| {
+        ctx.revision.track();
+        let case_text = case.to_string();
+        sync_client::read(|core| {
+            core.documents().find_map(|doc| {
+                let am = core.document(doc)?;
+                match records::identity(am)? {
+                    (Kind::Partners, of) if of == case_text => {
+                        Some((doc, records::read(am, Kind::Partners)))
+                    }
+                    _ => None,
+                }
+            })
+        })
+        .flatten()
+    });
+    let add = move |_| {
+        let doc = DocumentId::from_random_bytes(random_bytes());
+        let creation = casebook_shared::sync::client::Creation {
+            doc,
+            case,
+            kind: Kind::Partners.as_str().to_owned(),
+        };
+        if let Some(Ok(())) = sync_client::create(creation, |am| {
+            records::start(am, Kind::Partners, &case.to_string())
+        }) {
+            ctx.go(Page::Record(doc));
+        }
+    };
+    const ROLES: [(&str, &str, &str); 4] = [
+        ("police_named_person", "police_phone", "Police named person"),
+        ("nhs_spoc", "nhs_phone", "NHS single point of contact"),
+        ("solo", "solo_phone", "SOLO"),
+        ("mappa_coordinator", "mappa_phone", "MAPPA coordinator"),
+    ];
+    view! {
+        <section class="card" aria-labelledby="partners-heading" id="partners">
+            <h2 id="partners-heading">"Partners"</h2>
+            {move || match found.get() {
+                None => view! {
+                    <p class="hint">"No partners recorded for this case yet."</p>
+                    <button type="button" class="secondary" id="add-partners" on:click=add>"Record partners"</button>
+                }.into_any(),
+                Some((doc, record)) => view! {
+                    <ul class="partners">
+                        {ROLES.iter().filter(|(name, _, _)| !record.value(name).is_empty()).map(|(name, phone, role)| {
+                            let number = record.value(phone).to_owned();
+                            view! {
+                                <li>
+                                    <strong>{*role}": "</strong>{record.value(name).to_owned()}
+                                    {(!number.is_empty()).then(|| view! {
+                                        " · "<a class="button secondary" href=format!("tel:{}", number.replace(' ', ""))>{format!("Call {number}")}</a>
+                                    })}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                    <a href=Page::Record(doc).hash() on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Record(doc)); }>"Edit partners"</a>
+                }.into_any(),
             }}
         </section>
     }
