@@ -31,6 +31,8 @@ pub enum Operation {
     AccessGranted,
     /// The audit log itself was searched.
     AuditRead,
+    /// An action that needs authority was refused (for example a worker trying to approve).
+    Refused,
 }
 
 impl Operation {
@@ -45,6 +47,7 @@ impl Operation {
             Operation::Erasure => "erasure",
             Operation::AccessGranted => "access-granted",
             Operation::AuditRead => "audit-read",
+            Operation::Refused => "refused",
         }
     }
 }

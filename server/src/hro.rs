@@ -59,6 +59,39 @@ fn refused(user: &AuthUser, what: &str) -> Error {
     Error::Forbidden
 }
 
+/// Checks the user is the manager or a senior of the case's team; otherwise records the
+/// refused attempt in the audit log (who, which case, what they tried) and refuses.
+async fn require_authority(
+    state: &AppState,
+    user: &AuthUser,
+    case: CaseId,
+    what: &str,
+) -> Result<()> {
+    if require_senior_of_case(&state.db, user, case).await.is_ok() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let person = case_record(&state.db, case)
+        .await
+        .map(|r| r.person_id)
+        .unwrap_or_default();
+    audit::record(
+        &state.db,
+        &Entry {
+            staff_id: user.id.to_string(),
+            role: user.role.clone(),
+            case_id: case.to_string(),
+            person_id: person,
+            occurred_at: now,
+            received_at: now,
+            detail: format!("refused: {what} needs a senior of the team or the manager"),
+            ..Entry::new(Operation::Refused)
+        },
+    )
+    .await?;
+    Err(refused(user, what))
+}
+
 /// A record's kind and case, and its fields as the server holds them now.
 async fn read_record(state: &AppState, doc: DocumentId, kind: Kind) -> Result<(CaseId, Record)> {
     let row: Option<(String, String)> = on_pool!(&state.db, pool => sqlx::query_as(
@@ -318,9 +351,7 @@ async fn decide(
         .parse()
         .map_err(|_| Error::Invalid("That is not a record id.".into()))?;
     let (case, record) = read_record(&state, doc, Kind::Identification).await?;
-    require_senior_of_case(&state.db, &user, case)
-        .await
-        .map_err(|_| refused(&user, "decide an identification"))?;
+    require_authority(&state, &user, case, "decide an identification").await?;
     let basis = require_case(&state.db, &user, case, now_ms()).await?;
     let rationale = required(&request.rationale, "the rationale for the decision")?;
     let status = match request.decision.as_str() {
@@ -383,9 +414,7 @@ async fn deregister(
     Json(request): Json<Deregister>,
 ) -> Result<Json<()>> {
     let case = parse_case(&case)?;
-    require_senior_of_case(&state.db, &user, case)
-        .await
-        .map_err(|_| refused(&user, "de-register"))?;
+    require_authority(&state, &user, case, "de-register").await?;
     let basis = require_case(&state.db, &user, case, now_ms()).await?;
     let reason = required(&request.reason, "the reason for de-registration")?;
     end_registration(&state, &user, case, &reason).await?;
@@ -428,9 +457,7 @@ async fn sign_off_plan(
         .parse()
         .map_err(|_| Error::Invalid("That is not a record id.".into()))?;
     let (case, record) = read_record(&state, doc, Kind::RiskPlan).await?;
-    require_senior_of_case(&state.db, &user, case)
-        .await
-        .map_err(|_| refused(&user, "sign off a plan"))?;
+    require_authority(&state, &user, case, "sign off a plan").await?;
     let basis = require_case(&state.db, &user, case, now_ms()).await?;
     require_complete(Kind::RiskPlan, &record)?;
     on_pool!(&state.db, pool => sqlx::query(
@@ -460,9 +487,7 @@ async fn complete_review(
         .map_err(|_| Error::Invalid("That is not a record id.".into()))?;
     let (case, record) = read_record(&state, doc, Kind::Review).await?;
     // The senior's attendance is required: a senior (or the manager) completes it.
-    require_senior_of_case(&state.db, &user, case)
-        .await
-        .map_err(|_| refused(&user, "complete a review"))?;
+    require_authority(&state, &user, case, "complete a review").await?;
     let basis = require_case(&state.db, &user, case, now_ms()).await?;
     require_complete(Kind::Review, &record)?;
     let held: Date = record
@@ -684,9 +709,7 @@ async fn task_done(
         &row.ok_or_else(|| Error::Invalid("That task is not open.".into()))?
             .0,
     )?;
-    require_senior_of_case(&state.db, &user, case)
-        .await
-        .map_err(|_| refused(&user, "record a senior discussion"))?;
+    require_authority(&state, &user, case, "record a senior discussion").await?;
     let basis = require_case(&state.db, &user, case, now_ms()).await?;
     let discussion = required(&request.discussion, "what was discussed")?;
     on_pool!(&state.db, pool => sqlx::query(

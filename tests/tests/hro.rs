@@ -349,6 +349,17 @@ async fn incomplete_forms_are_refused_with_every_missing_field_and_workers_canno
         403
     );
     assert_eq!(decisions_logged(&server).await, 0);
+    // Each refused attempt is in the audit log, with who tried what on which case.
+    let refusals: Vec<(String, String)> =
+        casebook_server::on_pool!(&server.db, pool => sqlx::query_as(
+        "select case_id, detail from audit_log where operation = 'refused' and staff_id = $1")
+        .bind(jo.me.id.to_string()).fetch_all(pool).await)
+        .unwrap();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals.iter().all(|(c, _)| *c == case.to_string()));
+    for what in ["sign off a plan", "complete a review", "de-register"] {
+        assert!(refusals.iter().any(|(_, d)| d.contains(what)), "{what}");
+    }
 }
 
 #[tokio::test]

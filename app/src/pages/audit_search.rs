@@ -37,6 +37,7 @@ fn operation_label(op: &str) -> &str {
         "erasure" => "Erased",
         "access-granted" => "Out-of-allocation access",
         "audit-read" => "Audit log searched",
+        "refused" => "Refused (needs authority)",
         other => other,
     }
 }
