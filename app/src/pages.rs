@@ -5,6 +5,7 @@ pub mod case_list;
 pub mod case_page;
 pub mod combined;
 pub mod devices;
+pub mod handover;
 pub mod hro;
 pub mod oversight;
 pub mod persons_copy;
@@ -112,6 +113,7 @@ pub fn App() -> impl IntoView {
                 Page::Combined => view! { <combined::CombinedPage /> }.into_any(),
                 Page::Record(doc) => view! { <record_page::RecordPage doc=doc /> }.into_any(),
                 Page::Hro => view! { <hro::HroPage /> }.into_any(),
+                Page::Handover(id) => view! { <handover::HandoverPage id=id /> }.into_any(),
             }}
         </main>
     }

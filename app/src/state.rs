@@ -33,6 +33,8 @@ pub enum Page {
     Record(DocumentId),
     /// The HRO process: sweeps, decisions, the register.
     Hro,
+    /// A case's handover summary (for cover staff; works offline).
+    Handover(CaseId),
 }
 
 impl Page {
@@ -48,6 +50,7 @@ impl Page {
             Page::Combined => "#/combined".into(),
             Page::Record(doc) => format!("#/record/{doc}"),
             Page::Hro => "#/hro".into(),
+            Page::Handover(id) => format!("#/case/{id}/handover"),
             _ => "#/".into(),
         }
     }
@@ -69,6 +72,9 @@ impl Page {
         let Some(rest) = hash.strip_prefix("#/case/") else {
             return Page::Cases;
         };
+        if let Some(id) = rest.strip_suffix("/handover") {
+            return id.parse().map_or(Page::Cases, Page::Handover);
+        }
         match rest.strip_suffix("/copy") {
             Some(id) => id.parse().map_or(Page::Cases, Page::PersonsCopy),
             None => rest.parse().map_or(Page::Cases, Page::Case),

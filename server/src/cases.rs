@@ -7,7 +7,7 @@ use crate::{AppState, now_ms, on_pool};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use casebook_shared::api::{ActorAuthor, CaseSummary};
+use casebook_shared::api::{ActorAuthor, CaseSummary, HroStatus};
 use casebook_shared::ids::{CaseId, DocumentId};
 use std::collections::BTreeMap;
 
@@ -93,7 +93,19 @@ async fn authors(
         .map(Json)
 }
 
-type CaseRow = (String, String, String, String, String, String);
+type CaseRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Cases `user` may open now, with their chronology documents, by the person's name.
 pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSummary>> {
@@ -102,8 +114,10 @@ pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSumm
         return Ok(Vec::new());
     }
     let rows: Vec<CaseRow> = on_pool!(&state.db, pool => sqlx::query_as(
-        "select c.id, p.name, c.reference, c.order_type, coalesce(w.name, ''), d.id
+        "select c.id, p.name, c.reference, c.order_type, coalesce(w.name, ''), d.id,
+                r.route, r.mappa_category, r.mappa_level, r.start_date, r.next_review
          from cases c
+         left join hro_register r on r.case_id = c.id and r.ended_at is null
          join people p on p.id = c.person_id
          join documents d on d.case_id = c.id and d.kind = 'chronology' and d.superseded_by is null
          left join allocations wa on wa.case_id = c.id and wa.relation = 'worker'
@@ -112,7 +126,20 @@ pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSumm
         .fetch_all(pool)
         .await)?;
     let mut cases = Vec::new();
-    for (id, person_name, reference, order_type, worker_name, doc) in rows {
+    for (
+        id,
+        person_name,
+        reference,
+        order_type,
+        worker_name,
+        doc,
+        route,
+        category,
+        level,
+        start,
+        next,
+    ) in rows
+    {
         let id = id
             .parse()
             .map_err(|e| Error::Internal(anyhow::anyhow!("case id: {e}")))?;
@@ -129,6 +156,13 @@ pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSumm
             chronology: doc
                 .parse()
                 .map_err(|e| Error::Internal(anyhow::anyhow!("document id: {e}")))?,
+            hro: route.map(|route| HroStatus {
+                route,
+                mappa_category: category.unwrap_or_default(),
+                mappa_level: level.unwrap_or_default(),
+                start_date: start.unwrap_or_default(),
+                next_review: next.unwrap_or_default(),
+            }),
         });
     }
     Ok(cases)

@@ -45,6 +45,25 @@ pub struct CaseSummary {
     pub relation: String,
     /// The case's chronology document.
     pub chronology: DocumentId,
+    /// Its HRO registration, if it is on the register (kept with the case list on the device,
+    /// so the handover summary shows it offline).
+    #[serde(default)]
+    pub hro: Option<HroStatus>,
+}
+
+/// A case's place on the HRO register, as the case list carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HroStatus {
+    /// `MAPPA`, `MARS` or `In-house`.
+    pub route: String,
+    /// MAPPA category ("" if not MAPPA).
+    pub mappa_category: String,
+    /// MAPPA level ("" if not MAPPA).
+    pub mappa_level: String,
+    /// Registered from.
+    pub start_date: String,
+    /// Next review due.
+    pub next_review: String,
 }
 
 /// The body of every error answer from the HTTP API.

@@ -827,3 +827,119 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
     office.close().await.unwrap();
     driver.stop().await;
 }
+
+#[tokio::test]
+async fn the_handover_summary_of_a_demo_hro_case_holds_its_facts_and_opens_offline() {
+    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let senior = server.sign_in("senior.north").await;
+    let register: Vec<casebook_shared::api::RegisterEntry> = reqwest::Client::new()
+        .get(format!("{}/api/register", server.base))
+        .header("cookie", &senior.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cases = jo.cases().await.unwrap();
+    let case = cases
+        .iter()
+        .find(|c| c.hro.is_some())
+        .expect("the demo gives Jo an HRO case")
+        .clone();
+    let entry = register.iter().find(|r| r.case == case.id).unwrap();
+    let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let network = NetworkSwitch::start(target).await.unwrap();
+    let mut driver = ChromeDriver::start().await.unwrap();
+    let tablet = driver.browser().await.unwrap();
+
+    sign_in(&tablet, &network.url(), "worker.north1").await;
+    open_case(&tablet, &case.id.to_string()).await;
+    wait_for_badge(&tablet, "all changes saved").await;
+    click(&tablet, Locator::Id("open-handover")).await;
+    wait_for_text(&tablet, "#handover-partners", "PC Morven Baird").await;
+
+    // Field by field, against what the demo recorded.
+    let check = |section: &'static str, facts: Vec<String>| {
+        let tablet = &tablet;
+        async move {
+            let text = text_of(tablet, section).await;
+            for fact in facts {
+                assert!(text.contains(&fact), "{section} lacks {fact:?}: {text}");
+            }
+        }
+    };
+    check(
+        "#handover-why",
+        vec![
+            format!("On the HRO register since {}", entry.start_date),
+            format!(
+                "MAPPA category {} level {}",
+                entry.mappa_category, entry.mappa_level
+            ),
+            "Assault to severe injury".into(),
+            format!("Next review due: {}", entry.next_review),
+        ],
+    )
+    .await;
+    check(
+        "#handover-risk",
+        vec![
+            "Former partner; new partners.".into(),
+            "Alcohol, unemployment, contact with the former partner.".into(),
+            "Stable work, Caledonian programme, family support.".into(),
+        ],
+    )
+    .await;
+    check(
+        "#handover-plan",
+        vec![
+            "Weekly home visits".into(),
+            "Liaise with the victim's advocate".into(),
+            "If Missed appointment: Same-day home visit and police check (Duty senior)".into(),
+        ],
+    )
+    .await;
+    check(
+        "#handover-partners",
+        vec![
+            "Police named person: PC Morven Baird".into(),
+            "01234 500 101".into(),
+            "NHS SPOC: Dr Lewis Grant".into(),
+            "MAPPA coordinator: Fiona Marr".into(),
+        ],
+    )
+    .await;
+    check(
+        "#handover-visit",
+        vec![
+            "Home visit · Attended and complied".into(),
+            "Work, drinking at weekends, the Caledonian group.".into(),
+            "Check with the group facilitator".into(),
+        ],
+    )
+    .await;
+    let recent = tablet
+        .find_all(Locator::Css("#handover-chronology li"))
+        .await
+        .unwrap()
+        .len();
+    assert!(
+        (3..=5).contains(&recent),
+        "the last entries, at most five: {recent}"
+    );
+    screenshot(&tablet, "handover").await;
+
+    // No network: a reload opens it from the device (after the password).
+    network.set_online(false);
+    tablet.refresh().await.unwrap();
+    wait_for(&tablet, Locator::Id("unlock-password")).await;
+    type_into(&tablet, "unlock-password", PASSWORD).await;
+    click(&tablet, Locator::Id("unlock")).await;
+    wait_for_text(&tablet, "#handover-partners", "PC Morven Baird").await;
+    wait_for_text(&tablet, "#handover-plan", "Weekly home visits").await;
+
+    tablet.close().await.unwrap();
+    driver.stop().await;
+}

@@ -82,6 +82,10 @@ pub fn CasePage(
                 <h2>{case.person_name.clone()}</h2>
                 <p class="case-meta">{format!("{} · {} · allocated to {}", case.reference, case.order_type, case.worker_name)}</p>
                 <p class="actions">
+                    <a class="button" id="open-handover" href=Page::Handover(id).hash()
+                        on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Handover(id)); }>
+                        "Handover summary"
+                    </a>
                     <a class="button secondary" id="open-persons-copy" href=Page::PersonsCopy(id).hash()
                         on:click=move |ev| { ev.prevent_default(); ctx.go(Page::PersonsCopy(id)); }>
                         "The person's copy"
