@@ -829,7 +829,8 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
 }
 
 #[tokio::test]
-async fn the_handover_summary_of_a_demo_hro_case_holds_its_facts_and_opens_offline() {
+async fn every_case_is_prefetched_and_the_handover_summary_of_a_demo_hro_case_holds_its_facts_offline()
+ {
     let server = TestServer::start_with(Some(dist())).await.unwrap();
     let jo = server.sign_in("worker.north1").await;
     let senior = server.sign_in("senior.north").await;
@@ -855,6 +856,17 @@ async fn the_handover_summary_of_a_demo_hro_case_holds_its_facts_and_opens_offli
     let tablet = driver.browser().await.unwrap();
 
     sign_in(&tablet, &network.url(), "worker.north1").await;
+    // Every case is fetched in the background; the list says when all are ready offline.
+    let all = format!("{n} of {n} cases ready offline", n = cases.len());
+    wait_for_text(&tablet, "#offline-progress", &all).await;
+    assert_eq!(
+        tablet
+            .find_all(Locator::Css(".badge.ready"))
+            .await
+            .unwrap()
+            .len(),
+        cases.len()
+    );
     open_case(&tablet, &case.id.to_string()).await;
     wait_for_badge(&tablet, "all changes saved").await;
     click(&tablet, Locator::Id("open-handover")).await;

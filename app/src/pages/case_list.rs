@@ -1,18 +1,60 @@
 //! The signed-in user's cases.
 
 use crate::state::{AppCtx, Page};
+use crate::sync_client;
+use casebook_shared::ids::DocumentId;
+use casebook_shared::records;
 use leptos::prelude::*;
 
 /// The case list.
 #[component]
 pub fn CaseListPage() -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
+    // Which cases are ready to open with no network: every document of the case is on the
+    // device and in step with the server (documents arrive in the background after sign-in
+    // and whenever a case is allocated or covered).
+    let ready = Memo::new(move |_| {
+        ctx.revision.track();
+        ctx.sync.track();
+        let cases = ctx.cases.get();
+        sync_client::read(|core| {
+            let mut of_case: std::collections::HashMap<String, Vec<DocumentId>> =
+                Default::default();
+            for doc in core.documents().collect::<Vec<_>>() {
+                if let Some((_, case)) = core.document(doc).and_then(records::identity) {
+                    of_case.entry(case).or_default().push(doc);
+                }
+            }
+            cases
+                .iter()
+                .filter(|c| {
+                    core.in_step(c.chronology)
+                        && of_case
+                            .get(&c.id.to_string())
+                            .is_none_or(|docs| docs.iter().all(|d| core.in_step(*d)))
+                })
+                .map(|c| c.id)
+                .collect::<std::collections::HashSet<_>>()
+        })
+        .unwrap_or_default()
+    });
     view! {
         <h2>{move || match ctx.me.get().map(|m| m.role) {
             Some(role) if role == "manager" => "Every case",
             Some(role) if role == "senior" => "My team's cases",
             _ => "My cases",
         }}</h2>
+        <Show when=move || !ctx.cases.get().is_empty()>
+            {move || {
+                let (done, total) = (ready.get().len(), ctx.cases.get().len());
+                view! {
+                    <p class="offline-progress" id="offline-progress">
+                        <label for="offline-bar">{format!("{done} of {total} cases ready offline")}</label>
+                        <progress id="offline-bar" max=total value=done></progress>
+                    </p>
+                }
+            }}
+        </Show>
         <Show when=move || { ctx.cases.get().len() > 1 }>
             <p class="actions">
                 <a class="button secondary" href=Page::Combined.hash() id="open-combined" on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Combined); }>
@@ -44,6 +86,11 @@ pub fn CaseListPage() -> impl IntoView {
                                 <span class="case-name">{case.person_name.clone()}</span>
                                 <br />
                                 <span class="case-meta">{format!("{} · {}{}", case.reference, case.order_type, relation)}</span>
+                                {move || if ready.with(|r| r.contains(&id)) {
+                                    view! { <span class="badge ready">" ready offline"</span> }.into_any()
+                                } else {
+                                    view! { <span class="badge">" downloading…"</span> }.into_any()
+                                }}
                             </a>
                         </li>
                     }

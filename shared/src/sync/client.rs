@@ -417,6 +417,12 @@ impl ClientCore {
             .unwrap_or_default()
     }
 
+    /// Whether document `id` is on the device and known to be identical to the server's
+    /// stored copy (so it opens with no network as the server has it).
+    pub fn in_step(&mut self, id: DocumentId) -> bool {
+        self.docs.get_mut(&id).is_some_and(DeviceDocument::in_step)
+    }
+
     /// Whether every document is known to be identical to the server's stored copy.
     pub fn all_in_step(&mut self) -> bool {
         self.docs.values_mut().all(|d| d.denied || d.in_step())
