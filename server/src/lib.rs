@@ -14,6 +14,7 @@
 //! - [`auth`]: passwords (argon2id), sessions, the `AuthUser` extractor, sign-in and out.
 //! - [`admin`]: account administration (`casebook-server admin ...` and the admin screen's API).
 //! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
+//! - [`absence`]: absences, and cover for a whole caseload in one action.
 //! - [`allocation`]: reallocation, cover and duty access (checked by role and team).
 //! - [`audit`]: the s.62 audit log: hash-chained, append-only, verifiable, searchable.
 //! - [`cases`]: the signed-in user's case list, and the verified authors of a case's records.
@@ -33,6 +34,7 @@
 //!
 //! [`app`] builds the whole router from a [`AppState`], so tests can serve it on port 0.
 
+pub mod absence;
 pub mod access;
 pub mod admin;
 pub mod allocation;
@@ -97,6 +99,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(auth::router())
         .merge(admin::router())
+        .merge(absence::router())
         .merge(cases::router())
         .merge(allocation::router())
         .merge(audit::router())

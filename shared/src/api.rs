@@ -489,3 +489,60 @@ pub struct RecordCopy {
     /// The lines shared.
     pub lines: Vec<crate::records::CopyLine>,
 }
+
+/// `POST /api/absences`: a worker's absence (planned by the worker or a senior; unplanned by a
+/// senior of their team or the manager).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AbsenceRequest {
+    /// Who is absent.
+    pub staff: StaffId,
+    /// From (Unix ms, inclusive).
+    pub starts_at: i64,
+    /// To (Unix ms, exclusive).
+    pub ends_at: i64,
+    /// Planned (leave, training) or not (sickness, emergency).
+    pub planned: bool,
+}
+
+/// An absence as `GET /api/absences` lists it, with how many of the worker's cases have cover.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Absence {
+    /// Absence id.
+    pub id: String,
+    /// Who.
+    pub staff: StaffId,
+    /// Their name.
+    pub name: String,
+    /// From (Unix ms).
+    pub starts_at: i64,
+    /// To (Unix ms).
+    pub ends_at: i64,
+    /// Planned or not.
+    pub planned: bool,
+    /// Their cases (allocated or co-worked).
+    pub cases: usize,
+    /// Of those, covered for the whole absence.
+    pub covered: usize,
+}
+
+/// `POST /api/cover/bulk`: cover for every case of an absent worker, in one action.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BulkCoverRequest {
+    /// The absent worker.
+    pub absent: StaffId,
+    /// The covering worker.
+    pub worker: StaffId,
+    /// From (Unix ms, inclusive).
+    pub starts_at: i64,
+    /// To (Unix ms, exclusive).
+    pub ends_at: i64,
+    /// Why (required).
+    pub reason: String,
+}
+
+/// The answer to a bulk cover: one assignment per case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkCoverCreated {
+    /// The cases now covered.
+    pub cases: Vec<CaseId>,
+}

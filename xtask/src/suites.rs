@@ -88,6 +88,8 @@ const INTEGRATION: &[&str] = &[
     "--test",
     "hro",
     "--test",
+    "cover",
+    "--test",
     "access",
     "--test",
     "accounts",
