@@ -108,6 +108,23 @@ pub struct AppCtx {
     pub revision: RwSignal<u64>,
     /// A message for the person (errors, warnings), shown at the top.
     pub notice: RwSignal<Option<String>>,
+    /// Who else has a record open, and where: live only, never stored.
+    pub presence: RwSignal<Vec<Presence>>,
+}
+
+/// Someone else on a record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Presence {
+    /// The record.
+    pub doc: DocumentId,
+    /// Who.
+    pub staff: casebook_shared::ids::StaffId,
+    /// Their name.
+    pub name: String,
+    /// Where in the record.
+    pub section: String,
+    /// When last heard (device time, ms).
+    pub at: f64,
 }
 
 impl AppCtx {
@@ -120,6 +137,7 @@ impl AppCtx {
             sync: RwSignal::new(SyncStatus::default()),
             revision: RwSignal::new(0),
             notice: RwSignal::new(None),
+            presence: RwSignal::new(Vec::new()),
         }
     }
 

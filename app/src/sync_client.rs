@@ -172,6 +172,15 @@ pub fn create<R>(
     Some(result)
 }
 
+/// Tells the others who have `doc` open where this person is in it ("" when leaving).
+pub fn presence(doc: DocumentId, section: &str) {
+    if let Some(client) = client() {
+        let mut c = client.borrow_mut();
+        let out = c.core.presence(doc, section);
+        c.apply(out);
+    }
+}
+
 /// Changes waiting to reach the server.
 pub fn waiting() -> usize {
     read(|core| core.waiting()).unwrap_or(0)
@@ -405,6 +414,23 @@ impl Client {
                     .notice
                     .set(Some(format!("A record could not be synced: {why}.")));
             }
+        }
+        if !out.presence.is_empty() {
+            let now = now_ms();
+            self.ctx.presence.update(|list| {
+                for (doc, staff, name, section) in out.presence {
+                    list.retain(|p| !(p.doc == doc && p.staff == staff));
+                    if !section.is_empty() {
+                        list.push(crate::state::Presence {
+                            doc,
+                            staff,
+                            name,
+                            section,
+                            at: now,
+                        });
+                    }
+                }
+            });
         }
         if let Some((code, message)) = out.error {
             web_sys::console::warn_1(&format!("sync error {code:?}: {message}").into());

@@ -99,6 +99,8 @@ pub enum SyncError {
 struct LiveRoom {
     room: DocumentRoom,
     peers: HashMap<PeerId, PeerHandle>,
+    /// Who has the record open (presence; in memory only, never stored): peer to name.
+    present: HashMap<PeerId, String>,
     uncompacted: usize,
     kind: Kind,
     case: String,
@@ -316,6 +318,7 @@ impl DocumentHub {
             slot.live = Some(LiveRoom {
                 room: loaded.room,
                 peers: HashMap::new(),
+                present: HashMap::new(),
                 uncompacted: loaded.uncompacted,
                 kind: loaded.kind,
                 case: loaded.case,
@@ -381,18 +384,42 @@ impl DocumentHub {
         }
     }
 
-    /// A connection closed: take its peer out of the rooms it joined.
+    /// A connection closed: take its peer out of the rooms it joined (and tell the others
+    /// there that the person has left the record).
     pub async fn leave(&self, peer: PeerId, docs: impl IntoIterator<Item = DocumentId>) {
         for doc in docs {
             let slot = self.rooms.lock().expect("rooms lock").get(&doc).cloned();
             if let Some(slot) = slot {
                 let mut slot = slot.lock().await;
                 if let Some(live) = slot.live.as_mut() {
+                    if let (Some(name), Some(handle)) =
+                        (live.present.remove(&peer), live.peers.get(&peer).cloned())
+                    {
+                        broadcast_presence(live, &handle, doc, name, String::new());
+                    }
                     live.peers.remove(&peer);
                     live.room.leave(peer);
                 }
             }
         }
+    }
+
+    /// Passes `peer`'s presence on `doc` ("" when they left it) to the others in its room.
+    /// Presence is never stored.
+    pub async fn presence(&self, peer: &PeerHandle, name: &str, doc: DocumentId, section: String) {
+        let slot = self.rooms.lock().expect("rooms lock").get(&doc).cloned();
+        let Some(slot) = slot else { return };
+        let mut slot = slot.lock().await;
+        let Some(live) = slot.live.as_mut() else {
+            return;
+        };
+        live.peers.entry(peer.id).or_insert_with(|| peer.clone());
+        if section.is_empty() {
+            live.present.remove(&peer.id);
+        } else {
+            live.present.insert(peer.id, name.to_owned());
+        }
+        broadcast_presence(live, peer, doc, name.to_owned(), section);
     }
 
     /// Drops rooms that have had no peers for [`IDLE_AFTER`].
@@ -435,6 +462,26 @@ pub struct Loaded {
     pub kind: Kind,
     /// Its case.
     pub case: String,
+}
+
+fn broadcast_presence(
+    live: &LiveRoom,
+    from: &PeerHandle,
+    doc: DocumentId,
+    name: String,
+    section: String,
+) {
+    let message = ServerMessage::Presence {
+        doc,
+        staff: from.author.staff,
+        name,
+        section,
+    };
+    for (id, p) in &live.peers {
+        if *id != from.id {
+            p.send(&message);
+        }
+    }
 }
 
 /// Loads a document's room from its snapshot and the changes stored after it. Refuses a

@@ -429,6 +429,31 @@ impl Connection {
                 }
                 None
             }
+            ClientMessage::Presence { doc, section } => {
+                let Some(peer) = self.peer.clone() else {
+                    self.error(ErrorCode::OutOfOrder, "send hello first").await;
+                    return Some(Ending::Close(close::POLICY, "protocol error"));
+                };
+                if section.len() > casebook_shared::protocol::MAX_SECTION_BYTES {
+                    self.error(ErrorCode::Malformed, "presence section too long")
+                        .await;
+                    return Some(Ending::Close(close::POLICY, "protocol error"));
+                }
+                if !self.allowed.contains_key(&doc) {
+                    self.send(&ServerMessage::Denied {
+                        doc,
+                        reason: DenyReason::NoAccess,
+                    })
+                    .await;
+                    return None;
+                }
+                self.joined.insert(doc);
+                self.state
+                    .documents
+                    .presence(&peer, &self.user.name, doc, section)
+                    .await;
+                None
+            }
             ClientMessage::Viewed { doc, viewed_at } => {
                 if self.peer.is_none() {
                     self.error(ErrorCode::OutOfOrder, "send hello first").await;

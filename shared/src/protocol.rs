@@ -64,7 +64,19 @@ pub enum ClientMessage {
         /// The record kind (`crate::records::Kind`).
         kind: String,
     },
+    /// The person has this record open, in this section (a field's label); an empty section
+    /// means they left it. Sent when it changes and every few seconds while it holds. Never
+    /// stored: the server passes it to the others who have the record open.
+    Presence {
+        /// The record.
+        doc: DocumentId,
+        /// Where in it ("" when they left).
+        section: String,
+    },
 }
+
+/// Longest presence section accepted, in bytes.
+pub const MAX_SECTION_BYTES: usize = 200;
 
 /// Why a document was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +179,17 @@ pub enum ServerMessage {
         /// The document.
         doc: DocumentId,
     },
+    /// Someone else has this record open, in this section ("" when they left it).
+    Presence {
+        /// The record.
+        doc: DocumentId,
+        /// Who.
+        staff: crate::ids::StaffId,
+        /// Their name.
+        name: String,
+        /// Where in the record.
+        section: String,
+    },
 }
 
 /// A frame that could not be decoded.
@@ -247,7 +270,7 @@ impl ClientMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 4)
+        decode(frame, 5)
     }
 }
 
@@ -258,7 +281,7 @@ impl ServerMessage {
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        decode(frame, 10)
+        decode(frame, 11)
     }
 }
 
@@ -303,6 +326,10 @@ mod tests {
                 case: CaseId::from_random_bytes([5; 16]),
                 kind: "visit-note".into(),
             },
+            ClientMessage::Presence {
+                doc,
+                section: "Outcome".into(),
+            },
         ];
         for m in client {
             assert_eq!(ClientMessage::decode(&m.encode()), Ok(m));
@@ -332,12 +359,18 @@ mod tests {
                 message: "x".into(),
             },
             ServerMessage::Created { doc },
+            ServerMessage::Presence {
+                doc,
+                staff: crate::ids::StaffId::from_random_bytes([6; 16]),
+                name: "Lee".into(),
+                section: "Outcome".into(),
+            },
         ];
         for m in server {
             assert_eq!(ServerMessage::decode(&m.encode()), Ok(m));
         }
         assert_eq!(
-            ServerMessage::decode(&[1, 10]),
+            ServerMessage::decode(&[1, 11]),
             Err(DecodeError::UnknownMessage)
         );
     }

@@ -61,6 +61,7 @@ impl SimServer {
                     },
                 )]
             }
+            ClientMessage::Presence { .. } => Vec::new(),
             ClientMessage::Viewed { doc, viewed_at } => {
                 self.logged_views.insert((doc, viewed_at));
                 vec![(peer, ServerMessage::ViewLogged { doc, viewed_at })]

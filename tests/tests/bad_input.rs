@@ -409,3 +409,45 @@ async fn changes_that_break_the_chronology_schema_are_refused_and_nothing_is_sto
     );
     still_serving(&server, &jo).await;
 }
+
+#[tokio::test]
+async fn presence_on_a_record_outside_the_users_cases_is_denied_and_an_oversized_one_closes_the_connection()
+ {
+    let server = TestServer::start().await.unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let other = server.sign_in("worker.south1").await;
+    let theirs = other.cases().await.unwrap()[0].chronology;
+    let mine = jo.cases().await.unwrap()[0].chronology;
+    let mut socket = raw::connect(&server, &jo.cookie).await;
+    raw::hello(&mut socket).await;
+    raw::send(
+        &mut socket,
+        &ClientMessage::Presence {
+            doc: theirs,
+            section: "Outcome".into(),
+        },
+    )
+    .await;
+    assert_eq!(
+        raw::next(&mut socket).await,
+        Some(ServerMessage::Denied {
+            doc: theirs,
+            reason: casebook_shared::protocol::DenyReason::NoAccess
+        })
+    );
+    raw::send(
+        &mut socket,
+        &ClientMessage::Presence {
+            doc: mine,
+            section: "x".repeat(casebook_shared::protocol::MAX_SECTION_BYTES + 1),
+        },
+    )
+    .await;
+    assert!(matches!(
+        raw::next(&mut socket).await,
+        Some(ServerMessage::Error {
+            code: ErrorCode::Malformed,
+            ..
+        })
+    ));
+}

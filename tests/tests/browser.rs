@@ -655,6 +655,53 @@ async fn a_joint_visit_note_edited_by_two_workers_one_offline_keeps_both_contrib
     .await
     .unwrap();
 
+    // Presence: each sees the other on the record, and where, within 2 s; none of it is
+    // stored.
+    let stored = |server: &TestServer| {
+        let db = server.db.clone();
+        async move {
+            let (n,): (i64,) = casebook_server::on_pool!(&db, pool => sqlx::query_as(
+                "select (select count(*) from audit_log) + (select count(*) from change_ledger)")
+                .fetch_one(pool).await)
+            .unwrap();
+            n
+        }
+    };
+    wait_for_badge(&lee, "all changes saved").await;
+    let before = stored(&server).await;
+    click(&lee, Locator::Id("field-observations")).await;
+    click(&jo, Locator::Id("field-location")).await;
+    for (browser, other, section) in [
+        (
+            &jo,
+            "Lee Watt",
+            "Observations of the home and acute risk factors",
+        ),
+        (&lee, "Jo Ritchie", "Location"),
+    ] {
+        let expected = format!("{other} is here too, in “{section}”");
+        eventually(
+            &format!("presence: {expected}"),
+            Duration::from_secs(2),
+            || {
+                let expected = expected.clone();
+                async move { Ok(text_of(browser, "#presence").await.contains(&expected)) }
+            },
+        )
+        .await
+        .unwrap();
+    }
+    assert!(
+        text_of(&lee, "[data-field='location']")
+            .await
+            .contains("Jo Ritchie is working here")
+    );
+    assert_eq!(
+        stored(&server).await,
+        before,
+        "presence never reaches the database"
+    );
+
     // Jo loses the signal and keeps writing; Lee writes at the same time.
     network.set_online(false);
     wait_for_badge(&jo, "Offline").await;

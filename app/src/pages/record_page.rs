@@ -24,6 +24,42 @@ pub fn RecordPage(
         sync_client::read(|core| core.document(doc).and_then(records::identity)).flatten()
     });
     let problems = RwSignal::new(None::<Vec<Missing>>);
+    // Presence: where this person is in the record, sent when it changes and every few
+    // seconds; others' presence shown at the top and on the field they are in.
+    let section = StoredValue::new(String::from("Opened the record"));
+    sync_client::presence(doc, &section.get_value());
+    let heartbeat = leptos::prelude::set_interval_with_handle(
+        move || sync_client::presence(doc, &section.get_value()),
+        std::time::Duration::from_secs(PRESENCE_EVERY_S),
+    )
+    .ok();
+    on_cleanup(move || {
+        if let Some(h) = heartbeat {
+            h.clear();
+        }
+        sync_client::presence(doc, "");
+    });
+    let now_tick = RwSignal::new(crate::now_ms());
+    let ticker = leptos::prelude::set_interval_with_handle(
+        move || now_tick.set(crate::now_ms()),
+        std::time::Duration::from_secs(2),
+    )
+    .ok();
+    on_cleanup(move || {
+        if let Some(t) = ticker {
+            t.clear();
+        }
+    });
+    let others = Memo::new(move |_| {
+        let now = now_tick.get();
+        ctx.presence.with(|list| {
+            list.iter()
+                .filter(|p| p.doc == doc && now - p.at < PRESENCE_EXPIRES_MS)
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    });
+    provide_context(PresenceHere { others, section });
     view! {
         {move || match identity.get() {
             None => view! {
@@ -49,6 +85,15 @@ pub fn RecordPage(
                         }>"← Back to the case"</a>
                     </p>
                     <h2>{kind.title()}</h2>
+                    {move || {
+                        let list = others.get();
+                        (!list.is_empty()).then(|| view! {
+                            <p class="notice presence" role="status" id="presence">
+                                {list.into_iter().map(|p| format!("{} is here too, in “{}”. ", p.name, p.section)).collect::<String>()}
+                                "Your changes and theirs merge as you both type."
+                            </p>
+                        })
+                    }}
                     <p class="hint">"Saved on this device as you type, and synced when you are online. Fields marked * are needed to complete it."</p>
                     <form class="card record-form" id="record-form" on:submit=|ev| ev.prevent_default()>
                         {kind.fields().iter().map(|field| view! { <FieldInput doc=doc kind=kind field=*field record=record /> }).collect_view()}
@@ -85,6 +130,18 @@ fn write(
             .notice
             .set(Some("This record is not on the device.".into())),
     }
+}
+
+/// How often presence is repeated while a record is open, in seconds.
+const PRESENCE_EVERY_S: u64 = 5;
+/// Presence not repeated for this long has gone (the other device closed or lost signal).
+const PRESENCE_EXPIRES_MS: f64 = 15_000.0;
+
+/// Others on this record, and where this person is in it (shared with the fields).
+#[derive(Clone, Copy)]
+struct PresenceHere {
+    others: Memo<Vec<crate::state::Presence>>,
+    section: StoredValue<String>,
 }
 
 /// One field: its input, and (where it applies) "withheld from the person".
@@ -141,8 +198,32 @@ fn FieldInput(doc: DocumentId, kind: Kind, field: Field, record: Memo<Record>) -
     let withhold_id = format!("withhold-{key}");
     let withheld = move || record.with(|r| r.withheld.contains(key));
     let withholdable = !matches!(field.ty, FieldType::Items(_) | FieldType::Bool);
+    let here = use_context::<PresenceHere>();
+    let label_text = field.label;
+    let others_here = move || {
+        here.map(|h| {
+            h.others
+                .get()
+                .into_iter()
+                .filter(|p| p.section == label_text)
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+    };
+    let focus = move |_| {
+        if let Some(h) = here {
+            h.section.set_value(label_text.to_owned());
+            sync_client::presence(doc, label_text);
+        }
+    };
     view! {
-        <div class="field" data-field=key>
+        <div class="field" data-field=key on:focusin=focus>
+            {move || {
+                let names = others_here();
+                (!names.is_empty()).then(|| view! { <p class="presence-here">{format!("{names} is working here")}</p> })
+            }}
             {input}
             {withholdable.then(|| view! {
                 <label class="check withhold" for=withhold_id.clone()>

@@ -85,6 +85,8 @@ pub struct Output {
     pub wipe: bool,
     /// A protocol error the server reported (it closes the connection after it).
     pub error: Option<(ErrorCode, String)>,
+    /// Others' presence on records: (record, staff, name, section; "" when they left).
+    pub presence: Vec<(DocumentId, crate::ids::StaffId, String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -539,6 +541,12 @@ impl ClientCore {
                 out.wipe = true;
             }
             ServerMessage::Error { code, message } => out.error = Some((code, message)),
+            ServerMessage::Presence {
+                doc,
+                staff,
+                name,
+                section,
+            } => out.presence.push((doc, staff, name, section)),
         }
         Ok(out)
     }
@@ -586,6 +594,22 @@ impl ClientCore {
             out.send.extend(d.next_message(id));
         }
         Ok((result, out))
+    }
+
+    /// Tells the others who have record `doc` open where this person is in it ("" when
+    /// leaving). Presence is live only: nothing is sent or kept while offline.
+    pub fn presence(&self, doc: DocumentId, section: &str) -> Output {
+        let mut out = Output::default();
+        if self.link == Link::Online && self.docs.contains_key(&doc) {
+            out.send.push(ClientMessage::Presence {
+                doc,
+                section: section
+                    .chars()
+                    .take(crate::protocol::MAX_SECTION_BYTES / 4)
+                    .collect(),
+            });
+        }
+        out
     }
 
     /// Passes time: restarts the sync session of any document that is not known to be in
