@@ -552,6 +552,15 @@ async fn seed_hro(
         )
         .await?;
     }
+    // The duty senior rota for the next two weeks, the four seniors in turn.
+    let seniors: Vec<&DemoStaff> = staff.iter().filter(|s| s.role == "senior").collect();
+    for d in 0..14 {
+        let senior = seniors[d % seniors.len()];
+        on_pool!(db, pool => sqlx::query("insert into duty_rota (day, staff_id, phone, set_by, set_at) values ($1, $2, $3, $2, $4)")
+            .bind(today.add_days(d as i64).to_string()).bind(senior.id.to_string())
+            .bind(format!("07700 900 {:03}", 100 + d % seniors.len())).bind(now)
+            .execute(pool).await.map(|_| ()))?;
+    }
     // North: an open sweep; worker.north1 has returned a form with a high score (pending), and
     // worker.north2 has not returned yet.
     let north = 0;

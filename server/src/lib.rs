@@ -15,6 +15,7 @@
 //! - [`admin`]: account administration (`casebook-server admin ...` and the admin screen's API).
 //! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
 //! - [`absence`]: absences, and cover for a whole caseload in one action.
+//! - [`team`]: the duty senior rota, and a senior's view of their team's workload and cases.
 //! - [`allocation`]: reallocation, cover and duty access (checked by role and team).
 //! - [`audit`]: the s.62 audit log: hash-chained, append-only, verifiable, searchable.
 //! - [`cases`]: the signed-in user's case list, and the verified authors of a case's records.
@@ -53,6 +54,7 @@ pub mod http_error;
 pub mod passwords;
 pub mod projections;
 pub mod sync_socket;
+pub mod team;
 pub mod web;
 
 use axum::Router;
@@ -100,6 +102,7 @@ pub fn app(state: AppState) -> Router {
         .merge(auth::router())
         .merge(admin::router())
         .merge(absence::router())
+        .merge(team::router())
         .merge(cases::router())
         .merge(allocation::router())
         .merge(audit::router())

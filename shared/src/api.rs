@@ -546,3 +546,68 @@ pub struct BulkCoverCreated {
     /// The cases now covered.
     pub cases: Vec<CaseId>,
 }
+
+/// The duty senior of a day (`GET /api/duty`: today and the next 13 days).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DutyDay {
+    /// The day (`YYYY-MM-DD`).
+    pub day: String,
+    /// The duty senior.
+    pub staff: StaffId,
+    /// Their name.
+    pub name: String,
+    /// The duty phone.
+    pub phone: String,
+}
+
+/// `PUT /api/duty/{day}` (seniors, the manager): who is on duty that day.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SetDuty {
+    /// The senior.
+    pub staff: StaffId,
+    /// The duty phone.
+    pub phone: String,
+}
+
+/// One worker in `GET /api/team`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamWorker {
+    /// The worker.
+    pub staff: StaffId,
+    /// Their name.
+    pub name: String,
+    /// Cases allocated or co-worked.
+    pub cases: usize,
+    /// Cases covered for someone else now.
+    pub covering: usize,
+    /// Absent now.
+    pub absent: bool,
+}
+
+/// One case in `GET /api/team`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamCase {
+    /// The case.
+    pub case: CaseId,
+    /// Reference.
+    pub reference: String,
+    /// The person's name.
+    pub person_name: String,
+    /// Allocated worker.
+    pub worker: String,
+    /// Covering worker now, if any.
+    pub cover: Option<String>,
+    /// Next HRO review, if registered.
+    pub next_review: Option<String>,
+    /// Last contact recorded in a visit note (`YYYY-MM-DD`), if any.
+    pub last_contact: Option<String>,
+}
+
+/// A senior's view of their team (the manager: every team): workload and cases.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamOverview {
+    /// Workers and their workload.
+    pub workers: Vec<TeamWorker>,
+    /// The team's cases.
+    pub cases: Vec<TeamCase>,
+}

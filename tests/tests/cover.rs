@@ -158,3 +158,95 @@ async fn a_senior_covers_an_absent_workers_whole_caseload_in_one_action() {
         .unwrap();
     assert_eq!(tomorrow.covered, 0, "tomorrow's absence has no cover yet");
 }
+
+#[tokio::test]
+async fn the_duty_senior_of_the_day_is_shown_to_every_worker_and_seniors_see_their_teams_workload()
+{
+    use casebook_shared::api::{DutyDay, SetDuty, TeamOverview};
+    let server = TestServer::start().await.unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let senior = server.sign_in("senior.north").await;
+    let get = |who: &Session, path: &str| {
+        reqwest::Client::new()
+            .get(format!("{}{path}", server.base))
+            .header("cookie", who.cookie.clone())
+            .send()
+    };
+    let today =
+        casebook_shared::dates::Date::from_unix_millis(casebook_server::now_ms()).to_string();
+    let rota: Vec<DutyDay> = get(&jo, "/api/duty").await.unwrap().json().await.unwrap();
+    assert_eq!(rota.first().map(|d| d.day.as_str()), Some(today.as_str()));
+    assert!(!rota[0].phone.is_empty());
+
+    // Seniors set the rota; workers cannot.
+    let reqwest_put = |who: &Session, body: &SetDuty| {
+        reqwest::Client::new()
+            .put(format!("{}/api/duty/{today}", server.base))
+            .header("cookie", who.cookie.clone())
+            .json(body)
+            .send()
+    };
+    let me = SetDuty {
+        staff: senior.me.id,
+        phone: "07700 900 555".into(),
+    };
+    assert_eq!(reqwest_put(&jo, &me).await.unwrap().status(), 403);
+    assert!(
+        reqwest_put(&senior, &me)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let rota: Vec<DutyDay> = get(&jo, "/api/duty").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (rota[0].staff, rota[0].phone.as_str()),
+        (senior.me.id, "07700 900 555")
+    );
+    let not_senior = SetDuty {
+        staff: jo.me.id,
+        phone: "1".into(),
+    };
+    assert_eq!(
+        reqwest_put(&senior, &not_senior).await.unwrap().status(),
+        422
+    );
+
+    // The team view: workload per worker, and every case with its facts.
+    assert_eq!(get(&jo, "/api/team").await.unwrap().status(), 403);
+    let team: TeamOverview = get(&senior, "/api/team")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jos = team.workers.iter().find(|w| w.staff == jo.me.id).unwrap();
+    assert_eq!(jos.cases, jo.cases().await.unwrap().len());
+    assert!(!jos.absent);
+    let registered = team
+        .cases
+        .iter()
+        .filter(|c| c.next_review.is_some())
+        .count();
+    assert!(
+        registered > 0,
+        "the demo's HRO cases show their next review"
+    );
+    assert!(
+        team.cases
+            .iter()
+            .filter(|c| c.next_review.is_some())
+            .all(|c| c.last_contact.is_some())
+    );
+    let south = server.sign_in("senior.south").await;
+    let theirs: TeamOverview = get(&south, "/api/team")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        theirs.workers.iter().all(|w| w.staff != jo.me.id),
+        "a team's view only"
+    );
+}
