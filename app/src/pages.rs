@@ -12,6 +12,7 @@ pub mod persons_copy;
 pub mod record_page;
 pub mod sign_in;
 pub mod staff;
+pub mod team;
 pub mod unlock;
 
 use crate::components::sync_badge::SyncBadge;
@@ -70,6 +71,11 @@ pub fn App() -> impl IntoView {
                         "HRO"
                     </button>
                 </Show>
+                <Show when=move || ctx.me.get().is_some_and(|m| m.role == "senior" || m.role == "manager")>
+                    <button type="button" class="quiet" id="team" on:click=move |_| ctx.go(Page::Team)>
+                        "Team"
+                    </button>
+                </Show>
                 <Show when=move || ctx.me.get().is_some_and(|m| m.role == "manager")>
                     <button type="button" class="quiet" id="oversight" on:click=move |_| ctx.go(Page::Oversight)>
                         "Oversight"
@@ -114,6 +120,7 @@ pub fn App() -> impl IntoView {
                 Page::Record(doc) => view! { <record_page::RecordPage doc=doc /> }.into_any(),
                 Page::Hro => view! { <hro::HroPage /> }.into_any(),
                 Page::Handover(id) => view! { <handover::HandoverPage id=id /> }.into_any(),
+                Page::Team => view! { <team::TeamPage /> }.into_any(),
             }}
         </main>
     }
@@ -198,6 +205,7 @@ pub(crate) async fn opened(ctx: AppCtx, store: LocalStore) {
             .await
             .unwrap_or_default(),
     );
+    ctx.duty.set(store.get("duty").await.unwrap_or_default());
     start_sync(ctx, &store).await;
     ctx.page.set(Page::from_hash(&current_hash()));
     refresh(ctx).await;
@@ -240,6 +248,12 @@ pub async fn refresh(ctx: AppCtx) {
         Ok(me) => ctx.me.set(Some(me)),
         Err(ApiFailure::SignedOut) => return session_ended(ctx),
         Err(_) => return, // offline: carry on with what is on the device
+    }
+    if let Ok(duty) = http::get::<Vec<casebook_shared::api::DutyDay>>("/api/duty").await {
+        if let Some(store) = store() {
+            let _ = store.set("duty", &duty).await;
+        }
+        ctx.duty.set(duty);
     }
     if let Ok(cases) = http::get::<Vec<CaseSummary>>("/api/cases").await {
         if let Some(store) = store() {

@@ -35,6 +35,8 @@ pub enum Page {
     Hro,
     /// A case's handover summary (for cover staff; works offline).
     Handover(CaseId),
+    /// A senior's team: workload, absence and cover, cases.
+    Team,
 }
 
 impl Page {
@@ -50,6 +52,7 @@ impl Page {
             Page::Combined => "#/combined".into(),
             Page::Record(doc) => format!("#/record/{doc}"),
             Page::Hro => "#/hro".into(),
+            Page::Team => "#/team".into(),
             Page::Handover(id) => format!("#/case/{id}/handover"),
             _ => "#/".into(),
         }
@@ -64,6 +67,7 @@ impl Page {
             "#/staff" => return Page::Staff,
             "#/combined" => return Page::Combined,
             "#/hro" => return Page::Hro,
+            "#/team" => return Page::Team,
             _ => {}
         }
         if let Some(doc) = hash.strip_prefix("#/record/") {
@@ -110,6 +114,8 @@ pub struct AppCtx {
     pub notice: RwSignal<Option<String>>,
     /// Who else has a record open, and where: live only, never stored.
     pub presence: RwSignal<Vec<Presence>>,
+    /// The duty senior rota (kept on the device for offline use).
+    pub duty: RwSignal<Vec<casebook_shared::api::DutyDay>>,
 }
 
 /// Someone else on a record.
@@ -138,6 +144,7 @@ impl AppCtx {
             revision: RwSignal::new(0),
             notice: RwSignal::new(None),
             presence: RwSignal::new(Vec::new()),
+            duty: RwSignal::new(Vec::new()),
         }
     }
 

@@ -870,6 +870,12 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
     wait_for_text(&office, "#hro-register", &case.reference).await;
     assert!(text_of(&office, "#hro-register").await.contains("In-house"));
 
+    // The senior's team view: workload, and the team's cases with their next review.
+    click(&office, Locator::Id("team")).await;
+    wait_for_text(&office, "#workload", "Jo Ritchie").await;
+    wait_for_text(&office, "#team-cases", &case.reference).await;
+    screenshot(&office, "team").await;
+
     tablet.close().await.unwrap();
     office.close().await.unwrap();
     driver.stop().await;
@@ -906,6 +912,8 @@ async fn every_case_is_prefetched_and_the_handover_summary_of_a_demo_hro_case_ho
     // Every case is fetched in the background; the list says when all are ready offline.
     let all = format!("{n} of {n} cases ready offline", n = cases.len());
     wait_for_text(&tablet, "#offline-progress", &all).await;
+    // The duty senior of the day, one tap away (the demo fills the rota).
+    wait_for_text(&tablet, "#duty-senior", "Duty senior today:").await;
     assert_eq!(
         tablet
             .find_all(Locator::Css(".badge.ready"))

@@ -44,6 +44,15 @@ pub fn CaseListPage() -> impl IntoView {
             Some(role) if role == "senior" => "My team's cases",
             _ => "My cases",
         }}</h2>
+        {move || {
+            let today = casebook_shared::dates::Date::from_unix_millis(crate::now_ms() as i64).to_string();
+            ctx.duty.get().into_iter().find(|d| d.day == today).map(|d| view! {
+                <p class="card duty" id="duty-senior">
+                    <strong>"Duty senior today: "</strong>{d.name.clone()}" · "
+                    <a class="button secondary" href=format!("tel:{}", d.phone.replace(' ', ""))>{format!("Call {}", d.phone)}</a>
+                </p>
+            })
+        }}
         <Show when=move || !ctx.cases.get().is_empty()>
             {move || {
                 let (done, total) = (ready.get().len(), ctx.cases.get().len());
