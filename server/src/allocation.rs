@@ -150,6 +150,16 @@ async fn cover(
         .bind(&id).bind(case.to_string()).bind(request.worker.to_string())
         .bind(request.starts_at).bind(request.ends_at).bind(&reason).bind(user.id.to_string()).bind(now_ms())
         .execute(pool).await.map(|_| ()))?;
+    log_cover(
+        &state,
+        &user,
+        case,
+        format!(
+            "cover assigned to {} from {} to {}",
+            request.worker, request.starts_at, request.ends_at
+        ),
+    )
+    .await?;
     Ok(Json(CoverCreated { id }))
 }
 
@@ -163,7 +173,8 @@ async fn end_cover(
     let Some((case, starts_at)) = row else {
         return Err(Error::Forbidden);
     };
-    require_allocating_authority(&state, &user, parse_case(&case)?).await?;
+    let case = parse_case(&case)?;
+    require_allocating_authority(&state, &user, case).await?;
     let now = now_ms();
     if starts_at > now {
         // Cover that has not started is simply cancelled.
@@ -175,7 +186,30 @@ async fn end_cover(
         on_pool!(&state.db, pool => sqlx::query("update cover_assignments set ends_at = $1 where id = $2 and ends_at > $1")
             .bind(end).bind(&id).execute(pool).await.map(|_| ()))?;
     }
+    log_cover(&state, &user, case, format!("cover {id} ended")).await?;
     Ok(Json(()))
+}
+
+/// Records a change of cover in the audit log (who may see the case changed).
+async fn log_cover(state: &AppState, user: &AuthUser, case: CaseId, detail: String) -> Result<()> {
+    let record = crate::cases::case_record(&state.db, case).await?;
+    let now = now_ms();
+    crate::audit::record(
+        &state.db,
+        &crate::audit::Entry {
+            staff_id: user.id.to_string(),
+            role: user.role.clone(),
+            case_id: case.to_string(),
+            person_id: record.person_id,
+            basis: user.role.clone(),
+            occurred_at: now,
+            received_at: now,
+            detail,
+            ..crate::audit::Entry::new(crate::audit::Operation::AccessGranted)
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Out-of-allocation accesses of the last 90 days, newest first: for the manager to review.

@@ -119,9 +119,32 @@ pub fn app(state: AppState) -> Router {
     web::with_static_files(api, &state.settings).with_state(state)
 }
 
-/// Milliseconds since the Unix epoch, now.
+/// Milliseconds since the Unix epoch, now (moved on by [`clock::advance`] in builds with the
+/// `test-clock` feature, which only the test suite enables).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+    let real = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| d.as_millis() as i64);
+    #[cfg(feature = "test-clock")]
+    let real = real + clock::offset();
+    real
+}
+
+/// A controllable clock for tests of things that happen over time (cover starting and
+/// ending): every server in the process sees the same moved-on time.
+#[cfg(feature = "test-clock")]
+pub mod clock {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    static OFFSET: AtomicI64 = AtomicI64::new(0);
+
+    /// Moves the clock on by `ms`.
+    pub fn advance(ms: i64) {
+        OFFSET.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// How far the clock has been moved on.
+    pub fn offset() -> i64 {
+        OFFSET.load(Ordering::SeqCst)
+    }
 }

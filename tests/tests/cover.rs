@@ -250,3 +250,110 @@ async fn the_duty_senior_of_the_day_is_shown_to_every_worker_and_seniors_see_the
         "a team's view only"
     );
 }
+
+#[tokio::test]
+async fn reallocation_keeps_every_document_its_history_and_its_authors() {
+    use casebook_shared::api::{ActorAuthor, ReallocateRequest};
+    use casebook_shared::records::{self, Kind};
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, _) = Session::co_workers(&server.base).await.unwrap();
+    let senior = server.sign_in("senior.north").await;
+    let lees: Vec<_> = lee
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let case = jo
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| !lees.contains(&c.id))
+        .unwrap();
+
+    // Jo's work on the case: an entry, an edit, a visit note.
+    let mut jos = NativeDevice::new(jo.me.clone());
+    jos.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    jos.sync().await.unwrap();
+    let entry = jos
+        .add_entry(
+            case.chronology,
+            &casebook_tests::device::draft("Seen at home"),
+        )
+        .await
+        .unwrap();
+    let mut changed = casebook_tests::device::draft("Seen at home, sober");
+    changed.source = "Home visit".into();
+    jos.update_entry(case.chronology, &entry, &changed)
+        .await
+        .unwrap();
+    let note = jos
+        .create_record(
+            case.id,
+            Kind::VisitNote,
+            &[("discussed", "Job interview on Friday")],
+        )
+        .await
+        .unwrap();
+    jos.sync().await.unwrap();
+    let jos_heads = |d: &NativeDevice, doc| {
+        d.document(doc)
+            .map(|am| am.clone().get_heads())
+            .unwrap_or_default()
+    };
+    let (chronology_heads, note_heads) = (jos_heads(&jos, case.chronology), jos_heads(&jos, note));
+
+    let moved = post(
+        &server,
+        &senior,
+        &format!("/api/cases/{}/reallocate", case.id),
+        &ReallocateRequest {
+            worker: lee.me.id,
+            reason: "Jo moves to the South team".into(),
+        },
+    )
+    .await;
+    assert!(moved.status().is_success());
+
+    // Lee now holds both documents, whole: the same heads, every entry and the note.
+    let mut lees_device = NativeDevice::new(lee.me.clone());
+    lees_device
+        .connect(&server.ws_url(), &lee.cookie)
+        .await
+        .unwrap();
+    lees_device.sync().await.unwrap();
+    assert_eq!(jos_heads(&lees_device, case.chronology), chronology_heads);
+    assert_eq!(jos_heads(&lees_device, note), note_heads);
+    let kept = lees_device
+        .entries(case.chronology)
+        .into_iter()
+        .find(|e| e.id == entry)
+        .unwrap();
+    assert_eq!(kept.draft.what_happened, "Seen at home, sober");
+    assert_eq!(
+        records::read(lees_device.document(note).unwrap(), Kind::VisitNote).value("discussed"),
+        "Job interview on Friday"
+    );
+    // Still attributed to Jo, whoever holds the case now; the history keeps the move.
+    let authors: Vec<ActorAuthor> = reqwest::Client::new()
+        .get(format!("{}/api/cases/{}/authors", server.base, case.id))
+        .header("cookie", &lee.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        authors
+            .iter()
+            .any(|a| a.actor == kept.author_actor && a.staff == jo.me.id)
+    );
+    let (moves,): (i64,) = casebook_server::on_pool!(&server.db, pool => sqlx::query_as(
+        "select count(*) from allocation_history where case_id = $1 and to_staff_id = $2 and reason = 'Jo moves to the South team'")
+        .bind(case.id.to_string()).bind(lee.me.id.to_string()).fetch_one(pool).await)
+    .unwrap();
+    assert_eq!(moves, 1);
+}

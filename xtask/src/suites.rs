@@ -90,6 +90,8 @@ const INTEGRATION: &[&str] = &[
     "--test",
     "cover",
     "--test",
+    "cover_clock",
+    "--test",
     "access",
     "--test",
     "accounts",
