@@ -24,6 +24,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/cases/{case}/duty-access", post(duty_access))
         .route("/api/cases/{case}/reallocate", post(reallocate))
+        .route("/api/cases/{case}/co-workers", post(add_co_worker))
+        .route(
+            "/api/cases/{case}/co-workers/remove",
+            post(remove_co_worker),
+        )
         .route("/api/cases/{case}/cover", post(cover))
         .route("/api/cover/{id}/end", post(end_cover))
         .route("/api/duty-access", axum::routing::get(list_duty_access))
@@ -127,6 +132,77 @@ async fn reallocate(
         tx.commit().await
     }.await)?;
     tracing::info!(staff = %user.id, %case, "case reallocated");
+    Ok(Json(()))
+}
+
+async fn add_co_worker(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(case): Path<String>,
+    Json(request): Json<casebook_shared::api::CoWorkerChange>,
+) -> Result<Json<()>> {
+    change_co_worker(state, user, case, request, true).await
+}
+
+async fn remove_co_worker(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(case): Path<String>,
+    Json(request): Json<casebook_shared::api::CoWorkerChange>,
+) -> Result<Json<()>> {
+    change_co_worker(state, user, case, request, false).await
+}
+
+/// Adds or removes a co-worker, keeping the history; access follows at once (live devices
+/// within a second).
+async fn change_co_worker(
+    state: AppState,
+    user: AuthUser,
+    case: String,
+    request: casebook_shared::api::CoWorkerChange,
+    add: bool,
+) -> Result<Json<()>> {
+    let case = parse_case(&case)?;
+    require_allocating_authority(&state, &user, case).await?;
+    let reason = reason(&request.reason)?;
+    if add {
+        require_worker(&state, request.worker).await?;
+    }
+    let (case_id, staff, now) = (case.to_string(), request.worker.to_string(), now_ms());
+    let changed = on_pool!(&state.db, pool => async {
+        let mut tx = pool.begin().await?;
+        let current: Option<(String,)> = sqlx::query_as("select relation from allocations where case_id = $1 and staff_id = $2")
+            .bind(&case_id).bind(&staff).fetch_optional(&mut *tx).await?;
+        let changed = match (add, current.as_ref().map(|c| c.0.as_str())) {
+            (true, None) => {
+                sqlx::query("insert into allocations (case_id, staff_id, relation) values ($1, $2, 'co-worker')")
+                    .bind(&case_id).bind(&staff).execute(&mut *tx).await?;
+                true
+            }
+            (false, Some("co-worker")) => {
+                sqlx::query("delete from allocations where case_id = $1 and staff_id = $2 and relation = 'co-worker'")
+                    .bind(&case_id).bind(&staff).execute(&mut *tx).await?;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            sqlx::query("insert into allocation_history (id, case_id, from_staff_id, to_staff_id, reason, decided_by, decided_at, relation)
+                         values ($1, $2, null, $3, $4, $5, $6, $7)")
+                .bind(uuid::Uuid::new_v4().to_string()).bind(&case_id).bind(&staff).bind(&reason)
+                .bind(user.id.to_string()).bind(now).bind(if add { "co-worker added" } else { "co-worker removed" })
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok::<bool, sqlx::Error>(changed)
+    }.await)?;
+    if !changed {
+        return Err(Error::Invalid(if add {
+            "That worker already works this case.".into()
+        } else {
+            "That worker is not a co-worker of this case.".into()
+        }));
+    }
     Ok(Json(()))
 }
 

@@ -111,6 +111,11 @@ async fn team(State(state): State<AppState>, user: AuthUser) -> Result<Json<Team
          where ($1 = '' or c.team_id = $1)
          order by c.reference")
         .bind(&scope).bind(now).fetch_all(pool).await)?;
+    let co_workers: Vec<(String, String, String)> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select a.case_id, s.id, s.name from allocations a join staff s on s.id = a.staff_id
+         join cases c on c.id = a.case_id
+         where a.relation = 'co-worker' and ($1 = '' or c.team_id = $1)")
+        .bind(&scope).fetch_all(pool).await)?;
     Ok(Json(TeamOverview {
         workers: workers
             .into_iter()
@@ -128,11 +133,17 @@ async fn team(State(state): State<AppState>, user: AuthUser) -> Result<Json<Team
             .into_iter()
             .filter_map(
                 |(case, reference, person_name, worker, cover, next_review, last)| {
+                    let co_workers = co_workers
+                        .iter()
+                        .filter(|(c, _, _)| *c == case)
+                        .filter_map(|(_, staff, name)| Some((staff.parse().ok()?, name.clone())))
+                        .collect();
                     Some(TeamCase {
                         case: case.parse().ok()?,
                         reference,
                         person_name,
                         worker: worker.unwrap_or_default(),
+                        co_workers,
                         cover,
                         next_review,
                         last_contact: last.filter(|d| d.parse::<Date>().is_ok()),

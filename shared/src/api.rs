@@ -595,6 +595,8 @@ pub struct TeamCase {
     pub person_name: String,
     /// Allocated worker.
     pub worker: String,
+    /// Co-workers.
+    pub co_workers: Vec<(StaffId, String)>,
     /// Covering worker now, if any.
     pub cover: Option<String>,
     /// Next HRO review, if registered.
@@ -610,4 +612,14 @@ pub struct TeamOverview {
     pub workers: Vec<TeamWorker>,
     /// The team's cases.
     pub cases: Vec<TeamCase>,
+}
+
+/// `POST /api/cases/{case}/co-workers` (add) and
+/// `POST /api/cases/{case}/co-workers/remove` (remove): a senior changes who co-works a case.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CoWorkerChange {
+    /// The co-worker.
+    pub worker: StaffId,
+    /// Why (required, kept in the history).
+    pub reason: String,
 }

@@ -357,3 +357,67 @@ async fn reallocation_keeps_every_document_its_history_and_its_authors() {
     .unwrap();
     assert_eq!(moves, 1);
 }
+
+#[tokio::test]
+async fn a_senior_adds_and_removes_a_co_worker_with_a_reason_and_the_history_keeps_both() {
+    use casebook_shared::api::CoWorkerChange;
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, _) = Session::co_workers(&server.base).await.unwrap();
+    let senior = server.sign_in("senior.north").await;
+    let lees: Vec<_> = lee
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let case = jo
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| !lees.contains(&c.id))
+        .unwrap();
+    let change = CoWorkerChange {
+        worker: lee.me.id,
+        reason: "Joint visits from now on".into(),
+    };
+    let add = format!("/api/cases/{}/co-workers", case.id);
+    let remove = format!("/api/cases/{}/co-workers/remove", case.id);
+
+    assert_eq!(
+        post(&server, &jo, &add, &change).await.status(),
+        403,
+        "workers cannot"
+    );
+    assert!(
+        post(&server, &senior, &add, &change)
+            .await
+            .status()
+            .is_success()
+    );
+    let listed = lee.cases().await.unwrap();
+    assert_eq!(
+        listed.iter().find(|c| c.id == case.id).unwrap().relation,
+        "co-worker"
+    );
+    assert_eq!(
+        post(&server, &senior, &add, &change).await.status(),
+        422,
+        "already on it"
+    );
+
+    assert!(
+        post(&server, &senior, &remove, &change)
+            .await
+            .status()
+            .is_success()
+    );
+    assert!(lee.cases().await.unwrap().iter().all(|c| c.id != case.id));
+    let history: Vec<(String,)> = casebook_server::on_pool!(&server.db, pool => sqlx::query_as(
+        "select relation from allocation_history where case_id = $1 order by decided_at, relation")
+        .bind(case.id.to_string()).fetch_all(pool).await)
+    .unwrap();
+    let relations: Vec<&str> = history.iter().map(|h| h.0.as_str()).collect();
+    assert!(relations.contains(&"co-worker added") && relations.contains(&"co-worker removed"));
+}

@@ -157,8 +157,11 @@ pub fn TeamPage() -> impl IntoView {
                             <tbody>
                                 {overview.cases.into_iter().map(|c| view! {
                                     <tr>
-                                        <td>{format!("{} ({})", c.person_name, c.reference)}</td>
-                                        <td>{c.worker}</td>
+                                        <td>
+                                            {format!("{} ({})", c.person_name, c.reference)}
+                                            <Allocation case=c.case co_workers=c.co_workers.clone() workers=workers.clone() status=status on_done=Callback::new(move |()| reload()) />
+                                        </td>
+                                        <td>{c.worker}{(!c.co_workers.is_empty()).then(|| format!(" (co-worker: {})", c.co_workers.iter().map(|w| w.1.clone()).collect::<Vec<_>>().join(", ")))}</td>
                                         <td>{c.cover.unwrap_or_default()}</td>
                                         <td>{c.next_review.unwrap_or_default()}</td>
                                         <td>{c.last_contact.unwrap_or_default()}</td>
@@ -170,5 +173,71 @@ pub fn TeamPage() -> impl IntoView {
                 }.into_any()
             }
         }}
+    }
+}
+
+/// Changing a case's allocation: a new allocated worker, or a co-worker added or removed,
+/// each with a reason kept in the history.
+#[component]
+fn Allocation(
+    case: casebook_shared::ids::CaseId,
+    co_workers: Vec<(StaffId, String)>,
+    workers: Vec<casebook_shared::api::TeamWorker>,
+    status: RwSignal<Option<String>>,
+    on_done: Callback<()>,
+) -> impl IntoView {
+    let chosen = RwSignal::new(String::new());
+    let reason = RwSignal::new(String::new());
+    let act = move |path: &'static str, done: &'static str| {
+        let Ok(worker) = chosen.get_untracked().parse::<StaffId>() else {
+            status.set(Some("Choose a worker.".into()));
+            return;
+        };
+        let reason = reason.get_untracked();
+        spawn_local(async move {
+            let url = format!("/api/cases/{case}/{path}");
+            let result = if path == "reallocate" {
+                http::post::<_, serde_json::Value>(
+                    &url,
+                    &casebook_shared::api::ReallocateRequest { worker, reason },
+                )
+                .await
+            } else {
+                http::post::<_, serde_json::Value>(
+                    &url,
+                    &casebook_shared::api::CoWorkerChange { worker, reason },
+                )
+                .await
+            };
+            match result {
+                Ok(_) => {
+                    status.set(Some(done.into()));
+                    on_done.run(());
+                }
+                Err(e) => status.set(Some(message_of(e))),
+            }
+        });
+    };
+    let (select_id, reason_id) = (
+        format!("allocate-{case}"),
+        format!("allocate-reason-{case}"),
+    );
+    view! {
+        <details class="allocation">
+            <summary>"Change allocation"</summary>
+            <label for=select_id.clone()>"Worker"</label>
+            <select id=select_id on:change=move |ev| chosen.set(event_target_value(&ev))>
+                <option value="">"Choose…"</option>
+                {workers.iter().map(|w| view! { <option value=w.staff.to_string()>{w.name.clone()}</option> }).collect_view()}
+                {co_workers.iter().map(|w| view! { <option value=w.0.to_string()>{format!("{} (co-worker)", w.1)}</option> }).collect_view()}
+            </select>
+            <label for=reason_id.clone()>"Reason (kept in the history)"</label>
+            <input type="text" id=reason_id bind:value=reason />
+            <div class="actions">
+                <button type="button" on:click=move |_| act("reallocate", "Reallocated; the case moves to the new worker's devices now.")>"Allocate to them"</button>
+                <button type="button" class="secondary" on:click=move |_| act("co-workers", "Co-worker added.")>"Add as co-worker"</button>
+                <button type="button" class="secondary" on:click=move |_| act("co-workers/remove", "Co-worker removed.")>"Remove co-worker"</button>
+            </div>
+        </details>
     }
 }
