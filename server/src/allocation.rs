@@ -32,6 +32,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/cases/{case}/cover", post(cover))
         .route("/api/cover/{id}/end", post(end_cover))
         .route("/api/duty-access", axum::routing::get(list_duty_access))
+        .route(
+            "/api/case-by-reference/{reference}",
+            axum::routing::get(case_by_reference),
+        )
 }
 
 fn reason(text: &str) -> Result<String> {
@@ -264,6 +268,22 @@ async fn end_cover(
     }
     log_cover(&state, &user, case, format!("cover {id} ended")).await?;
     Ok(Json(()))
+}
+
+/// A senior on duty finds a case outside their team by its reference (only its id: nothing
+/// about the person until they open it with a reason, which is logged).
+async fn case_by_reference(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(reference): Path<String>,
+) -> Result<Json<CaseId>> {
+    if user.role != "senior" && user.role != "manager" {
+        return Err(Error::Forbidden);
+    }
+    let row: Option<(String,)> = on_pool!(&state.db, pool => sqlx::query_as(
+        "select id from cases where reference = $1").bind(reference.trim()).fetch_optional(pool).await)?;
+    let (id,) = row.ok_or_else(|| Error::Invalid("No case has that reference.".into()))?;
+    Ok(Json(parse_case(&id)?))
 }
 
 /// Records a change of cover in the audit log (who may see the case changed).

@@ -421,3 +421,52 @@ async fn a_senior_adds_and_removes_a_co_worker_with_a_reason_and_the_history_kee
     let relations: Vec<&str> = history.iter().map(|h| h.0.as_str()).collect();
     assert!(relations.contains(&"co-worker added") && relations.contains(&"co-worker removed"));
 }
+
+#[tokio::test]
+async fn the_duty_senior_finds_another_teams_case_by_reference_and_opens_it_with_a_reason() {
+    use casebook_shared::api::DutyAccessRequest;
+    use casebook_shared::ids::CaseId;
+    let server = TestServer::start().await.unwrap();
+    let south = server.sign_in("worker.south1").await;
+    let theirs = south.cases().await.unwrap()[0].clone();
+    let senior = server.sign_in("senior.north").await;
+    let jo = server.sign_in("worker.north1").await;
+    let find = |who: &Session| {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/api/case-by-reference/{}",
+                server.base, theirs.reference
+            ))
+            .header("cookie", who.cookie.clone())
+            .send()
+    };
+    assert_eq!(
+        find(&jo).await.unwrap().status(),
+        403,
+        "workers cannot look cases up"
+    );
+    let found: CaseId = find(&senior).await.unwrap().json().await.unwrap();
+    assert_eq!(found, theirs.id);
+    assert!(
+        senior.cases().await.unwrap().iter().all(|c| c.id != found),
+        "finding is not opening"
+    );
+    let opened = post(
+        &server,
+        &senior,
+        &format!("/api/cases/{found}/duty-access"),
+        &DutyAccessRequest {
+            reason: "Police call about a breach, out of hours".into(),
+        },
+    )
+    .await;
+    assert!(opened.status().is_success());
+    let row = senior
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == found)
+        .unwrap();
+    assert_eq!(row.relation, "duty");
+}

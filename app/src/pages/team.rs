@@ -92,9 +92,55 @@ pub fn TeamPage() -> impl IntoView {
             reload();
         });
     };
+    let duty_reference = RwSignal::new(String::new());
+    let duty_reason = RwSignal::new(String::new());
+    let open_duty = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (reference, reason) = (duty_reference.get_untracked(), duty_reason.get_untracked());
+        spawn_local(async move {
+            let result = async {
+                let case = http::get::<casebook_shared::ids::CaseId>(&format!(
+                    "/api/case-by-reference/{}",
+                    reference.trim()
+                ))
+                .await?;
+                http::post::<_, serde_json::Value>(
+                    &format!("/api/cases/{case}/duty-access"),
+                    &casebook_shared::api::DutyAccessRequest { reason },
+                )
+                .await?;
+                Ok::<_, ApiFailure>(case)
+            }
+            .await;
+            match result {
+                Ok(case) => {
+                    crate::pages::refresh(ctx).await;
+                    ctx.go(Page::Case(case));
+                }
+                Err(e) => status.set(Some(message_of(e))),
+            }
+        });
+    };
     view! {
         <p><a href="#/" on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Cases); }>"← Cases"</a></p>
         <h2>"Team"</h2>
+        <details class="card">
+            <summary>"On duty: open a case outside your team"</summary>
+            <form on:submit=open_duty id="duty-form">
+                <p class="hint">"The reason is recorded and shown to the service manager. The case stays on your device for 12 hours; with no network you can only open cases already on it."</p>
+                <div class="row">
+                    <div class="field">
+                        <label for="duty-reference">"Case reference"</label>
+                        <input type="text" id="duty-reference" bind:value=duty_reference required />
+                    </div>
+                    <div class="field">
+                        <label for="duty-reason">"Reason"</label>
+                        <input type="text" id="duty-reason" bind:value=duty_reason required />
+                    </div>
+                </div>
+                <button type="submit" id="open-duty">"Open the case"</button>
+            </form>
+        </details>
         {move || status.get().map(|s| view! { <p class="notice" role="status" id="team-status">{s}</p> })}
         {move || match team.get() {
             None => view! { <p>"Loading…"</p> }.into_any(),
