@@ -206,6 +206,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     let state = AppState::new(db, settings);
     state.documents.spawn_idle_sweeper();
+    state.documents.spawn_change_listener();
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listening on {}", options.listen))?;

@@ -438,6 +438,97 @@ impl DocumentHub {
         });
     }
 
+    /// Another server instance stored changes to `doc`: if the document is live here, take
+    /// them in from storage and pass them to this instance's devices (with `Persisted`).
+    pub async fn refresh(&self, doc: DocumentId) {
+        let slot = self.rooms.lock().expect("rooms lock").get(&doc).cloned();
+        let Some(slot) = slot else { return };
+        let mut slot = slot.lock().await;
+        let Some(live) = slot.live.as_mut() else {
+            return;
+        };
+        let id = doc.to_string();
+        type Rows = (Option<(Vec<u8>,)>, Vec<(Vec<u8>,)>);
+        let stored: Result<Rows, sqlx::Error> = on_pool!(&self.db, pool => async {
+            let snapshot = sqlx::query_as("select bytes from document_snapshots where document_id = $1")
+                .bind(&id).fetch_optional(pool).await?;
+            let changes = sqlx::query_as("select bytes from document_changes where document_id = $1")
+                .bind(&id).fetch_all(pool).await?;
+            Ok((snapshot, changes))
+        }.await);
+        let Ok((snapshot, changes)) = stored else {
+            tracing::warn!(%doc, "could not read changes another instance stored");
+            return;
+        };
+        match live.room.absorb(
+            snapshot.as_ref().map(|s| s.0.as_slice()),
+            changes.iter().map(|c| c.0.as_slice()),
+        ) {
+            Ok(true) => {
+                for out in live.room.outgoing() {
+                    if let Some(p) = live.peers.get(&out.peer) {
+                        p.send(&ServerMessage::Sync {
+                            doc,
+                            session: out.session,
+                            data: out.data,
+                        });
+                    }
+                }
+                let persisted = ServerMessage::Persisted {
+                    doc,
+                    heads: live.room.heads(),
+                };
+                live.peers.values().for_each(|p| p.send(&persisted));
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(%doc, error = %e, "changes from another instance did not apply")
+            }
+        }
+    }
+
+    /// With PostgreSQL: listens for changes other instances store (`NOTIFY
+    /// casebook_changes`, sent on commit) and refreshes the live rooms they concern.
+    pub fn spawn_change_listener(self: &Arc<Self>) {
+        let Db::Postgres(pool) = &self.db else {
+            return;
+        };
+        let pool = pool.clone();
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let listener = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen("casebook_changes").await?;
+                    Ok::<_, sqlx::Error>(listener)
+                }
+                .await;
+                let mut listener = match listener {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change listener: retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                loop {
+                    let notification = match listener.recv().await {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change listener lost its connection");
+                            break;
+                        }
+                    };
+                    let Some(hub) = hub.upgrade() else { return };
+                    if let Ok(doc) = notification.payload().parse::<DocumentId>() {
+                        hub.refresh(doc).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
     /// Runs [`Self::sweep_idle`] every few seconds for as long as the hub lives.
     pub fn spawn_idle_sweeper(self: &Arc<Self>) {
         let hub = Arc::downgrade(self);
@@ -544,8 +635,13 @@ async fn store_changes(
     let staff = author.staff.to_string();
     let device = author.device.to_string();
     let now = now_ms();
+    // With PostgreSQL, other server instances hear of the stored changes on commit.
+    let notify = matches!(db, Db::Postgres(_));
     on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
+        if notify {
+            sqlx::query("select pg_notify('casebook_changes', $1)").bind(&id).execute(&mut *tx).await?;
+        }
         for mut change in changes {
             let hash = change.hash().0.to_vec();
             let actor = change.actor_id().to_bytes().to_vec();

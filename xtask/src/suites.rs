@@ -92,6 +92,8 @@ const INTEGRATION: &[&str] = &[
     "--test",
     "cover_clock",
     "--test",
+    "instances",
+    "--test",
     "access",
     "--test",
     "accounts",

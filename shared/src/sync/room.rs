@@ -124,6 +124,31 @@ impl DocumentRoom {
         })
     }
 
+    /// Takes in what another server instance stored (a snapshot and change rows read back
+    /// from the shared database); returns whether the document gained anything. The peers'
+    /// sync states then produce the new changes for them through [`DocumentRoom::outgoing`].
+    pub fn absorb<'a>(
+        &mut self,
+        snapshot: Option<&[u8]>,
+        changes: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<bool, RoomError> {
+        let before = self.doc.get_heads();
+        if let Some(bytes) = snapshot {
+            self.doc
+                .load_incremental(bytes)
+                .map_err(|e| RoomError::Load(e.to_string()))?;
+        }
+        let changes = changes
+            .into_iter()
+            .map(|bytes| Change::from_bytes(bytes.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RoomError::Load(e.to_string()))?;
+        self.doc
+            .apply_changes(changes)
+            .map_err(|e| RoomError::Load(e.to_string()))?;
+        Ok(self.doc.get_heads() != before)
+    }
+
     /// Applies one sync message from `peer` in its `session`.
     pub fn receive(
         &mut self,
