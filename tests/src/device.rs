@@ -43,6 +43,8 @@ pub struct NativeDevice {
     pending_creations: Vec<Creation>,
     /// The server told this device to wipe itself, and it did.
     pub wiped: bool,
+    /// Bytes of frames this device has sent (for the benchmarks).
+    pub bytes_sent: usize,
     started: Instant,
     entries_written: u32,
 }
@@ -63,6 +65,7 @@ impl NativeDevice {
             pending_views: Vec::new(),
             pending_creations: Vec::new(),
             wiped: false,
+            bytes_sent: 0,
             started: Instant::now(),
             entries_written: 0,
         }
@@ -158,7 +161,11 @@ impl NativeDevice {
         if let Some(socket) = self.socket.as_mut() {
             for message in out.send {
                 if socket
-                    .send(Message::Binary(message.encode().into()))
+                    .send(Message::Binary({
+                        let frame = message.encode();
+                        self.bytes_sent += frame.len();
+                        frame.into()
+                    }))
                     .await
                     .is_err()
                 {
