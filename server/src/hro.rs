@@ -341,18 +341,38 @@ async fn submit_identification(
     Ok(Json(()))
 }
 
+/// The record `doc` of `kind` for an action that needs the manager or a senior of the case's
+/// team: refused (and logged) for anyone else; returns the case, the record and the basis.
+async fn senior_action(
+    state: &AppState,
+    user: &AuthUser,
+    doc: &str,
+    kind: Kind,
+    what: &str,
+) -> Result<(DocumentId, CaseId, Record, Basis)> {
+    let doc: DocumentId = doc
+        .parse()
+        .map_err(|_| Error::Invalid("That is not a record id.".into()))?;
+    let (case, record) = read_record(state, doc, kind).await?;
+    require_authority(state, user, case, what).await?;
+    let basis = require_case(&state.db, user, case, now_ms()).await?;
+    Ok((doc, case, record, basis))
+}
+
 async fn decide(
     State(state): State<AppState>,
     user: AuthUser,
     Path(doc): Path<String>,
     Json(request): Json<IdentificationDecision>,
 ) -> Result<Json<()>> {
-    let doc: DocumentId = doc
-        .parse()
-        .map_err(|_| Error::Invalid("That is not a record id.".into()))?;
-    let (case, record) = read_record(&state, doc, Kind::Identification).await?;
-    require_authority(&state, &user, case, "decide an identification").await?;
-    let basis = require_case(&state.db, &user, case, now_ms()).await?;
+    let (doc, case, record, basis) = senior_action(
+        &state,
+        &user,
+        &doc,
+        Kind::Identification,
+        "decide an identification",
+    )
+    .await?;
     let rationale = required(&request.rationale, "the rationale for the decision")?;
     let status = match request.decision.as_str() {
         "approve" => "approved",
@@ -453,12 +473,8 @@ async fn sign_off_plan(
     user: AuthUser,
     Path(doc): Path<String>,
 ) -> Result<Json<()>> {
-    let doc: DocumentId = doc
-        .parse()
-        .map_err(|_| Error::Invalid("That is not a record id.".into()))?;
-    let (case, record) = read_record(&state, doc, Kind::RiskPlan).await?;
-    require_authority(&state, &user, case, "sign off a plan").await?;
-    let basis = require_case(&state.db, &user, case, now_ms()).await?;
+    let (doc, case, record, basis) =
+        senior_action(&state, &user, &doc, Kind::RiskPlan, "sign off a plan").await?;
     require_complete(Kind::RiskPlan, &record)?;
     on_pool!(&state.db, pool => sqlx::query(
         "insert into plan_signoffs (document_id, case_id, signed_by, signed_at) values ($1, $2, $3, $4)
@@ -482,13 +498,9 @@ async fn complete_review(
     user: AuthUser,
     Path(doc): Path<String>,
 ) -> Result<Json<String>> {
-    let doc: DocumentId = doc
-        .parse()
-        .map_err(|_| Error::Invalid("That is not a record id.".into()))?;
-    let (case, record) = read_record(&state, doc, Kind::Review).await?;
     // The senior's attendance is required: a senior (or the manager) completes it.
-    require_authority(&state, &user, case, "complete a review").await?;
-    let basis = require_case(&state.db, &user, case, now_ms()).await?;
+    let (doc, case, record, basis) =
+        senior_action(&state, &user, &doc, Kind::Review, "complete a review").await?;
     require_complete(Kind::Review, &record)?;
     let held: Date = record
         .value("held_on")

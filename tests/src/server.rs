@@ -78,6 +78,22 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("signing in as {username}: {e}"))
     }
 
+    /// `POST`s `body` as JSON to `path` with `who`'s session.
+    pub async fn post<T: serde::Serialize>(
+        &self,
+        who: &crate::http::Session,
+        path: &str,
+        body: &T,
+    ) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &who.cookie)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
     /// The URL of the server's database (for running the CLI against it).
     pub fn database_url(&self) -> &str {
         &self._database.url

@@ -33,21 +33,6 @@ async fn jos_own_case(server: &TestServer) -> (CaseId, DocumentId) {
     (case.id, case.chronology)
 }
 
-async fn post<T: serde::Serialize>(
-    server: &TestServer,
-    who: &Session,
-    path: &str,
-    body: &T,
-) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}{path}", server.base))
-        .header("cookie", &who.cookie)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Whether `who` may open the case, asked every way: the REST list, the case's authors
 /// endpoint, the socket's welcome, and a sync message for its chronology.
 async fn can_open(server: &TestServer, who: &Session, case: CaseId, doc: DocumentId) -> bool {
@@ -173,52 +158,48 @@ async fn access_matrix_by_role_and_relation_to_the_case() {
         ends_at,
         reason: "Jo on leave".into(),
     };
-    let future: CoverCreated = post(
-        &server,
-        &north_senior,
-        &format!("/api/cases/{case}/cover"),
-        &cover(now() + HOUR, now() + 2 * HOUR),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let future: CoverCreated = server
+        .post(
+            &north_senior,
+            &format!("/api/cases/{case}/cover"),
+            &cover(now() + HOUR, now() + 2 * HOUR),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(
         !can_open(&server, &south_worker, case, doc).await,
         "cover not started"
     );
-    post(
-        &server,
-        &north_senior,
-        &format!("/api/cases/{case}/cover"),
-        &cover(now() - 2 * HOUR, now() - HOUR),
-    )
-    .await;
+    server
+        .post(
+            &north_senior,
+            &format!("/api/cases/{case}/cover"),
+            &cover(now() - 2 * HOUR, now() - HOUR),
+        )
+        .await;
     assert!(
         !can_open(&server, &south_worker, case, doc).await,
         "cover expired"
     );
-    let active: CoverCreated = post(
-        &server,
-        &north_senior,
-        &format!("/api/cases/{case}/cover"),
-        &cover(now() - HOUR, now() + HOUR),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let active: CoverCreated = server
+        .post(
+            &north_senior,
+            &format!("/api/cases/{case}/cover"),
+            &cover(now() - HOUR, now() + HOUR),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(
         can_open(&server, &south_worker, case, doc).await,
         "cover active"
     );
-    post(
-        &server,
-        &north_senior,
-        &format!("/api/cover/{}/end", active.id),
-        &(),
-    )
-    .await;
+    server
+        .post(&north_senior, &format!("/api/cover/{}/end", active.id), &())
+        .await;
     assert!(
         !can_open(&server, &south_worker, case, doc).await,
         "cover ended early"
@@ -226,41 +207,41 @@ async fn access_matrix_by_role_and_relation_to_the_case() {
     let _ = future;
 
     // Duty access: a reason is required.
-    let no_reason = post(
-        &server,
-        &south_senior,
-        &format!("/api/cases/{case}/duty-access"),
-        &DutyAccessRequest { reason: " ".into() },
-    )
-    .await;
+    let no_reason = server
+        .post(
+            &south_senior,
+            &format!("/api/cases/{case}/duty-access"),
+            &DutyAccessRequest { reason: " ".into() },
+        )
+        .await;
     assert_eq!(no_reason.status(), 422);
     assert!(
         !can_open(&server, &south_senior, case, doc).await,
         "duty senior without a reason"
     );
-    let with_reason = post(
-        &server,
-        &south_senior,
-        &format!("/api/cases/{case}/duty-access"),
-        &DutyAccessRequest {
-            reason: "Police call about a breach tonight".into(),
-        },
-    )
-    .await;
+    let with_reason = server
+        .post(
+            &south_senior,
+            &format!("/api/cases/{case}/duty-access"),
+            &DutyAccessRequest {
+                reason: "Police call about a breach tonight".into(),
+            },
+        )
+        .await;
     assert!(with_reason.status().is_success());
     assert!(
         can_open(&server, &south_senior, case, doc).await,
         "duty senior with a reason"
     );
-    let practitioner_duty = post(
-        &server,
-        &south_worker,
-        &format!("/api/cases/{case}/duty-access"),
-        &DutyAccessRequest {
-            reason: "I would like to look".into(),
-        },
-    )
-    .await;
+    let practitioner_duty = server
+        .post(
+            &south_worker,
+            &format!("/api/cases/{case}/duty-access"),
+            &DutyAccessRequest {
+                reason: "I would like to look".into(),
+            },
+        )
+        .await;
     assert_eq!(
         practitioner_duty.status(),
         403,
@@ -290,14 +271,10 @@ async fn only_the_teams_senior_or_the_manager_may_reallocate() {
         ("manager", true),
     ] {
         let session = server.sign_in(who).await;
-        let status = post(
-            &server,
-            &session,
-            &format!("/api/cases/{case}/reallocate"),
-            &request,
-        )
-        .await
-        .status();
+        let status = server
+            .post(&session, &format!("/api/cases/{case}/reallocate"), &request)
+            .await
+            .status();
         assert_eq!(status.is_success(), allowed, "{who}: {status}");
         if !allowed {
             assert_eq!(status, 403, "{who}");
@@ -309,14 +286,14 @@ async fn only_the_teams_senior_or_the_manager_may_reallocate() {
     };
     let senior = server.sign_in("senior.north").await;
     assert_eq!(
-        post(
-            &server,
-            &senior,
-            &format!("/api/cases/{case}/reallocate"),
-            &no_reason
-        )
-        .await
-        .status(),
+        server
+            .post(
+                &senior,
+                &format!("/api/cases/{case}/reallocate"),
+                &no_reason
+            )
+            .await
+            .status(),
         422
     );
 }
@@ -346,16 +323,16 @@ async fn a_reallocated_case_leaves_the_old_workers_device_within_two_seconds() {
     assert!(device.holds(doc));
 
     let senior = server.sign_in("senior.north").await;
-    let moved = post(
-        &server,
-        &senior,
-        &format!("/api/cases/{case}/reallocate"),
-        &ReallocateRequest {
-            worker: lee.me.id,
-            reason: "Jo moves team".into(),
-        },
-    )
-    .await;
+    let moved = server
+        .post(
+            &senior,
+            &format!("/api/cases/{case}/reallocate"),
+            &ReallocateRequest {
+                worker: lee.me.id,
+                reason: "Jo moves team".into(),
+            },
+        )
+        .await;
     assert!(moved.status().is_success());
     let took = wait_until("the case to leave Jo's device", &mut device, |d| {
         !d.holds(doc)
@@ -388,27 +365,19 @@ async fn cover_arrives_on_the_covering_device_and_leaves_when_it_ends() {
         ends_at: now() + HOUR,
         reason: "Unplanned absence".into(),
     };
-    let created: CoverCreated = post(
-        &server,
-        &senior,
-        &format!("/api/cases/{case}/cover"),
-        &request,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let created: CoverCreated = server
+        .post(&senior, &format!("/api/cases/{case}/cover"), &request)
+        .await
+        .json()
+        .await
+        .unwrap();
     wait_until("the covered case to arrive", &mut device, |d| {
         d.entries(doc).len() > 1
     })
     .await;
-    post(
-        &server,
-        &senior,
-        &format!("/api/cover/{}/end", created.id),
-        &(),
-    )
-    .await;
+    server
+        .post(&senior, &format!("/api/cover/{}/end", created.id), &())
+        .await;
     let took = wait_until("the case to leave when cover ends", &mut device, |d| {
         !d.holds(doc)
     })
@@ -443,15 +412,15 @@ async fn duty_access_is_shown_to_the_manager_with_its_reason() {
     let server = TestServer::start().await.unwrap();
     let (case, _) = jos_own_case(&server).await;
     let duty = server.sign_in("senior.south").await;
-    let opened = post(
-        &server,
-        &duty,
-        &format!("/api/cases/{case}/duty-access"),
-        &DutyAccessRequest {
-            reason: "Breach reported at 2am".into(),
-        },
-    )
-    .await;
+    let opened = server
+        .post(
+            &duty,
+            &format!("/api/cases/{case}/duty-access"),
+            &DutyAccessRequest {
+                reason: "Breach reported at 2am".into(),
+            },
+        )
+        .await;
     assert!(opened.status().is_success());
     let list = |who: Session| {
         let base = server.base.clone();

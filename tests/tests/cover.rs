@@ -10,21 +10,6 @@ use std::time::Duration;
 
 const HOUR: i64 = 3_600_000;
 
-async fn post<T: serde::Serialize>(
-    server: &TestServer,
-    who: &Session,
-    path: &str,
-    body: &T,
-) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}{path}", server.base))
-        .header("cookie", &who.cookie)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_senior_covers_an_absent_workers_whole_caseload_in_one_action() {
     let server = TestServer::start().await.unwrap();
@@ -40,7 +25,8 @@ async fn a_senior_covers_an_absent_workers_whole_caseload_in_one_action() {
         planned: true,
     };
     assert!(
-        post(&server, &jo, "/api/absences", &planned)
+        server
+            .post(&jo, "/api/absences", &planned)
             .await
             .status()
             .is_success()
@@ -52,7 +38,7 @@ async fn a_senior_covers_an_absent_workers_whole_caseload_in_one_action() {
         planned: false,
     };
     assert_eq!(
-        post(&server, &jo, "/api/absences", &for_lee).await.status(),
+        server.post(&jo, "/api/absences", &for_lee).await.status(),
         403
     );
     // Jo is off sick today: the senior records it.
@@ -63,7 +49,8 @@ async fn a_senior_covers_an_absent_workers_whole_caseload_in_one_action() {
         planned: false,
     };
     assert!(
-        post(&server, &senior, "/api/absences", &sick)
+        server
+            .post(&senior, "/api/absences", &sick)
             .await
             .status()
             .is_success()
@@ -92,19 +79,19 @@ async fn a_senior_covers_an_absent_workers_whole_caseload_in_one_action() {
         reason: "Jo off sick today".into(),
     };
     assert_eq!(
-        post(&server, &lee, "/api/cover/bulk", &cover)
-            .await
-            .status(),
+        server.post(&lee, "/api/cover/bulk", &cover).await.status(),
         403
     );
     let south = server.sign_in("senior.south").await;
     assert_eq!(
-        post(&server, &south, "/api/cover/bulk", &cover)
+        server
+            .post(&south, "/api/cover/bulk", &cover)
             .await
             .status(),
         403
     );
-    let made: BulkCoverCreated = post(&server, &senior, "/api/cover/bulk", &cover)
+    let made: BulkCoverCreated = server
+        .post(&senior, "/api/cover/bulk", &cover)
         .await
         .json()
         .await
@@ -305,16 +292,16 @@ async fn reallocation_keeps_every_document_its_history_and_its_authors() {
     };
     let (chronology_heads, note_heads) = (jos_heads(&jos, case.chronology), jos_heads(&jos, note));
 
-    let moved = post(
-        &server,
-        &senior,
-        &format!("/api/cases/{}/reallocate", case.id),
-        &ReallocateRequest {
-            worker: lee.me.id,
-            reason: "Jo moves to the South team".into(),
-        },
-    )
-    .await;
+    let moved = server
+        .post(
+            &senior,
+            &format!("/api/cases/{}/reallocate", case.id),
+            &ReallocateRequest {
+                worker: lee.me.id,
+                reason: "Jo moves to the South team".into(),
+            },
+        )
+        .await;
     assert!(moved.status().is_success());
 
     // Lee now holds both documents, whole: the same heads, every entry and the note.
@@ -386,12 +373,13 @@ async fn a_senior_adds_and_removes_a_co_worker_with_a_reason_and_the_history_kee
     let remove = format!("/api/cases/{}/co-workers/remove", case.id);
 
     assert_eq!(
-        post(&server, &jo, &add, &change).await.status(),
+        server.post(&jo, &add, &change).await.status(),
         403,
         "workers cannot"
     );
     assert!(
-        post(&server, &senior, &add, &change)
+        server
+            .post(&senior, &add, &change)
             .await
             .status()
             .is_success()
@@ -402,13 +390,14 @@ async fn a_senior_adds_and_removes_a_co_worker_with_a_reason_and_the_history_kee
         "co-worker"
     );
     assert_eq!(
-        post(&server, &senior, &add, &change).await.status(),
+        server.post(&senior, &add, &change).await.status(),
         422,
         "already on it"
     );
 
     assert!(
-        post(&server, &senior, &remove, &change)
+        server
+            .post(&senior, &remove, &change)
             .await
             .status()
             .is_success()
@@ -451,15 +440,15 @@ async fn the_duty_senior_finds_another_teams_case_by_reference_and_opens_it_with
         senior.cases().await.unwrap().iter().all(|c| c.id != found),
         "finding is not opening"
     );
-    let opened = post(
-        &server,
-        &senior,
-        &format!("/api/cases/{found}/duty-access"),
-        &DutyAccessRequest {
-            reason: "Police call about a breach, out of hours".into(),
-        },
-    )
-    .await;
+    let opened = server
+        .post(
+            &senior,
+            &format!("/api/cases/{found}/duty-access"),
+            &DutyAccessRequest {
+                reason: "Police call about a breach, out of hours".into(),
+            },
+        )
+        .await;
     assert!(opened.status().is_success());
     let row = senior
         .cases()

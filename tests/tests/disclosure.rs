@@ -15,21 +15,6 @@ use casebook_tests::raw;
 use casebook_tests::server::TestServer;
 use std::time::Duration;
 
-async fn post<T: serde::Serialize>(
-    server: &TestServer,
-    who: &Session,
-    path: &str,
-    body: &T,
-) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}{path}", server.base))
-        .header("cookie", &who.cookie)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Audit records of `operation`, oldest first.
 async fn audit_records(server: &TestServer, operation: &str) -> Vec<Entry> {
     let rows: Vec<(String, String, String, String, String, String, String)> =
@@ -106,21 +91,19 @@ async fn the_persons_copy_leaves_out_withheld_entries_and_is_logged_as_a_disclos
     let blank = PersonsCopyRequest {
         recipient: " ".into(),
     };
-    assert_eq!(post(&server, &jo, &path, &blank).await.status(), 422);
+    assert_eq!(server.post(&jo, &path, &blank).await.status(), 422);
     let request = PersonsCopyRequest {
         recipient: "The person, at the office".into(),
     };
     let stranger = server.sign_in("worker.south1").await;
-    assert_eq!(
-        post(&server, &stranger, &path, &request).await.status(),
-        403
-    );
+    assert_eq!(server.post(&stranger, &path, &request).await.status(), 403);
     assert!(
         audit_records(&server, "disclosure").await.is_empty(),
         "nothing refused is logged"
     );
 
-    let copy: PersonsCopy = post(&server, &jo, &path, &request)
+    let copy: PersonsCopy = server
+        .post(&jo, &path, &request)
         .await
         .json()
         .await
@@ -178,7 +161,8 @@ async fn a_combined_chronology_needs_access_to_every_case_and_is_logged_on_each(
         purpose: purpose.clone(),
     };
     assert_eq!(
-        post(&server, &jo, "/api/combined-chronology", &not_mine)
+        server
+            .post(&jo, "/api/combined-chronology", &not_mine)
             .await
             .status(),
         403
@@ -188,7 +172,8 @@ async fn a_combined_chronology_needs_access_to_every_case_and_is_logged_on_each(
         purpose: purpose.clone(),
     };
     assert_eq!(
-        post(&server, &jo, "/api/combined-chronology", &one)
+        server
+            .post(&jo, "/api/combined-chronology", &one)
             .await
             .status(),
         422
@@ -199,7 +184,8 @@ async fn a_combined_chronology_needs_access_to_every_case_and_is_logged_on_each(
         cases: vec![a.id, b.id],
         purpose: purpose.clone(),
     };
-    let combined: Combined = post(&server, &jo, "/api/combined-chronology", &both)
+    let combined: Combined = server
+        .post(&jo, "/api/combined-chronology", &both)
         .await
         .json()
         .await
@@ -262,16 +248,17 @@ async fn an_erasure_rebuilds_the_chronology_purges_devices_and_refuses_the_old_l
         reason: "Third-party details recorded in error (data protection request 2026/17)".into(),
     };
     // Only a manager may erase; a refused request changes nothing.
-    assert_eq!(post(&server, &jo, &path, &request).await.status(), 403);
+    assert_eq!(server.post(&jo, &path, &request).await.status(), 403);
     let manager = server.sign_in("manager").await;
     let missing = ErasureRequest {
         entry_id: "no-such-entry".into(),
         reason: "test".into(),
     };
-    assert_eq!(post(&server, &manager, &path, &missing).await.status(), 422);
+    assert_eq!(server.post(&manager, &path, &missing).await.status(), 422);
     assert!(stored_content_holds(&server, secret).await);
 
-    let done: ErasureDone = post(&server, &manager, &path, &request)
+    let done: ErasureDone = server
+        .post(&manager, &path, &request)
         .await
         .json()
         .await
@@ -420,11 +407,9 @@ async fn the_persons_copy_of_a_plan_leaves_out_withheld_fields_and_items_and_is_
         recipient: "The person, at review".into(),
     };
     let stranger = server.sign_in("worker.south1").await;
-    assert_eq!(
-        post(&server, &stranger, &path, &request).await.status(),
-        403
-    );
-    let copy: RecordCopy = post(&server, &jo, &path, &request)
+    assert_eq!(server.post(&stranger, &path, &request).await.status(), 403);
+    let copy: RecordCopy = server
+        .post(&jo, &path, &request)
         .await
         .json()
         .await

@@ -14,21 +14,6 @@ use casebook_tests::device::NativeDevice;
 use casebook_tests::http::Session;
 use casebook_tests::server::TestServer;
 
-async fn post<T: serde::Serialize>(
-    server: &TestServer,
-    who: &Session,
-    path: &str,
-    body: &T,
-) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}{path}", server.base))
-        .header("cookie", &who.cookie)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn get<T: serde::de::DeserializeOwned>(server: &TestServer, who: &Session, path: &str) -> T {
     let response = reqwest::Client::new()
         .get(format!("{}{path}", server.base))
@@ -108,11 +93,11 @@ async fn submitted_identification(server: &TestServer, jo: &Session) -> (CaseId,
         .unwrap();
     // Not on the server yet: it cannot be submitted.
     let submit = SubmitIdentification { document: form };
-    let early = post(server, jo, "/api/identifications", &submit).await;
+    let early = server.post(jo, "/api/identifications", &submit).await;
     assert_eq!(early.status(), 422);
     tablet.connect(&server.ws_url(), &jo.cookie).await.unwrap();
     tablet.sync().await.unwrap();
-    let submitted = post(server, jo, "/api/identifications", &submit).await;
+    let submitted = server.post(jo, "/api/identifications", &submit).await;
     assert!(
         submitted.status().is_success(),
         "{:?}",
@@ -126,17 +111,17 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
     let server = TestServer::start().await.unwrap();
     let senior = server.sign_in("senior.north").await;
     let (jo, lee, _) = Session::co_workers(&server.base).await.unwrap();
-    let opened = post(
-        &server,
-        &senior,
-        "/api/sweeps",
-        &OpenSweep {
-            team: None,
-            period: "January to March 2027".into(),
-            due_on: "2027-03-15".into(),
-        },
-    )
-    .await;
+    let opened = server
+        .post(
+            &senior,
+            "/api/sweeps",
+            &OpenSweep {
+                team: None,
+                period: "January to March 2027".into(),
+                due_on: "2027-03-15".into(),
+            },
+        )
+        .await;
     assert!(opened.status().is_success());
     let sweep: String = opened.json().await.unwrap();
 
@@ -160,13 +145,9 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
     assert_eq!(returned(&sweeps, &lee), None, "outstanding");
     let ours = sweeps.iter().find(|s| s.id == sweep).unwrap();
     assert!(ours.workers.iter().all(|w| w.team == "North"));
-    let nil = post(
-        &server,
-        &lee,
-        &format!("/api/sweeps/{sweep}/nil-return"),
-        &(),
-    )
-    .await;
+    let nil = server
+        .post(&lee, &format!("/api/sweeps/{sweep}/nil-return"), &())
+        .await;
     assert!(nil.status().is_success());
     let sweeps: Vec<SweepStatus> = get(&server, &senior, "/api/sweeps").await;
     assert_eq!(returned(&sweeps, &lee).as_deref(), Some("nil return"));
@@ -195,14 +176,14 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
     let path = format!("/api/identifications/{form}/decision");
     let logged_before = decisions_logged(&server).await;
     for who in [&jo, &lee] {
-        assert_eq!(post(&server, who, &path, &approve).await.status(), 403);
+        assert_eq!(server.post(who, &path, &approve).await.status(), 403);
     }
     assert_eq!(decisions_logged(&server).await, logged_before);
     let register: Vec<RegisterEntry> = get(&server, &senior, "/api/register").await;
     assert!(register.iter().all(|r| r.case != case));
 
     // The senior approves: the case is on the register, next review in three months.
-    let approved = post(&server, &senior, &path, &approve).await;
+    let approved = server.post(&senior, &path, &approve).await;
     assert!(approved.status().is_success());
     assert_eq!(decisions_logged(&server).await, logged_before + 1);
     let register: Vec<RegisterEntry> = get(&server, &senior, "/api/register").await;
@@ -237,22 +218,20 @@ async fn an_identification_drafted_offline_is_approved_by_a_senior_and_the_case_
     );
 
     // A second decision on the same form is refused.
-    assert_eq!(post(&server, &senior, &path, &approve).await.status(), 422);
+    assert_eq!(server.post(&senior, &path, &approve).await.status(), 422);
 
     // The senior records the discussion of the high score; the task goes.
     let done_path = format!("/api/tasks/{}/done", task.id);
     let too_short = TaskDone {
         discussion: "x".into(),
     };
-    assert_eq!(
-        post(&server, &jo, &done_path, &too_short).await.status(),
-        403
-    );
+    assert_eq!(server.post(&jo, &done_path, &too_short).await.status(), 403);
     let discussion = TaskDone {
         discussion: "Discussed the LS/CMI result; contact increased to twice weekly.".into(),
     };
     assert!(
-        post(&server, &senior, &done_path, &discussion)
+        server
+            .post(&senior, &done_path, &discussion)
             .await
             .status()
             .is_success()
@@ -296,13 +275,13 @@ async fn incomplete_forms_are_refused_with_every_missing_field_and_workers_canno
     tablet.sync().await.unwrap();
 
     let (status, message) = message_of(
-        post(
-            &server,
-            &jo,
-            "/api/identifications",
-            &SubmitIdentification { document: draft },
-        )
-        .await,
+        server
+            .post(
+                &jo,
+                "/api/identifications",
+                &SubmitIdentification { document: draft },
+            )
+            .await,
     )
     .await;
     assert_eq!(status, 422);
@@ -315,13 +294,9 @@ async fn incomplete_forms_are_refused_with_every_missing_field_and_workers_canno
         assert!(message.contains(needed), "{needed} in: {message}");
     }
     let (status, message) = message_of(
-        post(
-            &server,
-            &senior,
-            &format!("/api/reviews/{review}/complete"),
-            &(),
-        )
-        .await,
+        server
+            .post(&senior, &format!("/api/reviews/{review}/complete"), &())
+            .await,
     )
     .await;
     assert_eq!(status, 422);
@@ -335,17 +310,17 @@ async fn incomplete_forms_are_refused_with_every_missing_field_and_workers_canno
         format!("/api/plans/{plan}/sign-off"),
         format!("/api/reviews/{review}/complete"),
     ] {
-        assert_eq!(post(&server, &jo, &path, &()).await.status(), 403, "{path}");
+        assert_eq!(server.post(&jo, &path, &()).await.status(), 403, "{path}");
     }
     assert_eq!(
-        post(
-            &server,
-            &jo,
-            &format!("/api/register/{case}/deregister"),
-            &Deregister { reason: "x".into() }
-        )
-        .await
-        .status(),
+        server
+            .post(
+                &jo,
+                &format!("/api/register/{case}/deregister"),
+                &Deregister { reason: "x".into() }
+            )
+            .await
+            .status(),
         403
     );
     assert_eq!(decisions_logged(&server).await, 0);
@@ -373,15 +348,15 @@ async fn completing_a_review_sets_the_next_due_date_and_deregistration_keeps_the
         rationale: "Meets the definition.".into(),
     };
     assert!(
-        post(
-            &server,
-            &senior,
-            &format!("/api/identifications/{form}/decision"),
-            &approve
-        )
-        .await
-        .status()
-        .is_success()
+        server
+            .post(
+                &senior,
+                &format!("/api/identifications/{form}/decision"),
+                &approve
+            )
+            .await
+            .status()
+            .is_success()
     );
 
     let mut tablet = NativeDevice::new(jo.me.clone());
@@ -404,13 +379,9 @@ async fn completing_a_review_sets_the_next_due_date_and_deregistration_keeps_the
         .await
         .unwrap();
     tablet.sync().await.unwrap();
-    let completed = post(
-        &server,
-        &senior,
-        &format!("/api/reviews/{review}/complete"),
-        &(),
-    )
-    .await;
+    let completed = server
+        .post(&senior, &format!("/api/reviews/{review}/complete"), &())
+        .await;
     assert!(completed.status().is_success());
     let register: Vec<RegisterEntry> = get(&server, &senior, "/api/register").await;
     let entry = register.iter().find(|r| r.case == case).unwrap();
@@ -422,20 +393,21 @@ async fn completing_a_review_sets_the_next_due_date_and_deregistration_keeps_the
     // De-registration needs a reason, and keeps the register's history.
     let path = format!("/api/register/{case}/deregister");
     assert_eq!(
-        post(&server, &senior, &path, &Deregister { reason: " ".into() })
+        server
+            .post(&senior, &path, &Deregister { reason: " ".into() })
             .await
             .status(),
         422
     );
-    let ended = post(
-        &server,
-        &senior,
-        &path,
-        &Deregister {
-            reason: "Order completed.".into(),
-        },
-    )
-    .await;
+    let ended = server
+        .post(
+            &senior,
+            &path,
+            &Deregister {
+                reason: "Order completed.".into(),
+            },
+        )
+        .await;
     assert!(ended.status().is_success());
     let register: Vec<RegisterEntry> = get(&server, &senior, "/api/register").await;
     assert!(register.iter().all(|r| r.case != case));
