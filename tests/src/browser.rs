@@ -121,21 +121,28 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Clicks the element `locator` finds (panics, naming it, if there is none).
 pub async fn click(browser: &Client, locator: Locator<'_>) {
-    let element = browser
-        .find(locator)
-        .await
-        .unwrap_or_else(|e| panic!("no {locator:?} to click: {e}"));
-    // Into the middle of the screen first: the app bar is sticky and would take the click.
-    let _ = browser
-        .execute(
-            "arguments[0].scrollIntoView({block: 'center'});",
-            vec![serde_json::to_value(&element).expect("an element serialises")],
-        )
-        .await;
-    element
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("clicking {locator:?}: {e}"));
+    // The app re-renders lists as documents change: an element found a moment ago may have
+    // been replaced. Find it again then (a person would simply tap the new one).
+    for attempt in 0.. {
+        let element = browser
+            .find(locator)
+            .await
+            .unwrap_or_else(|e| panic!("no {locator:?} to click: {e}"));
+        // Into the middle of the screen first: the app bar is sticky and would take the click.
+        let _ = browser
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center'});",
+                vec![serde_json::to_value(&element).expect("an element serialises")],
+            )
+            .await;
+        match element.click().await {
+            Ok(_) => return,
+            Err(e) if attempt < 5 && e.to_string().contains("stale element") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("clicking {locator:?}: {e}"),
+        }
+    }
 }
 
 /// Types `text` into the element with id `id`, as a person would.
