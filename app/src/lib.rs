@@ -45,6 +45,19 @@ pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
+/// Marks a moment on the page's performance timeline (read by `cargo xtask bench`, and
+/// visible in the browser's performance tools). Marked once per page load.
+pub fn mark_once(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance())
+        && performance
+            .get_entries_by_name_with_entry_type(name, "mark")
+            .length()
+            == 0
+    {
+        let _ = performance.mark(name);
+    }
+}
+
 /// Waits `ms` milliseconds (without blocking the page).
 pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

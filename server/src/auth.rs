@@ -75,7 +75,8 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password never used").expect("hashing works"))
 }
 
-fn token_hash(token: &str) -> String {
+/// What the `sessions` table keeps of a session token: its SHA-256, in hex.
+pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 

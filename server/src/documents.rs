@@ -4,14 +4,15 @@
 //! a device syncs the document and dropped once no device has used it for
 //! [`IDLE_AFTER`]. Every message for a document is handled under that document's lock, in
 //! this order: apply to the room, **commit the new changes** (bytes and ledger row, one
-//! transaction), then send answers, fan-out and `Persisted`. Stored changes are folded into a
+//! transaction, shared with whatever other documents' changes are waiting: see
+//! [`crate::change_writer`]), then send answers, fan-out and `Persisted`. Stored changes are folded into a
 //! snapshot once [`COMPACT_AFTER`] have gathered, in the transaction that deletes them.
 
 use crate::audit;
+use crate::change_writer::{Batch, ChangeWriter};
 use crate::db::Db;
 use crate::{now_ms, on_pool};
 use anyhow::Context;
-use automerge::Change;
 use casebook_shared::chronology;
 use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
 use casebook_shared::protocol::ServerMessage;
@@ -19,7 +20,7 @@ use casebook_shared::records::{self, Kind};
 use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId, RoomError};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
@@ -58,6 +59,8 @@ pub struct PeerHandle {
     pub actors: Arc<HashSet<Vec<u8>>>,
     outbox: mpsc::Sender<Outbound>,
     kick: Arc<Notify>,
+    /// The device reads deflated frames (protocol version 2).
+    deflate: bool,
 }
 
 impl PeerHandle {
@@ -66,7 +69,7 @@ impl PeerHandle {
     pub fn send(&self, message: &ServerMessage) {
         if self
             .outbox
-            .try_send(Outbound::Frame(message.encode()))
+            .try_send(Outbound::Frame(message.encode_for(self.deflate)))
             .is_err()
         {
             self.kick.notify_one();
@@ -121,6 +124,8 @@ pub struct DocumentHub {
     rooms: Mutex<HashMap<DocumentId, Arc<tokio::sync::Mutex<Slot>>>>,
     limits: Limits,
     next_peer: AtomicU64,
+    /// Stores changes with group commit; started on first use (inside the runtime).
+    writer: OnceLock<ChangeWriter>,
 }
 
 impl DocumentHub {
@@ -131,6 +136,7 @@ impl DocumentHub {
             rooms: Mutex::new(HashMap::new()),
             limits: Limits::default(),
             next_peer: AtomicU64::new(1),
+            writer: OnceLock::new(),
         }
     }
 
@@ -141,6 +147,7 @@ impl DocumentHub {
         actors: HashSet<Vec<u8>>,
         outbox: mpsc::Sender<Outbound>,
         kick: Arc<Notify>,
+        deflate: bool,
     ) -> PeerHandle {
         let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
         PeerHandle {
@@ -149,7 +156,13 @@ impl DocumentHub {
             actors: Arc::new(actors),
             outbox,
             kick,
+            deflate,
         }
+    }
+
+    fn writer(&self) -> &ChangeWriter {
+        self.writer
+            .get_or_init(|| ChangeWriter::spawn(self.db.clone()))
     }
 
     /// How many documents are in memory.
@@ -251,14 +264,15 @@ impl DocumentHub {
                 ..audit
             };
             if new > 0
-                && let Err(e) = store_changes(
-                    &self.db,
-                    doc,
-                    &peer.author,
-                    received.new_changes,
-                    Some(audit),
-                )
-                .await
+                && let Err(e) = self
+                    .writer()
+                    .store(Batch::new(
+                        doc,
+                        &peer.author,
+                        received.new_changes,
+                        Some(audit),
+                    ))
+                    .await
             {
                 self.evict(&mut slot, doc, peer.id);
                 return Err(SyncError::Storage(e));
@@ -621,47 +635,6 @@ pub async fn load(db: &Db, doc: DocumentId) -> Result<Loaded, SyncError> {
     })
 }
 
-/// Stores new changes with who sent them, in one transaction.
-/// With `audit`, the audit record of the batch is appended in the same transaction, so a
-/// stored change always has its record.
-async fn store_changes(
-    db: &Db,
-    doc: DocumentId,
-    author: &Author,
-    changes: Vec<Change>,
-    audit: Option<audit::Entry>,
-) -> anyhow::Result<()> {
-    let id = doc.to_string();
-    let staff = author.staff.to_string();
-    let device = author.device.to_string();
-    let now = now_ms();
-    // With PostgreSQL, other server instances hear of the stored changes on commit.
-    let notify = matches!(db, Db::Postgres(_));
-    on_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        if notify {
-            sqlx::query("select pg_notify('casebook_changes', $1)").bind(&id).execute(&mut *tx).await?;
-        }
-        for mut change in changes {
-            let hash = change.hash().0.to_vec();
-            let actor = change.actor_id().to_bytes().to_vec();
-            sqlx::query("insert into document_changes (document_id, hash, bytes) values ($1, $2, $3)
-                         on conflict do nothing")
-                .bind(&id).bind(&hash).bind(change.bytes().to_vec())
-                .execute(&mut *tx).await?;
-            sqlx::query("insert into change_ledger (document_id, hash, staff_id, device_id, actor, received_at)
-                         values ($1, $2, $3, $4, $5, $6) on conflict do nothing")
-                .bind(&id).bind(&hash).bind(&staff).bind(&device).bind(&actor).bind(now)
-                .execute(&mut *tx).await?;
-        }
-        if let Some(entry) = &audit {
-            crate::audit_append!(tx, entry).await?;
-        }
-        tx.commit().await
-    })
-    .context("storing changes")
-}
-
 /// Folds every stored change the room holds into a snapshot, deleting those change rows in
 /// the same transaction.
 async fn compact(db: &Db, doc: DocumentId, room: &mut DocumentRoom) -> anyhow::Result<()> {
@@ -697,5 +670,5 @@ pub async fn store_new_document(
     mut am: automerge::AutoCommit,
 ) -> anyhow::Result<()> {
     let changes = am.get_changes(&[]);
-    store_changes(db, doc, author, changes, None).await
+    crate::change_writer::write(db, &[Batch::new(doc, author, changes, None)]).await
 }

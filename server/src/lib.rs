@@ -28,6 +28,8 @@
 //! - [`erasure`]: erasing a chronology entry for good: rebuild, refuse the old lineage, purge.
 //! - [`documents`]: document storage (changes, ledger, snapshots) and the live rooms that
 //!   merge and fan out changes, loaded on demand and dropped when idle.
+//! - [`change_writer`]: group commit: the changes waiting to be stored go into one transaction.
+//! - [`sync_lanes`]: one connection's sync messages, one lane per document.
 //! - [`sync_socket`]: the WebSocket endpoint speaking `casebook_shared::protocol`.
 //! - [`demo`]: the synthetic demo service created by `cargo xtask run`.
 //! - [`devices`]: devices and the Automerge actor ids registered to them.
@@ -42,6 +44,7 @@ pub mod allocation;
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod change_writer;
 pub mod cli;
 pub mod db;
 pub mod demo;
@@ -53,6 +56,7 @@ pub mod hro;
 pub mod http_error;
 pub mod passwords;
 pub mod projections;
+pub mod sync_lanes;
 pub mod sync_socket;
 pub mod team;
 pub mod web;

@@ -14,7 +14,8 @@ use crate::audit;
 use crate::auth::{AuthUser, session_by_hash};
 use crate::cases::allowed_documents;
 use crate::devices::{self, RegistrationError};
-use crate::documents::{Author, Outbound, PeerHandle, SyncError};
+use crate::documents::{Author, Outbound, PeerHandle};
+use crate::sync_lanes::{Lanes, Outlet};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -22,15 +23,19 @@ use axum::response::Response;
 use axum::routing::get;
 use casebook_shared::ids::DocumentId;
 use casebook_shared::protocol::{
-    ClientMessage, DenyReason, ErrorCode, MAX_FRAME_BYTES, ServerMessage,
+    ClientMessage, DEFLATED_VERSION, DenyReason, ErrorCode, MAX_FRAME_BYTES, ServerMessage,
+    frame_version,
 };
 use casebook_shared::records::Kind;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
+/// How long a closing connection's lanes may take to finish the messages they hold.
+const LANES_GRACE: Duration = Duration::from_secs(5);
 /// Frames queued for one device before it counts as too slow and is disconnected.
 const OUTBOX_FRAMES: usize = 1024;
 /// How often a live connection re-checks its session and the documents its user may hold.
@@ -96,10 +101,12 @@ struct Connection {
     state: AppState,
     user: AuthUser,
     outbox: mpsc::Sender<Outbound>,
+    outlet: Outlet,
     kick: Arc<Notify>,
     peer: Option<PeerHandle>,
     allowed: BTreeMap<DocumentId, DocumentAccess>,
     joined: BTreeSet<DocumentId>,
+    lanes: Lanes,
 }
 
 /// How a connection ended.
@@ -131,14 +138,24 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
         }
     });
     let kick = Arc::new(Notify::new());
+    let outlet = Outlet {
+        outbox: outbox.clone(),
+        kick: kick.clone(),
+        stalled_after: STALLED_AFTER,
+        deflate: Arc::new(AtomicBool::new(false)),
+    };
+    let lanes = Lanes::new(state.clone(), outlet.clone());
+    let storage_failed = lanes.failed();
     let mut conn = Connection {
         state,
         user,
         outbox: outbox.clone(),
+        outlet,
         kick: kick.clone(),
         peer: None,
         allowed: BTreeMap::new(),
         joined: BTreeSet::new(),
+        lanes,
     };
     let mut rate = RateCap::new();
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
@@ -147,6 +164,7 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
         let frame = tokio::select! {
             frame = stream.next() => frame,
             _ = kick.notified() => break Ending::Close(close::POLICY, "disconnected by the server; reconnect"),
+            _ = storage_failed.notified() => break Ending::Close(close::INTERNAL, "storage failed"),
             _ = recheck.tick() => match conn.recheck().await {
                 Some(ending) => break ending,
                 None => continue,
@@ -188,6 +206,13 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
             break ending;
         }
     };
+    // Let the lanes finish what they hold before the device leaves its rooms, so none of
+    // them puts it back in a room afterwards.
+    let lanes = std::mem::replace(
+        &mut conn.lanes,
+        Lanes::new(conn.state.clone(), conn.outlet.clone()),
+    );
+    lanes.finish(LANES_GRACE).await;
     if let Some(peer) = conn.peer.take() {
         conn.state
             .documents
@@ -221,23 +246,11 @@ impl Connection {
     /// the device, as fan-out does) slows down reading from a device that sends faster than
     /// it reads its answers.
     async fn send(&self, message: &ServerMessage) {
-        let queued = tokio::time::timeout(
-            STALLED_AFTER,
-            self.outbox.send(Outbound::Frame(message.encode())),
-        )
-        .await;
-        if queued.is_err() {
-            // The device has read nothing for a long while: let it go.
-            self.kick.notify_one();
-        }
+        self.outlet.send(message).await;
     }
 
     async fn error(&self, code: ErrorCode, message: &str) {
-        self.send(&ServerMessage::Error {
-            code,
-            message: message.to_owned(),
-        })
-        .await;
+        self.outlet.error(code, message).await;
     }
 
     /// Re-checks the session (signed out, timed out, account disabled) and the documents the
@@ -340,6 +353,9 @@ impl Connection {
         };
         match message {
             ClientMessage::Hello { device, actors } => {
+                // A device that sends its hello deflated reads deflated frames too.
+                let deflate = frame_version(frame) == DEFLATED_VERSION;
+                self.outlet.deflate.store(deflate, Ordering::Relaxed);
                 if self.peer.is_some() {
                     self.error(ErrorCode::OutOfOrder, "hello was already received")
                         .await;
@@ -385,6 +401,7 @@ impl Connection {
                     actors,
                     self.outbox.clone(),
                     self.kick.clone(),
+                    deflate,
                 ));
                 self.send(&ServerMessage::Welcome { documents: list }).await;
                 None
@@ -507,60 +524,8 @@ impl Connection {
                 };
                 let audit = self.audit_entry(doc, access);
                 self.joined.insert(doc);
-                match self
-                    .state
-                    .documents
-                    .sync(&peer, doc, session, &data, audit)
-                    .await
-                {
-                    Ok(()) => None,
-                    Err(SyncError::Retired) => {
-                        // Rebuilt after an erasure: the old lineage is refused; the device
-                        // drops it when its access list arrives.
-                        self.send(&ServerMessage::Denied {
-                            doc,
-                            reason: DenyReason::NoAccess,
-                        })
-                        .await;
-                        None
-                    }
-                    Err(SyncError::Invalid(problem)) => {
-                        tracing::info!(%doc, problem, "refused changes that break the schema");
-                        self.send(&ServerMessage::Denied {
-                            doc,
-                            reason: DenyReason::Rejected,
-                        })
-                        .await;
-                        None
-                    }
-                    Err(SyncError::Unattributable) => {
-                        tracing::warn!(%doc, staff = %self.user.id, "refused changes from an unregistered actor");
-                        self.send(&ServerMessage::Denied {
-                            doc,
-                            reason: DenyReason::Rejected,
-                        })
-                        .await;
-                        None
-                    }
-                    Err(SyncError::Rejected(e)) => {
-                        tracing::info!(%doc, error = %e, "refused a sync message");
-                        self.send(&ServerMessage::Denied {
-                            doc,
-                            reason: DenyReason::Rejected,
-                        })
-                        .await;
-                        None
-                    }
-                    Err(SyncError::Storage(e)) => {
-                        tracing::error!(%doc, error = format!("{e:#}"), "could not store changes");
-                        self.error(
-                            ErrorCode::StorageFailed,
-                            "the server could not store changes; nothing was acknowledged",
-                        )
-                        .await;
-                        Some(Ending::Close(close::INTERNAL, "storage failed"))
-                    }
-                }
+                self.lanes.dispatch(&peer, doc, session, data, audit).await;
+                None
             }
         }
     }

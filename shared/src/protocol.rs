@@ -1,18 +1,30 @@
 //! The sync protocol's messages and their binary encoding.
 //!
-//! Each WebSocket binary frame carries exactly one message: one version byte
-//! ([`PROTOCOL_VERSION`]) followed by the message encoded with `postcard` (compact, varint
-//! based, serde driven). A frame with another version byte, an unknown message type or bytes
-//! that do not decode is refused with a [`DecodeError`]; the server answers it with
-//! [`ServerMessage::Error`] and closes the connection.
+//! Each WebSocket binary frame carries exactly one message: one version byte followed by the
+//! message encoded with `postcard` (compact, varint based, serde driven). Version
+//! [`PROTOCOL_VERSION`] (1) carries the message as it is; version [`DEFLATED_VERSION`] (2)
+//! carries it compressed with raw deflate, used for frames over [`DEFLATE_ABOVE`] bytes that
+//! compression makes smaller (a device catching up sends its changes at about a third of
+//! their size). Devices always send `Hello` as version 2; the server answers a device that
+//! did with version 2 frames where they are smaller, and a device that did not (an older
+//! app) with version 1 only. A frame with another version byte, an unknown message type or
+//! bytes that do not decode (or inflate beyond [`MAX_FRAME_BYTES`]) is refused with a
+//! [`DecodeError`]; the server answers it with [`ServerMessage::Error`] and closes the
+//! connection.
 //!
 //! See `docs/sync-protocol.md` for the conversation these messages make.
 
 use crate::ids::{CaseId, DeviceId, DocumentId};
 use serde::{Deserialize, Serialize};
 
-/// The version byte at the start of every frame.
+/// The version byte of a frame carrying its message as it is.
 pub const PROTOCOL_VERSION: u8 = 1;
+/// The version byte of a frame carrying its message deflated.
+pub const DEFLATED_VERSION: u8 = 2;
+/// Frames larger than this are deflated (when the other side reads version 2).
+pub const DEFLATE_ABOVE: usize = 1024;
+/// Deflate level: fast, and most of the gain on Automerge changes and text.
+const DEFLATE_LEVEL: u8 = 3;
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
@@ -224,11 +236,29 @@ impl DecodeError {
     }
 }
 
-fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    let mut out = vec![PROTOCOL_VERSION];
+/// Encodes `message` as version 1, or (`deflate`) as version 2 when that is smaller, or
+/// always as version 2 with `force_deflate`.
+fn encode<T: Serialize>(message: &T, deflate: bool, force_deflate: bool) -> Vec<u8> {
     // Serialising these plain enums into a Vec cannot fail.
-    out.extend(postcard::to_stdvec(message).expect("protocol messages always serialise"));
+    let body = postcard::to_stdvec(message).expect("protocol messages always serialise");
+    if force_deflate || (deflate && body.len() > DEFLATE_ABOVE) {
+        let packed = miniz_oxide::deflate::compress_to_vec(&body, DEFLATE_LEVEL);
+        if force_deflate || packed.len() < body.len() {
+            let mut out = Vec::with_capacity(packed.len() + 1);
+            out.push(DEFLATED_VERSION);
+            out.extend(packed);
+            return out;
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(PROTOCOL_VERSION);
+    out.extend(body);
     out
+}
+
+/// The version byte of a frame (0 for an empty frame).
+pub fn frame_version(frame: &[u8]) -> u8 {
+    frame.first().copied().unwrap_or(0)
 }
 
 /// Reads the varint that starts a postcard-encoded enum: the message type.
@@ -248,9 +278,21 @@ fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8], types: u32) -> Result<T, D
         return Err(DecodeError::TooLarge(frame.len()));
     }
     let (&version, body) = frame.split_first().ok_or(DecodeError::Empty)?;
-    if version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
+    let inflated;
+    let body = match version {
+        PROTOCOL_VERSION => body,
+        DEFLATED_VERSION => {
+            inflated = miniz_oxide::inflate::decompress_to_vec_with_limit(body, MAX_FRAME_BYTES)
+                .map_err(|e| match e.status {
+                    miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
+                        DecodeError::TooLarge(MAX_FRAME_BYTES + 1)
+                    }
+                    _ => DecodeError::Malformed,
+                })?;
+            &inflated[..]
+        }
+        other => return Err(DecodeError::UnsupportedVersion(other)),
+    };
     match message_type(body) {
         None => return Err(DecodeError::Malformed),
         Some(t) if t >= types => return Err(DecodeError::UnknownMessage),
@@ -264,9 +306,15 @@ fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8], types: u32) -> Result<T, D
 }
 
 impl ClientMessage {
-    /// Encodes the message as one frame.
+    /// Encodes the message as one frame (large frames deflated; `Hello` always version 2, to
+    /// tell the server this device reads deflated frames).
     pub fn encode(&self) -> Vec<u8> {
-        encode(self)
+        encode(self, true, matches!(self, ClientMessage::Hello { .. }))
+    }
+
+    /// Encodes the message as version 1 only (as an app from before deflated frames did).
+    pub fn encode_plain(&self) -> Vec<u8> {
+        encode(self, false, false)
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
@@ -275,9 +323,15 @@ impl ClientMessage {
 }
 
 impl ServerMessage {
-    /// Encodes the message as one frame.
+    /// Encodes the message as one version 1 frame.
     pub fn encode(&self) -> Vec<u8> {
-        encode(self)
+        encode(self, false, false)
+    }
+
+    /// Encodes the message for a device: deflated where that is smaller if it reads
+    /// version 2 frames (`deflate`).
+    pub fn encode_for(&self, deflate: bool) -> Vec<u8> {
+        encode(self, deflate, false)
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
@@ -288,6 +342,62 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_frames_are_deflated_and_read_back_and_hello_is_always_version_2() {
+        let doc = DocumentId::from_random_bytes([3; 16]);
+        let text: Vec<u8> = b"Home visit: discussed the order. ".repeat(200);
+        let m = ClientMessage::Sync {
+            doc,
+            session: 1,
+            data: text.clone(),
+        };
+        let frame = m.encode();
+        assert_eq!(frame_version(&frame), DEFLATED_VERSION);
+        assert!(frame.len() < text.len() / 4, "{} bytes", frame.len());
+        assert_eq!(ClientMessage::decode(&frame), Ok(m.clone()));
+        assert_eq!(frame_version(&m.encode_plain()), PROTOCOL_VERSION);
+        assert_eq!(ClientMessage::decode(&m.encode_plain()), Ok(m));
+        let small = ClientMessage::Sync {
+            doc,
+            session: 1,
+            data: vec![1, 2, 3],
+        };
+        assert_eq!(frame_version(&small.encode()), PROTOCOL_VERSION);
+        let hello = ClientMessage::Hello {
+            device: DeviceId::from_random_bytes([1; 16]),
+            actors: vec![],
+        };
+        assert_eq!(frame_version(&hello.encode()), DEFLATED_VERSION);
+        assert_eq!(ClientMessage::decode(&hello.encode()), Ok(hello));
+        let persisted = ServerMessage::Sync {
+            doc,
+            session: 1,
+            data: text,
+        };
+        assert_eq!(frame_version(&persisted.encode()), PROTOCOL_VERSION);
+        assert_eq!(frame_version(&persisted.encode_for(true)), DEFLATED_VERSION);
+        assert_eq!(
+            ServerMessage::decode(&persisted.encode_for(true)),
+            Ok(persisted)
+        );
+    }
+
+    #[test]
+    fn a_deflated_frame_that_inflates_past_the_limit_or_is_garbage_is_refused() {
+        let bomb = miniz_oxide::deflate::compress_to_vec(&vec![0u8; MAX_FRAME_BYTES + 10], 6);
+        let mut frame = vec![DEFLATED_VERSION];
+        frame.extend(bomb);
+        assert!(frame.len() < 64 * 1024);
+        assert!(matches!(
+            ClientMessage::decode(&frame),
+            Err(DecodeError::TooLarge(_))
+        ));
+        assert_eq!(
+            ClientMessage::decode(&[DEFLATED_VERSION, 0xff, 0x13, 0x07]),
+            Err(DecodeError::Malformed)
+        );
+    }
 
     #[test]
     fn messages_round_trip() {
@@ -394,7 +504,7 @@ mod tests {
             device: DeviceId::from_random_bytes([1; 16]),
             actors: vec![],
         }
-        .encode();
+        .encode_plain();
         trailing.push(0);
         assert_eq!(
             ClientMessage::decode(&trailing),

@@ -97,6 +97,16 @@ fn chromium_binary() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
+/// Opens the app at `base` and signs in as `username` with the demo password.
+pub async fn sign_in(browser: &Client, base: &str, username: &str) {
+    browser.goto(base).await.unwrap();
+    wait_for(browser, Locator::Id("username")).await;
+    type_into(browser, "username", username).await;
+    type_into(browser, "password", crate::http::PASSWORD).await;
+    click(browser, Locator::Id("sign-in")).await;
+    wait_for(browser, Locator::Id("sign-out")).await;
+}
+
 /// Waits until `check` returns true, polling.
 pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
 where

@@ -46,7 +46,12 @@ impl Drop for TempDir {
 impl TestDatabase {
     /// A new empty database on the configured engine.
     pub async fn new() -> anyhow::Result<Self> {
-        if engine() == "postgres" {
+        Self::on(engine()).await
+    }
+
+    /// A new empty database on `engine` (`postgres` or `sqlite`).
+    pub async fn on(engine: &str) -> anyhow::Result<Self> {
+        if engine == "postgres" {
             let name = format!("casebook_test_{}", uuid::Uuid::new_v4().simple());
             let admin = postgres_admin_url();
             let mut conn = sqlx::PgConnection::connect(&admin)

@@ -45,6 +45,8 @@ pub struct NativeDevice {
     pub wiped: bool,
     /// Bytes of frames this device has sent (for the benchmarks).
     pub bytes_sent: usize,
+    /// Bytes of frames this device has received (for the benchmarks).
+    pub bytes_received: usize,
     started: Instant,
     entries_written: u32,
 }
@@ -66,6 +68,7 @@ impl NativeDevice {
             pending_creations: Vec::new(),
             wiped: false,
             bytes_sent: 0,
+            bytes_received: 0,
             started: Instant::now(),
             entries_written: 0,
         }
@@ -199,6 +202,34 @@ impl NativeDevice {
         Ok(id)
     }
 
+    /// Adds a chronology entry like [`Self::add_entry`], and calls `made` with the new
+    /// change's hash before anything is sent (for measuring its way to other devices).
+    pub async fn add_entry_marked(
+        &mut self,
+        doc: DocumentId,
+        draft: &EntryDraft,
+        made: impl FnOnce(automerge::ChangeHash),
+    ) -> anyhow::Result<String> {
+        self.entries_written += 1;
+        let id = format!("{}-{}", self.me.username, uuid::Uuid::new_v4().simple());
+        let recorder = Recorder {
+            staff: self.me.id,
+            name: self.me.name.clone(),
+            now_ms: self.now() as i64,
+        };
+        self.core.track(doc);
+        let (result, out) = self.core.edit(doc, |am| {
+            chronology::add_entry(am, &id, draft, &recorder).map(|()| {
+                am.commit();
+                am.get_heads()
+            })
+        })?;
+        // A local change depends on every head before it: it is now the only head.
+        made(result?[0]);
+        self.apply(out).await?;
+        Ok(id)
+    }
+
     /// Makes a new record of `kind` for `case` with these field values (online or not);
     /// returns its document id.
     pub async fn create_record(
@@ -286,38 +317,66 @@ impl NativeDevice {
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while !done(self) {
-            let Some(socket) = self.socket.as_mut() else {
-                bail!("the connection closed")
-            };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 bail!("timed out waiting for the server");
             }
-            let frame =
-                match tokio::time::timeout(left.min(Duration::from_millis(200)), socket.next())
-                    .await
-                {
-                    Err(_) => {
-                        let out = self.core.tick(self.now());
-                        self.apply(out).await?;
-                        continue;
-                    }
-                    Ok(frame) => frame,
-                };
-            match frame {
-                Some(Ok(Message::Binary(bytes))) => {
-                    let message = ServerMessage::decode(&bytes)?;
-                    let out = self.core.receive(self.now(), message)?;
-                    self.apply(out).await?;
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                    self.drop_connection();
-                    bail!("the connection closed");
-                }
-                Some(Ok(_)) => {}
-            }
+            self.step(left).await?;
         }
         Ok(())
+    }
+
+    /// Handles frames for `time`, calling `changed` with each document a frame changed (its
+    /// content or what the server has stored of it). Fails only when the connection closes.
+    pub async fn run_for(
+        &mut self,
+        time: Duration,
+        mut changed: impl FnMut(DocumentId, &AutoCommit),
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + time;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            for doc in self.step(left).await? {
+                if let Some(am) = self.core.document(doc) {
+                    changed(doc, am);
+                }
+            }
+        }
+    }
+
+    /// Waits up to `wait` (at most 200 ms, then passes time) for one frame and handles it;
+    /// returns the documents it saved.
+    async fn step(&mut self, wait: Duration) -> anyhow::Result<Vec<DocumentId>> {
+        let Some(socket) = self.socket.as_mut() else {
+            bail!("the connection closed")
+        };
+        let frame =
+            match tokio::time::timeout(wait.min(Duration::from_millis(200)), socket.next()).await {
+                Err(_) => {
+                    let out = self.core.tick(self.now());
+                    self.apply(out).await?;
+                    return Ok(Vec::new());
+                }
+                Ok(frame) => frame,
+            };
+        match frame {
+            Some(Ok(Message::Binary(bytes))) => {
+                self.bytes_received += bytes.len();
+                let message = ServerMessage::decode(&bytes)?;
+                let out = self.core.receive(self.now(), message)?;
+                let saved: Vec<DocumentId> = out.save.iter().copied().collect();
+                self.apply(out).await?;
+                Ok(saved)
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                self.drop_connection();
+                bail!("the connection closed");
+            }
+            Some(Ok(_)) => Ok(Vec::new()),
+        }
     }
 
     /// Syncs until every document is identical to the server's stored copy.

@@ -11,10 +11,12 @@
 //! - [`http`]: signing in over HTTP.
 //! - [`raw`]: a raw sync socket for crafted and hostile messages.
 //! - [`browser`]: headless Chromium through chromedriver, and a switchable network.
+//! - [`bench`]: the benchmark scenarios `cargo xtask bench` runs (`src/bin/casebook-bench.rs`).
 //!
 //! The test binaries are in `tests/`: `sync.rs` (sync and durability), `bad_input.rs`
 //! (malformed frames and refused documents), `browser.rs` (the app in Chromium).
 
+pub mod bench;
 pub mod browser;
 pub mod database;
 pub mod device;

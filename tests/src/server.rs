@@ -131,6 +131,8 @@ pub fn ws_url(base: &str) -> String {
 pub struct ServerProcess {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// Time from starting the process to it listening.
+    pub started_in: std::time::Duration,
     child: tokio::process::Child,
 }
 
@@ -139,10 +141,25 @@ impl ServerProcess {
     /// `env!("CARGO_BIN_EXE_casebook-server-under-test")`) on `database_url` (seeding the demo
     /// when empty), on `listen` (use port 0 for any free port).
     pub async fn start(binary: &str, database_url: &str, listen: &str) -> anyhow::Result<Self> {
+        Self::start_with_args(binary, database_url, &["--listen", listen]).await
+    }
+
+    /// Starts the server binary with `serve --demo` and these further arguments.
+    pub async fn start_with_args(
+        binary: &str,
+        database_url: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let started = std::time::Instant::now();
         let mut child = tokio::process::Command::new(binary)
-            .args(["serve", "--demo", "--listen", listen])
+            .args(["serve", "--demo"])
+            .args(args)
             .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn")
+            // CASEBOOK_SERVER_LOG=debug shows the server's log (on this process's stderr).
+            .env(
+                "RUST_LOG",
+                std::env::var("CASEBOOK_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -159,8 +176,25 @@ impl ServerProcess {
         .await
         .context("waiting for the server to listen")??;
         // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { base, child })
+        let started_in = started.elapsed();
+        let echo = std::env::var("CASEBOOK_SERVER_LOG").is_ok();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if echo {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
+        Ok(Self {
+            base,
+            started_in,
+            child,
+        })
+    }
+
+    /// The process id (for reading its CPU time and memory from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Signs in as a demo account.

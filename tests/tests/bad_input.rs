@@ -109,6 +109,11 @@ async fn an_unknown_message_type_or_version_is_named() {
             Message::Binary(vec![7, 0].into()),
             ErrorCode::UnsupportedVersion,
         ),
+        // Version 2 is deflated: bytes that do not inflate are malformed.
+        (
+            Message::Binary(vec![2, 0xff, 0x13, 0x07].into()),
+            ErrorCode::Malformed,
+        ),
         (Message::Text("hello".into()), ErrorCode::Malformed),
     ] {
         let mut socket = raw::connect(&server, &jo.cookie).await;

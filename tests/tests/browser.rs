@@ -5,8 +5,8 @@
 //! Needs the built app: `CASEBOOK_DIST` names the folder (`cargo xtask test` builds it).
 
 use casebook_tests::browser::{
-    ChromeDriver, NetworkSwitch, STEP_TIMEOUT, click, eventually, set_value, text_of, type_into,
-    wait_for,
+    ChromeDriver, NetworkSwitch, STEP_TIMEOUT, click, eventually, set_value, sign_in, text_of,
+    type_into, wait_for,
 };
 use casebook_tests::http::{PASSWORD, Session};
 use casebook_tests::server::TestServer;
@@ -27,15 +27,6 @@ fn dist() -> PathBuf {
         dist.display()
     );
     dist
-}
-
-async fn sign_in(browser: &Client, base: &str, username: &str) {
-    browser.goto(base).await.unwrap();
-    wait_for(browser, Locator::Id("username")).await;
-    type_into(browser, "username", username).await;
-    type_into(browser, "password", PASSWORD).await;
-    click(browser, Locator::Id("sign-in")).await;
-    wait_for(browser, Locator::Id("sign-out")).await;
 }
 
 async fn open_case(browser: &Client, case: &str) {
@@ -524,27 +515,18 @@ async fn persons_copy_combined_chronology_audit_search_erasure_and_accounts_on_s
         .unwrap();
     let withheld = "//ol[@id='chronology']/li[contains(., 'partner')]";
     wait_for(&manager, Locator::XPath(withheld)).await;
-    let entry = manager.find(Locator::XPath(withheld)).await.unwrap();
-    entry
-        .find(Locator::Css(".erase-entry"))
+    // One locator for the button, so the click is retried if the list re-renders meanwhile.
+    let erase = format!("{withheld}//*[contains(concat(' ', @class, ' '), ' erase-entry ')]");
+    click(&manager, Locator::XPath(&erase)).await;
+    wait_for(&manager, Locator::Css(".erase-form input")).await;
+    manager
+        .find(Locator::Css(".erase-form input"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(&manager, Locator::Css(".erase-form input")).await;
-    let form = manager.find(Locator::Css(".erase-form")).await.unwrap();
-    let reason = form.find(Locator::Css("input")).await.unwrap();
-    reason
         .send_keys("Third-party details recorded in error")
         .await
         .unwrap();
-    form.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&manager, Locator::Css(".erase-form button[type=submit]")).await;
     wait_for_text(&manager, "main", "The entry was erased").await;
     // The worker's page drops the erased entry; the rest stays.
     eventually(

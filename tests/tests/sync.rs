@@ -294,3 +294,98 @@ async fn a_server_killed_mid_sync_loses_nothing_it_acknowledged() {
     }
     server.kill().await.unwrap();
 }
+
+/// Large frames travel deflated (protocol version 2) to a device that said hello in version
+/// 2, and never to an older app that said hello in version 1; both read the same document.
+#[tokio::test]
+async fn large_frames_are_deflated_only_for_devices_that_read_them() {
+    use casebook_shared::protocol::{
+        ClientMessage, DEFLATED_VERSION, ServerMessage, frame_version,
+    };
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = TestServer::start().await.unwrap();
+    let (jo, _, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
+    // A chronology big enough that its sync messages are well over a kilobyte.
+    let mut writer = NativeDevice::new(jo.me.clone());
+    writer.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    writer.sync().await.unwrap();
+    for n in 0..30 {
+        writer
+            .add_entry(doc, &draft(&format!("Entry {n}: home visit, all well.")))
+            .await
+            .unwrap();
+    }
+    writer.sync().await.unwrap();
+
+    for deflating in [true, false] {
+        let mut socket = casebook_tests::raw::connect(&server, &jo.cookie).await;
+        let hello = ClientMessage::Hello {
+            device: casebook_shared::ids::DeviceId(uuid::Uuid::new_v4()),
+            actors: vec![uuid::Uuid::new_v4().as_bytes().to_vec()],
+        };
+        let frame = if deflating {
+            hello.encode()
+        } else {
+            hello.encode_plain()
+        };
+        socket.send(Message::Binary(frame.into())).await.unwrap();
+        let mut doc_state = automerge::AutoCommit::new();
+        let mut state = automerge::sync::State::new();
+        let mut versions = Vec::new();
+        let mut first = true;
+        loop {
+            let frame = match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => b,
+                other => panic!("expected a frame, got {other:?}"),
+            };
+            versions.push(frame_version(&frame));
+            match ServerMessage::decode(&frame).unwrap() {
+                ServerMessage::Welcome { .. } if first => {
+                    first = false;
+                    use automerge::sync::SyncDoc;
+                    let message = doc_state.sync().generate_sync_message(&mut state).unwrap();
+                    let sync = ClientMessage::Sync {
+                        doc,
+                        session: 1,
+                        data: message.encode(),
+                    };
+                    socket
+                        .send(Message::Binary(sync.encode_plain().into()))
+                        .await
+                        .unwrap();
+                }
+                ServerMessage::Sync { data, .. } => {
+                    use automerge::sync::SyncDoc;
+                    let message = automerge::sync::Message::decode(&data).unwrap();
+                    doc_state
+                        .sync()
+                        .receive_sync_message(&mut state, message)
+                        .unwrap();
+                    if casebook_shared::chronology::entries(&doc_state).len() >= 30 {
+                        break;
+                    }
+                    if let Some(reply) = doc_state.sync().generate_sync_message(&mut state) {
+                        let sync = ClientMessage::Sync {
+                            doc,
+                            session: 1,
+                            data: reply.encode(),
+                        };
+                        socket
+                            .send(Message::Binary(sync.encode_plain().into()))
+                            .await
+                            .unwrap();
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            versions.contains(&DEFLATED_VERSION),
+            deflating,
+            "deflating={deflating}: frame versions {versions:?}"
+        );
+    }
+}

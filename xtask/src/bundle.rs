@@ -30,10 +30,7 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         "--profile",
         cargo_profile,
     ]))?;
-    let target_dir = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let wasm = target_dir
+    let wasm = crate::bench::target_dir(root)
         .join("wasm32-unknown-unknown")
         .join(folder)
         .join("casebook_app.wasm");

@@ -4,13 +4,17 @@
 //!   http://127.0.0.1:8080 (SQLite under `./data/`).
 //! - `cargo xtask test`: every test suite; installs what it needs when missing.
 //! - `cargo xtask build-app [--dev]`: only build the wasm bundle into `dist/`.
+//! - `cargo xtask bench [ARGS]`: the benchmarks; writes `bench/results.json` and
+//!   `docs/performance.md` (not part of `test`, which runs a smoke version).
 //!
 //! # Layout
 //! - `main.rs`: commands.
 //! - `setup.rs`: installing missing tools (wasm32 target, Chromium, chromedriver, wasm-opt).
 //! - `bundle.rs`: building the wasm app bundle.
 //! - `suites.rs`: the test suites and their summary.
+//! - `bench.rs`: building and running the benchmark driver.
 
+mod bench;
 mod bundle;
 mod setup;
 mod suites;
@@ -26,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("run") => run(&root, &args[1..]),
         Some("test") => suites::test_all(&root),
+        Some("bench") => bench::run(&root, &args[1..]),
         Some("build-app") => {
             setup::wasm_target()?;
             let profile = if args.iter().any(|a| a == "--dev") {
@@ -36,7 +41,7 @@ fn main() -> anyhow::Result<()> {
             bundle::build(&root, profile).map(|_| ())
         }
         _ => {
-            eprintln!("usage: cargo xtask <run | test | build-app [--dev]>");
+            eprintln!("usage: cargo xtask <run | test | bench [ARGS] | build-app [--dev]>");
             bail!("unknown command")
         }
     }

@@ -101,6 +101,8 @@ const INTEGRATION: &[&str] = &[
     "audit",
     "--test",
     "devices",
+    "--test",
+    "bench_smoke",
 ];
 
 /// Runs every suite.
@@ -119,6 +121,9 @@ pub fn test_all(root: &Path) -> anyhow::Result<()> {
                 "casebook-server",
                 "-p",
                 "xtask",
+                "-p",
+                "casebook-tests",
+                "--lib",
             ],
             &[],
         )

@@ -38,6 +38,12 @@ pub fn CaseListPage() -> impl IntoView {
         })
         .unwrap_or_default()
     });
+    // When the list first shows cases (`cargo xtask bench` times the offline open by it).
+    Effect::new(move |_| {
+        if !ctx.cases.get().is_empty() {
+            crate::mark_once("casebook:case-list");
+        }
+    });
     view! {
         <h2>{move || match ctx.me.get().map(|m| m.role) {
             Some(role) if role == "manager" => "Every case",

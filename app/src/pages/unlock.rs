@@ -40,6 +40,7 @@ pub fn UnlockPage() -> impl IntoView {
         });
     };
     let try_online = move |_| spawn_local(super::boot(ctx));
+    Effect::new(move |_| crate::mark_once("casebook:unlock"));
     view! {
         <h2>"Open your records"</h2>
         <form class="card" on:submit=submit id="unlock-form">

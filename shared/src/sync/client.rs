@@ -107,6 +107,9 @@ struct DeviceDocument {
     confirmed: bool,
     last_heard_ms: u64,
     denied: bool,
+    /// The last count of waiting changes, with the heads and persisted heads it was for
+    /// (counting walks the change graph; the badge asks after every message).
+    waiting_memo: Option<(Vec<ChangeHash>, Vec<ChangeHash>, usize)>,
 }
 
 impl DeviceDocument {
@@ -122,18 +125,29 @@ impl DeviceDocument {
             confirmed: false,
             last_heard_ms: 0,
             denied: false,
+            waiting_memo: None,
         }
     }
 
     /// Changes on this device that the server has not confirmed storing.
     fn waiting(&mut self) -> usize {
+        let heads = self.doc.get_heads();
+        if let Some((h, p, n)) = &self.waiting_memo
+            && *h == heads
+            && *p == self.persisted
+        {
+            return *n;
+        }
+        let missing = self.doc.get_missing_deps(&self.persisted);
         let known: Vec<ChangeHash> = self
             .persisted
             .iter()
-            .filter(|h| self.doc.get_change_by_hash(h).is_some())
+            .filter(|h| !missing.contains(h))
             .copied()
             .collect();
-        self.doc.get_changes(&known).len()
+        let n = self.doc.get_changes_meta(&known).len();
+        self.waiting_memo = Some((heads, self.persisted.clone(), n));
+        n
     }
 
     fn in_step(&mut self) -> bool {
@@ -297,10 +311,11 @@ impl ClientCore {
     fn actors_to_declare(&mut self) -> Vec<Vec<u8>> {
         let mut authors = std::collections::BTreeSet::new();
         for d in self.docs.values_mut() {
+            let missing = d.doc.get_missing_deps(&d.persisted);
             let known: Vec<ChangeHash> = d
                 .persisted
                 .iter()
-                .filter(|h| d.doc.get_change_by_hash(h).is_some())
+                .filter(|h| !missing.contains(h))
                 .copied()
                 .collect();
             for change in d.doc.get_changes(&known) {
@@ -361,7 +376,12 @@ impl ClientCore {
         let heads = d.doc.get_heads();
         let chunk = if heads == d.saved_heads && d.chunks > 0 {
             None
-        } else if d.chunks == 0 || d.chunks >= CHUNKS_BEFORE_COMPACTION {
+        } else if d.chunks == 0
+            || d.chunks >= CHUNKS_BEFORE_COMPACTION
+            // Nothing of it saved yet (a document just arrived): the whole document is far
+            // smaller and quicker to write as one compressed save than change by change.
+            || d.saved_heads.is_empty()
+        {
             d.chunks = 1;
             Some(Chunk::Full(d.doc.save()))
         } else {

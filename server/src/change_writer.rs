@@ -1,0 +1,150 @@
+//! Group commit: every batch of changes the rooms store goes through one writer task, which
+//! puts all the batches waiting at that moment into one transaction. A change is still
+//! acknowledged only after the transaction holding it commits; under load one commit (one
+//! fsync) covers many documents' and devices' changes instead of one each.
+//!
+//! If a group's transaction fails, each batch in it is tried again in a transaction of its
+//! own, so one batch's failure is reported to its own connection only.
+
+use crate::audit;
+use crate::db::Db;
+use crate::documents::Author;
+use crate::{now_ms, on_pool};
+use anyhow::{Context, anyhow};
+use automerge::Change;
+use casebook_shared::ids::DocumentId;
+use tokio::sync::{mpsc, oneshot};
+
+/// Batches waiting beyond this many go into the next transaction.
+const MAX_GROUP: usize = 256;
+/// Batches that may wait for the writer before senders wait for room.
+const QUEUE: usize = 4096;
+
+/// New changes of one document from one device, with the audit record of the batch.
+pub struct Batch {
+    doc: DocumentId,
+    author: Author,
+    /// Each change as stored: hash, actor, bytes (compressed as Automerge saves them).
+    changes: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    audit: Option<audit::Entry>,
+}
+
+impl Batch {
+    /// `changes` of `doc` sent by `author`; `audit` is appended in the same transaction.
+    pub fn new(
+        doc: DocumentId,
+        author: &Author,
+        changes: Vec<Change>,
+        audit: Option<audit::Entry>,
+    ) -> Self {
+        let changes = changes
+            .into_iter()
+            .map(|mut c| {
+                let hash = c.hash().0.to_vec();
+                let actor = c.actor_id().to_bytes().to_vec();
+                (hash, actor, c.bytes().to_vec())
+            })
+            .collect();
+        Self {
+            doc,
+            author: author.clone(),
+            changes,
+            audit,
+        }
+    }
+}
+
+type Request = (Batch, oneshot::Sender<Result<(), String>>);
+
+/// The handle to the writer task.
+pub struct ChangeWriter {
+    queue: mpsc::Sender<Request>,
+}
+
+impl ChangeWriter {
+    /// Starts the writer task on `db`.
+    pub fn spawn(db: Db) -> Self {
+        let (queue, requests) = mpsc::channel(QUEUE);
+        tokio::spawn(run(db, requests));
+        Self { queue }
+    }
+
+    /// Stores `batch`; returns once it is committed.
+    pub async fn store(&self, batch: Batch) -> anyhow::Result<()> {
+        let (done, committed) = oneshot::channel();
+        self.queue
+            .send((batch, done))
+            .await
+            .map_err(|_| anyhow!("the change writer has stopped"))?;
+        committed
+            .await
+            .map_err(|_| anyhow!("the change writer has stopped"))?
+            .map_err(|e| anyhow!(e))
+    }
+}
+
+async fn run(db: Db, mut requests: mpsc::Receiver<Request>) {
+    while let Some(first) = requests.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match requests.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let (batches, replies): (Vec<Batch>, Vec<_>) = group.into_iter().unzip();
+        match write(&db, &batches).await {
+            Ok(()) => {
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) if batches.len() == 1 => {
+                for reply in replies {
+                    let _ = reply.send(Err(format!("{e:#}")));
+                }
+            }
+            Err(_) => {
+                for (batch, reply) in batches.iter().zip(replies) {
+                    let alone = write(&db, std::slice::from_ref(batch)).await;
+                    let _ = reply.send(alone.map_err(|e| format!("{e:#}")));
+                }
+            }
+        }
+    }
+}
+
+/// Stores `batches` in one transaction: each change's bytes and ledger row (who sent it),
+/// and each batch's audit record.
+pub async fn write(db: &Db, batches: &[Batch]) -> anyhow::Result<()> {
+    let now = now_ms();
+    // With PostgreSQL, other server instances hear of the stored changes on commit.
+    let notify = matches!(db, Db::Postgres(_));
+    let mut notified = std::collections::HashSet::new();
+    on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for batch in batches {
+            let id = batch.doc.to_string();
+            if notify && notified.insert(batch.doc) {
+                sqlx::query("select pg_notify('casebook_changes', $1)").bind(&id).execute(&mut *tx).await?;
+            }
+            let staff = batch.author.staff.to_string();
+            let device = batch.author.device.to_string();
+            for (hash, actor, bytes) in &batch.changes {
+                sqlx::query("insert into document_changes (document_id, hash, bytes) values ($1, $2, $3)
+                             on conflict do nothing")
+                    .bind(&id).bind(hash).bind(bytes)
+                    .execute(&mut *tx).await?;
+                sqlx::query("insert into change_ledger (document_id, hash, staff_id, device_id, actor, received_at)
+                             values ($1, $2, $3, $4, $5, $6) on conflict do nothing")
+                    .bind(&id).bind(hash).bind(&staff).bind(&device).bind(actor).bind(now)
+                    .execute(&mut *tx).await?;
+            }
+            if let Some(entry) = &batch.audit {
+                crate::audit_append!(tx, entry).await?;
+            }
+        }
+        tx.commit().await
+    })
+    .context("storing changes")
+}

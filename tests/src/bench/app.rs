@@ -1,0 +1,174 @@
+//! The app: the wasm bundle's size, the time from opening the app with no network to the
+//! case list shown, and cover pickup in the real app (headless Chromium, IndexedDB).
+
+use super::Settings;
+use super::cover;
+use super::fixture::Fixture;
+use super::report::{Report, Run, Target};
+use crate::browser::{ChromeDriver, NetworkSwitch, eventually, sign_in, text_of, type_into};
+use crate::database::TestDatabase;
+use crate::server::ServerProcess;
+use anyhow::Context;
+use fantoccini::{Client, Locator};
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn gzipped(bytes: &[u8]) -> anyhow::Result<usize> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len())
+}
+
+/// Bundle sizes of the built app in `dist`.
+pub fn bundle(dist: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let wasm = std::fs::read(dist.join("casebook_app_bg.wasm")).context("reading the bundle")?;
+    let js = std::fs::read(dist.join("casebook_app.js")).context("reading the JS glue")?;
+    let mut run = Run::default();
+    run.add(
+        "wasm bundle, gzipped",
+        "KB",
+        gzipped(&wasm)? as f64 / 1024.0,
+        Some(Target::AtMost(700.0)),
+    );
+    run.add("wasm bundle, raw", "KB", wasm.len() as f64 / 1024.0, None);
+    run.add(
+        "JS glue, gzipped",
+        "KB",
+        gzipped(&js)? as f64 / 1024.0,
+        None,
+    );
+    report.gather("app", "casebook", "-", run);
+    Ok(())
+}
+
+/// Whether the case list's progress line ("N of M cases ready offline") says all are ready.
+fn all_ready(progress: &str) -> bool {
+    let words: Vec<&str> = progress.split_whitespace().collect();
+    matches!(words.as_slice(), [done, "of", total, ..] if done == total && *total != "0")
+}
+
+/// The time at which the page marked `name` (ms from navigation), once it has.
+async fn mark(browser: &Client, name: &str, timeout: Duration) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = browser
+            .execute(
+                "const m = performance.getEntriesByName(arguments[0], 'mark'); \
+                 return m.length ? m[0].startTime : null;",
+                vec![serde_json::json!(name)],
+            )
+            .await?;
+        if let Some(at) = value.as_f64() {
+            return Ok(at);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the page never marked {name}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Offline open, and cover pickup in the browser.
+pub async fn browser(settings: &Settings, dist: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let database = TestDatabase::on("sqlite").await?;
+    let mut fixture = Fixture::open(&database.url).await?;
+    let staff = fixture.staff("bench.cover", 2).await?;
+    let cases = settings.size(50, 2);
+    cover::caseload(
+        &mut fixture,
+        cases,
+        settings.size(500, 20),
+        settings.size(20, 2),
+        staff[0],
+        staff[1],
+    )
+    .await?;
+    fixture.db.close().await;
+    let dist = dist.to_string_lossy();
+    let server = ServerProcess::start_with_args(
+        &settings.server.to_string_lossy(),
+        &database.url,
+        &["--listen", "127.0.0.1:0", "--static-dir", &dist],
+    )
+    .await?;
+    let target = server.base.trim_start_matches("http://").parse()?;
+    let network = NetworkSwitch::start(target).await?;
+    let mut driver = ChromeDriver::start().await?;
+    let result = async {
+        // Cover pickup: a fresh browser profile signs in as the covering worker.
+        for _ in 0..settings.runs {
+            let tablet = driver.browser().await?;
+            let started = Instant::now();
+            sign_in(&tablet, &network.url(), "bench.cover.2").await;
+            eventually("the caseload to be ready offline", Duration::from_secs(300), || {
+                let tablet = &tablet;
+                async move { Ok(all_ready(&text_of(tablet, "#offline-progress").await)) }
+            })
+            .await?;
+            let mut run = Run::default();
+            run.add(
+                "all stored locally (Chromium, IndexedDB)",
+                "ms",
+                started.elapsed().as_secs_f64() * 1000.0,
+                None,
+            );
+            report.gather("cover pickup", "casebook", "sqlite", run);
+            tablet.close().await?;
+        }
+
+        // Offline open: a signed-in tablet with its caseload, reloaded with no network.
+        let tablet = driver.browser().await?;
+        sign_in(&tablet, &network.url(), "worker.north1").await;
+        eventually("the demo caseload to be ready offline", Duration::from_secs(60), || {
+            let tablet = &tablet;
+            async move { Ok(all_ready(&text_of(tablet, "#offline-progress").await)) }
+        })
+        .await?;
+        let sw = tablet
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 navigator.serviceWorker.ready.then(() => done(true)).catch(() => done(false));",
+                vec![],
+            )
+            .await?;
+        anyhow::ensure!(sw == serde_json::json!(true), "the service worker is not ready");
+        network.set_online(false);
+        for _ in 0..settings.runs {
+            tablet.refresh().await?;
+            let prompt = mark(&tablet, "casebook:unlock", Duration::from_secs(20)).await?;
+            type_into(&tablet, "unlock-password", crate::http::PASSWORD).await;
+            let clicked = tablet
+                .execute(
+                    "const t = performance.now(); document.getElementById('unlock').click(); return t;",
+                    vec![],
+                )
+                .await?
+                .as_f64()
+                .context("click time")?;
+            let listed = mark(&tablet, "casebook:case-list", Duration::from_secs(20)).await?;
+            tablet.find(Locator::Id("case-list")).await?;
+            let mut run = Run::default();
+            run.add(
+                "offline open to case list (without typing the password)",
+                "ms",
+                prompt + (listed - clicked),
+                Some(Target::AtMost(1000.0)),
+            );
+            run.add("  of which: page load to password prompt", "ms", prompt, None);
+            run.add(
+                "  of which: password to case list (PBKDF2, decrypt, render)",
+                "ms",
+                listed - clicked,
+                None,
+            );
+            report.gather("app", "casebook", "-", run);
+        }
+        network.set_online(true);
+        tablet.close().await?;
+        anyhow::Ok(())
+    }
+    .await;
+    driver.stop().await;
+    result
+}

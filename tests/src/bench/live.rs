@@ -1,0 +1,577 @@
+//! Live load: many connected devices, each on a few documents, writing chronology entries at
+//! a steady total rate; the time from a change being made on one device to it arriving on
+//! each other device on that document. The same engine drives the overload scenario (a
+//! burst above what the server sustains, then a quiet spell) and the several-instances
+//! scenario (devices spread over two server processes on one PostgreSQL database).
+
+use super::fixture::{self, Fixture, SeedDocument};
+use super::report::{Report, Run, Target, percentile};
+use super::{ProcessStats, Settings, process_stats};
+use crate::database::TestDatabase;
+use crate::device::{NativeDevice, draft};
+use crate::server::{ServerProcess, ws_url};
+use anyhow::Context;
+use automerge::ChangeHash;
+use casebook_shared::api::Me;
+use casebook_shared::ids::DocumentId;
+use casebook_shared::records::Kind;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A spell of steady writing.
+#[derive(Clone, Copy, Debug)]
+pub struct Phase {
+    /// Changes per second over all devices.
+    pub rate: f64,
+    /// How long.
+    pub seconds: f64,
+}
+
+/// The shape of a load run.
+#[derive(Clone, Debug)]
+pub struct Load {
+    /// Connected devices (one user each).
+    pub devices: usize,
+    /// Documents (chronologies, one case each).
+    pub documents: usize,
+    /// Documents each device holds.
+    pub per_device: usize,
+    /// The writing, spell by spell.
+    pub phases: Vec<Phase>,
+    /// Server processes (devices are spread over them; more than one needs PostgreSQL).
+    pub instances: usize,
+}
+
+impl Load {
+    /// The documents device `device` holds.
+    pub fn documents_of(&self, device: usize) -> Vec<usize> {
+        (0..self.per_device)
+            .map(|j| (device * self.per_device + j) % self.documents)
+            .collect()
+    }
+
+    /// The server process device `n` connects to: devices sharing documents are spread over
+    /// every instance.
+    fn instance_of(&self, n: usize) -> usize {
+        (n * self.per_device / self.documents) % self.instances
+    }
+
+    fn seconds(&self) -> f64 {
+        self.phases.iter().map(|p| p.seconds).sum()
+    }
+
+    /// When device `n` writes, in seconds from the start of the load: an even spread over
+    /// the devices within each phase.
+    fn schedule(&self, n: usize) -> Vec<f64> {
+        let mut times = Vec::new();
+        let mut start = 0.0;
+        for phase in &self.phases {
+            let period = self.devices as f64 / phase.rate;
+            let mut t = start + period * (n as f64 / self.devices as f64);
+            while t < start + phase.seconds {
+                times.push(t);
+                t += period;
+            }
+            start += phase.seconds;
+        }
+        times
+    }
+}
+
+/// One change arriving on one other device.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// Seconds from the start of the load to its arrival.
+    pub at: f64,
+    /// Milliseconds from being made to arriving.
+    pub latency_ms: f64,
+    /// Whether the writer and the receiver were connected to different server processes.
+    pub across_instances: bool,
+}
+
+/// What a load run measured.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every arrival.
+    pub samples: Vec<Sample>,
+    /// Changes made.
+    pub written: usize,
+    /// Changes the server acknowledged.
+    pub acknowledged: usize,
+    /// Changes still not acknowledged after the load and a drain of up to 20 s.
+    pub unacknowledged: usize,
+    /// (change, other device on its document) pairs never delivered.
+    pub undelivered: usize,
+    /// Protocol errors and refusals the devices were sent.
+    pub errors: usize,
+    /// Devices whose connection closed during the run.
+    pub disconnects: usize,
+    /// Server processes' CPU and memory at the start and the end of the load.
+    pub servers: Vec<(ProcessStats, ProcessStats)>,
+    /// Length of the load, in seconds.
+    pub seconds: f64,
+}
+
+impl Outcome {
+    /// Latencies (ms) arriving within `[from, to)` seconds, optionally only across instances.
+    pub fn latencies(&self, from: f64, to: f64, across_only: bool) -> Vec<f64> {
+        self.samples
+            .iter()
+            .filter(|s| s.at >= from && s.at < to && (!across_only || s.across_instances))
+            .map(|s| s.latency_ms)
+            .collect()
+    }
+
+    /// Server CPU used during the load, as a share of one core (percent), summed over
+    /// instances.
+    pub fn server_cpu_percent(&self) -> f64 {
+        self.servers
+            .iter()
+            .map(|(a, b)| (b.cpu_seconds - a.cpu_seconds) / self.seconds * 100.0)
+            .sum()
+    }
+
+    /// The highest peak RSS of any instance (MB).
+    pub fn server_peak_rss_mb(&self) -> f64 {
+        self.servers
+            .iter()
+            .map(|(_, b)| b.peak_rss_mb)
+            .fold(0.0, f64::max)
+    }
+}
+
+/// A change as its writer made it.
+#[derive(Clone, Copy)]
+struct Made {
+    hash: ChangeHash,
+    at: Instant,
+    writer: usize,
+}
+
+/// What one device saw.
+#[derive(Default)]
+struct DeviceLog {
+    arrivals: Vec<(ChangeHash, Instant)>,
+    errors: usize,
+    disconnected: bool,
+    unacknowledged: usize,
+}
+
+/// Sets up the database and servers for `load`, runs it, and returns what it measured.
+pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
+    let database = TestDatabase::on(settings.engine).await?;
+    let mut fixture = Fixture::open(&database.url).await?;
+    let staff = fixture.staff("bench.live", load.devices).await?;
+    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); load.documents];
+    for n in 0..load.devices {
+        for d in load.documents_of(n) {
+            holders[d].push(n);
+        }
+    }
+    let cases = fixture
+        .cases(load.documents, |k| {
+            holders[k].iter().map(|&n| staff[n]).collect()
+        })
+        .await?;
+    let mut doc_ids = Vec::new();
+    let mut seeds = Vec::new();
+    for case in &cases {
+        let id = DocumentId(uuid::Uuid::new_v4());
+        doc_ids.push(id);
+        seeds.push(SeedDocument {
+            id,
+            case: *case,
+            kind: Kind::Chronology,
+            author: staff[0],
+            am: fixture::chronology(10, staff[0])?,
+        });
+    }
+    fixture.documents(seeds).await?;
+    let cookies = fixture.sessions(&staff).await?;
+    fixture.db.close().await;
+    let mut servers: Vec<ServerProcess> = Vec::new();
+    for _ in 0..load.instances {
+        servers.push(settings.serve(&database).await?);
+    }
+    let urls: Vec<String> = servers.iter().map(|s| ws_url(&s.base)).collect();
+
+    // Every change, by document, as its writer made it (registered before it is sent).
+    let made: Arc<Vec<Mutex<Vec<Made>>>> = Arc::new(
+        (0..load.documents)
+            .map(|_| Mutex::new(Vec::new()))
+            .collect(),
+    );
+    // Every device connects and syncs, then all start together.
+    let connected = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
+    let go = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
+    let start: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let connecting = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = Vec::new();
+    for n in 0..load.devices {
+        let me = Me {
+            id: staff[n],
+            username: format!("bench.live.{}", n + 1),
+            name: format!("Bench Worker {}", n + 1),
+            role: "practitioner".into(),
+            team: "North".into(),
+        };
+        let url = urls[load.instance_of(n)].clone();
+        let cookie = cookies[n].clone();
+        let mine: Vec<(usize, DocumentId)> = load
+            .documents_of(n)
+            .into_iter()
+            .map(|d| (d, doc_ids[d]))
+            .collect();
+        let schedule = load.schedule(n);
+        let total = load.seconds();
+        let (made, connected, go, start, connecting) = (
+            made.clone(),
+            connected.clone(),
+            go.clone(),
+            start.clone(),
+            connecting.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut device = NativeDevice::new(me);
+            let ready = async {
+                let _permit = connecting.acquire().await?;
+                device.connect(&url, &cookie).await?;
+                device.sync().await
+            }
+            .await;
+            connected.wait().await;
+            go.wait().await;
+            ready.with_context(|| format!("connecting device {n}"))?;
+            let start = start.lock().expect("start").expect("set before go");
+            let index: HashMap<DocumentId, usize> = mine.iter().map(|(d, id)| (*id, *d)).collect();
+            let mut seen: HashMap<usize, (usize, Vec<Made>)> = HashMap::new();
+            let mut log = DeviceLog::default();
+            // Called for every document a frame changed: which changes made elsewhere have
+            // now arrived?
+            let notice = |doc: DocumentId,
+                          am: &automerge::AutoCommit,
+                          log: &mut DeviceLog,
+                          seen: &mut HashMap<usize, (usize, Vec<Made>)>| {
+                let Some(&d) = index.get(&doc) else { return };
+                let now = Instant::now();
+                let (cursor, pending) = seen.entry(d).or_default();
+                {
+                    let list = made[d].lock().expect("made");
+                    pending.extend(list[*cursor..].iter().filter(|m| m.writer != n));
+                    *cursor = list.len();
+                }
+                pending.retain(|m| {
+                    if fixture::has_change(am, &m.hash) {
+                        log.arrivals.push((m.hash, now));
+                        false
+                    } else {
+                        true
+                    }
+                });
+            };
+            for (k, at) in schedule.iter().enumerate() {
+                let due = start + Duration::from_secs_f64(*at);
+                let wait = due.saturating_duration_since(Instant::now());
+                if device
+                    .run_for(wait, |doc, am| notice(doc, am, &mut log, &mut seen))
+                    .await
+                    .is_err()
+                {
+                    log.disconnected = true;
+                    break;
+                }
+                let (d, doc) = mine[k % mine.len()];
+                let written = device
+                    .add_entry_marked(doc, &draft(&fixture::entry_text(k)), |hash| {
+                        made[d].lock().expect("made").push(Made {
+                            hash,
+                            at: Instant::now(),
+                            writer: n,
+                        });
+                    })
+                    .await;
+                if written.is_err() {
+                    log.disconnected = true;
+                    break;
+                }
+            }
+            // The rest of the load, then a drain until nothing is waiting or in flight.
+            let end = start + Duration::from_secs_f64(total);
+            if !log.disconnected {
+                let wait = end.saturating_duration_since(Instant::now());
+                log.disconnected = device
+                    .run_for(wait, |doc, am| notice(doc, am, &mut log, &mut seen))
+                    .await
+                    .is_err();
+            }
+            let drain_until = end + Duration::from_secs(20);
+            while !log.disconnected && Instant::now() < drain_until {
+                let all_arrived = mine.iter().all(|(d, _)| {
+                    let total = made[*d].lock().expect("made").len();
+                    seen.get(d)
+                        .is_some_and(|(c, p)| *c == total && p.is_empty())
+                });
+                if all_arrived && device.core.waiting() == 0 {
+                    break;
+                }
+                log.disconnected = device
+                    .run_for(Duration::from_millis(100), |doc, am| {
+                        notice(doc, am, &mut log, &mut seen)
+                    })
+                    .await
+                    .is_err();
+            }
+            log.errors = device.errors.len() + device.denied.len();
+            log.unacknowledged = device.core.waiting();
+            device.disconnect().await;
+            anyhow::Ok(log)
+        }));
+    }
+    connected.wait().await;
+    let pids: Vec<Option<u32>> = servers.iter().map(ServerProcess::pid).collect();
+    let before: Vec<ProcessStats> = pids.iter().map(|p| process_stats(*p)).collect();
+    let started = Instant::now();
+    *start.lock().expect("start") = Some(started);
+    // Server figures cover the load itself, not the drain after it.
+    let at_end = {
+        let (pids, seconds) = (pids.clone(), load.seconds());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            pids.iter().map(|p| process_stats(*p)).collect::<Vec<_>>()
+        })
+    };
+    go.wait().await;
+    let mut logs = Vec::new();
+    for task in tasks {
+        logs.push(task.await??);
+    }
+    let after = at_end.await?;
+
+    let mut outcome = Outcome {
+        seconds: load.seconds(),
+        servers: before.into_iter().zip(after).collect(),
+        ..Outcome::default()
+    };
+    let mut by_hash: HashMap<ChangeHash, (Made, usize)> = HashMap::new();
+    for (d, list) in made.iter().enumerate() {
+        for m in list.lock().expect("made").iter() {
+            by_hash.insert(m.hash, (*m, d));
+        }
+    }
+    outcome.written = by_hash.len();
+    for (n, log) in logs.iter().enumerate() {
+        outcome.errors += log.errors;
+        outcome.disconnects += usize::from(log.disconnected);
+        outcome.unacknowledged += log.unacknowledged;
+        for (hash, arrived) in &log.arrivals {
+            if let Some((m, _)) = by_hash.get(hash) {
+                outcome.samples.push(Sample {
+                    at: arrived.duration_since(started).as_secs_f64(),
+                    latency_ms: arrived.duration_since(m.at).as_secs_f64() * 1000.0,
+                    across_instances: load.instance_of(n) != load.instance_of(m.writer),
+                });
+            }
+        }
+    }
+    let expected_deliveries: usize = by_hash.values().map(|(_, d)| holders[*d].len() - 1).sum();
+    outcome.undelivered = expected_deliveries.saturating_sub(outcome.samples.len());
+    outcome.acknowledged = outcome.written - outcome.unacknowledged;
+    drop(servers);
+    Ok(outcome)
+}
+
+/// The live-load shape: 1,000 devices on 200 documents (5 each), 500 changes/s for 60 s.
+pub fn standard(settings: &Settings) -> Load {
+    Load {
+        devices: settings.size(1000, 12),
+        documents: settings.size(200, 4),
+        per_device: settings.size(5, 2),
+        phases: vec![Phase {
+            rate: settings.size(500, 20) as f64,
+            seconds: settings.size(60, 3) as f64,
+        }],
+        instances: 1,
+    }
+}
+
+/// The live-load scenario ([`standard`]); returns the median p99 latency.
+pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<Option<f64>> {
+    let load = standard(settings);
+    let mut p99s = Vec::new();
+    for _ in 0..settings.runs {
+        let outcome = run(settings, &load).await?;
+        let all = outcome.latencies(0.0, f64::INFINITY, false);
+        let mut run = Run::default();
+        run.add("devices", "", load.devices as f64, None);
+        run.add(
+            "changes made per second",
+            "/s",
+            outcome.written as f64 / outcome.seconds,
+            None,
+        );
+        run.add("latency p50", "ms", percentile(&all, 50.0), None);
+        let p99 = percentile(&all, 99.0);
+        p99s.push(p99);
+        run.add("latency p99", "ms", p99, Some(Target::AtMost(50.0)));
+        run.add("latency max", "ms", percentile(&all, 100.0), None);
+        add_losses(&mut run, &outcome);
+        run.add(
+            "server CPU",
+            "% of a core",
+            outcome.server_cpu_percent(),
+            None,
+        );
+        run.add(
+            "server peak RSS",
+            "MB",
+            outcome.server_peak_rss_mb(),
+            Some(Target::AtMost(150.0)),
+        );
+        report.gather("live load", "casebook", settings.engine, run);
+    }
+    Ok(Some(super::report::median(&p99s)))
+}
+
+/// Changes lost, deliveries missing, errors and disconnections (all targets are 0).
+fn add_losses(run: &mut Run, outcome: &Outcome) {
+    run.add(
+        "changes lost (not acknowledged)",
+        "",
+        outcome.unacknowledged as f64,
+        Some(Target::AtMost(0.0)),
+    );
+    run.add(
+        "deliveries missing",
+        "",
+        outcome.undelivered as f64,
+        Some(Target::AtMost(0.0)),
+    );
+    run.add(
+        "errors",
+        "",
+        outcome.errors as f64,
+        Some(Target::AtMost(0.0)),
+    );
+    run.add(
+        "devices disconnected",
+        "",
+        outcome.disconnects as f64,
+        Some(Target::AtMost(0.0)),
+    );
+}
+
+/// The overload scenario: `rate` (twice the live-load rate) for 20 s, then a fifth of the
+/// live rate for 15 s; whether anything is lost or disconnected, and how soon latency is
+/// back under `normal_p99` after the load drops.
+pub async fn overload(
+    settings: &Settings,
+    report: &mut Report,
+    normal_p99: f64,
+) -> anyhow::Result<()> {
+    let base = settings.size(500, 20) as f64;
+    let (burst, quiet) = (settings.size(20, 3) as f64, settings.size(15, 3) as f64);
+    let load = Load {
+        devices: settings.size(1000, 12),
+        documents: settings.size(200, 4),
+        per_device: settings.size(5, 2),
+        phases: vec![
+            Phase {
+                rate: base * 2.0,
+                seconds: burst,
+            },
+            Phase {
+                rate: base / 5.0,
+                seconds: quiet,
+            },
+        ],
+        instances: 1,
+    };
+    for _ in 0..settings.runs {
+        let outcome = run(settings, &load).await?;
+        let mut run = Run::default();
+        run.add("offered rate", "/s", base * 2.0, None);
+        run.add(
+            "changes acknowledged per second (whole run)",
+            "/s",
+            outcome.acknowledged as f64 / outcome.seconds,
+            None,
+        );
+        let during = outcome.latencies(0.0, burst, false);
+        run.add(
+            "latency p99 during the burst",
+            "ms",
+            percentile(&during, 99.0),
+            None,
+        );
+        // Recovery: the end of the last second after the drop whose p99 is above normal.
+        let bound = normal_p99.max(50.0) * 1.5;
+        let mut recovered = 0.0;
+        let mut t = burst;
+        while t < burst + quiet {
+            let spell = outcome.latencies(t, t + 1.0, false);
+            if percentile(&spell, 99.0) > bound {
+                recovered = t + 1.0 - burst;
+            }
+            t += 1.0;
+        }
+        run.add(
+            "back to normal latency after the drop",
+            "s",
+            recovered,
+            Some(Target::AtMost(10.0)),
+        );
+        add_losses(&mut run, &outcome);
+        run.add(
+            "server peak RSS",
+            "MB",
+            outcome.server_peak_rss_mb(),
+            Some(Target::AtMost(150.0)),
+        );
+        report.gather("overload", "casebook", settings.engine, run);
+    }
+    Ok(())
+}
+
+/// Several instances (PostgreSQL): devices spread over two server processes; latency of
+/// changes that cross from one instance to the other.
+pub async fn instances(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
+    let load = Load {
+        devices: settings.size(200, 8),
+        documents: settings.size(40, 4),
+        per_device: settings.size(5, 2),
+        phases: vec![Phase {
+            rate: settings.size(200, 10) as f64,
+            seconds: settings.size(30, 3) as f64,
+        }],
+        instances: 2,
+    };
+    for _ in 0..settings.runs {
+        let outcome = run(settings, &load).await?;
+        let across = outcome.latencies(0.0, f64::INFINITY, true);
+        let mut run = Run::default();
+        run.add("instances", "", 2.0, None);
+        run.add("devices", "", load.devices as f64, None);
+        run.add(
+            "changes made per second",
+            "/s",
+            outcome.written as f64 / outcome.seconds,
+            None,
+        );
+        run.add(
+            "cross-instance latency p50",
+            "ms",
+            percentile(&across, 50.0),
+            None,
+        );
+        run.add(
+            "cross-instance latency p99",
+            "ms",
+            percentile(&across, 99.0),
+            Some(Target::AtMost(100.0)),
+        );
+        add_losses(&mut run, &outcome);
+        report.gather("several instances", "casebook", settings.engine, run);
+    }
+    Ok(())
+}

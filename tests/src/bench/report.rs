@@ -1,0 +1,276 @@
+//! Figures, their summary over several runs, the printed table, `bench/results.json` and
+//! `docs/performance.md`.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Whether smaller or larger is better, and the bound a target sets.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub enum Target {
+    /// The figure must be at most this.
+    AtMost(f64),
+    /// The figure must be at least this.
+    AtLeast(f64),
+}
+
+impl Target {
+    fn met(self, value: f64) -> bool {
+        match self {
+            Target::AtMost(t) => value <= t,
+            Target::AtLeast(t) => value >= t,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Target::AtMost(t) => format!("<= {}", short(t)),
+            Target::AtLeast(t) => format!(">= {}", short(t)),
+        }
+    }
+}
+
+/// One figure of one scenario, gathered over several runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Figure {
+    /// Scenario (`catch-up`, `live load`, ...).
+    pub scenario: String,
+    /// `casebook` or `automerge-repo`.
+    pub system: String,
+    /// `sqlite`, `postgres`, `nodefs` or `-`.
+    pub storage: String,
+    /// What is measured.
+    pub name: String,
+    /// Unit of the values.
+    pub unit: String,
+    /// One value per run.
+    pub runs: Vec<f64>,
+    /// The target from issue 6, if any.
+    pub target: Option<Target>,
+}
+
+impl Figure {
+    /// The median of the runs.
+    pub fn median(&self) -> f64 {
+        median(&self.runs)
+    }
+
+    /// Smallest run.
+    pub fn min(&self) -> f64 {
+        self.runs.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    /// Largest run.
+    pub fn max(&self) -> f64 {
+        self.runs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// Whether the median meets the target (`None` without one).
+    pub fn met(&self) -> Option<bool> {
+        self.target.map(|t| t.met(self.median()))
+    }
+}
+
+/// The median of `values` (0 for none).
+pub fn median(values: &[f64]) -> f64 {
+    percentile(values, 50.0)
+}
+
+/// The `p`th percentile of `values` (nearest rank; 0 for none).
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The figures of one scenario run, by name, to be gathered across runs.
+#[derive(Default)]
+pub struct Run {
+    values: Vec<(String, String, f64, Option<Target>)>,
+}
+
+impl Run {
+    /// Records `value` (in `unit`) as figure `name`, with an optional target.
+    pub fn add(&mut self, name: &str, unit: &str, value: f64, target: Option<Target>) {
+        self.values
+            .push((name.to_owned(), unit.to_owned(), value, target));
+    }
+}
+
+/// Every figure of a bench run, in the order first seen.
+#[derive(Default, Serialize)]
+pub struct Report {
+    /// The figures.
+    pub figures: Vec<Figure>,
+    /// Remarks printed under the table (what was scaled down, what could not run).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Folds one run of `scenario` on `system`/`storage` into the figures.
+    pub fn gather(&mut self, scenario: &str, system: &str, storage: &str, run: Run) {
+        for (name, unit, value, target) in run.values {
+            match self.figures.iter_mut().find(|f| {
+                f.scenario == scenario
+                    && f.system == system
+                    && f.storage == storage
+                    && f.name == name
+            }) {
+                Some(f) => f.runs.push(value),
+                None => self.figures.push(Figure {
+                    scenario: scenario.into(),
+                    system: system.into(),
+                    storage: storage.into(),
+                    name,
+                    unit,
+                    runs: vec![value],
+                    target,
+                }),
+            }
+        }
+    }
+
+    /// The table printed at the end and put into `docs/performance.md`.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "| scenario | system | storage | figure | median | min | max | runs | target | met |\n\
+             |---|---|---|---|---:|---:|---:|---:|---|---|\n",
+        );
+        for f in &self.figures {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} {} | {} | {} | {} | {} | {} |",
+                f.scenario,
+                f.system,
+                f.storage,
+                f.name,
+                short(f.median()),
+                f.unit,
+                short(f.min()),
+                short(f.max()),
+                f.runs.len(),
+                f.target.map(Target::describe).unwrap_or_default(),
+                match f.met() {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "",
+                }
+            );
+        }
+        out
+    }
+
+    /// Side-by-side ratios where both systems measured the same figure.
+    pub fn comparisons(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for ours in self.figures.iter().filter(|f| f.system == "casebook") {
+            if let Some(theirs) = self.figures.iter().find(|f| {
+                f.system == "automerge-repo" && f.scenario == ours.scenario && f.name == ours.name
+            }) && ours.median() != 0.0
+            {
+                out.insert(
+                    format!("{} / {} ({})", ours.scenario, ours.name, ours.storage),
+                    theirs.median() / ours.median(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Writes `results.json` and `performance.md` (the method text followed by the figures).
+    pub fn write(
+        &self,
+        json: &Path,
+        markdown: &Path,
+        method: &str,
+        machine: &str,
+    ) -> anyhow::Result<()> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            machine: &'a str,
+            report: &'a Report,
+            automerge_repo_over_casebook: BTreeMap<String, f64>,
+        }
+        if let Some(dir) = json.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(
+            json,
+            serde_json::to_string_pretty(&Out {
+                machine,
+                report: self,
+                automerge_repo_over_casebook: self.comparisons(),
+            })?,
+        )?;
+        let mut md = method.trim_end().to_owned();
+        let _ = write!(
+            md,
+            "\n\n## Figures (written by `cargo xtask bench`)\n\nMachine: {machine}\n\n{}",
+            self.table()
+        );
+        let comparisons = self.comparisons();
+        if !comparisons.is_empty() {
+            md.push_str("\n### Side by side: automerge-repo's figure divided by Casebook's\n\n");
+            for (what, ratio) in comparisons {
+                let _ = writeln!(md, "- {what}: {ratio:.2}x");
+            }
+        }
+        if !self.notes.is_empty() {
+            md.push_str("\n### Notes from this run\n\n");
+            for note in &self.notes {
+                let _ = writeln!(md, "- {note}");
+            }
+        }
+        std::fs::write(markdown, md)?;
+        Ok(())
+    }
+}
+
+/// A number with sensible precision for a table.
+pub fn short(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v, 100.0), 100.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn runs_gather_into_one_figure_with_median_min_and_max() {
+        let mut report = Report::default();
+        for v in [30.0, 10.0, 20.0] {
+            let mut run = Run::default();
+            run.add("time", "ms", v, Some(Target::AtMost(25.0)));
+            report.gather("catch-up", "casebook", "sqlite", run);
+        }
+        let f = &report.figures[0];
+        assert_eq!((f.median(), f.min(), f.max()), (20.0, 10.0, 30.0));
+        assert_eq!(f.met(), Some(true));
+        assert!(
+            report
+                .table()
+                .contains("| catch-up | casebook | sqlite | time | 20.0 ms |")
+        );
+    }
+}
