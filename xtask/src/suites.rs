@@ -123,7 +123,6 @@ pub fn test_all(root: &Path) -> anyhow::Result<()> {
                 "xtask",
                 "-p",
                 "casebook-tests",
-                "--lib",
             ],
             &[],
         )
