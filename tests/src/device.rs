@@ -47,6 +47,10 @@ pub struct NativeDevice {
     pub bytes_sent: usize,
     /// Bytes of frames this device has received (for the benchmarks).
     pub bytes_received: usize,
+    /// Whether it writes what it holds to its (in-memory) storage, as the app writes to
+    /// IndexedDB. Load benchmarks turn this off: a thousand simulated devices sharing the
+    /// server's machine would otherwise spend its CPU on work real devices do on their own.
+    pub keeps_storage: bool,
     started: Instant,
     entries_written: u32,
 }
@@ -69,6 +73,7 @@ impl NativeDevice {
             wiped: false,
             bytes_sent: 0,
             bytes_received: 0,
+            keeps_storage: true,
             started: Instant::now(),
             entries_written: 0,
         }
@@ -133,7 +138,7 @@ impl NativeDevice {
     }
 
     async fn apply(&mut self, out: Output) -> anyhow::Result<()> {
-        for id in &out.save {
+        for id in out.save.iter().filter(|_| self.keeps_storage) {
             let save = self.core.save(*id).context("saving a document")?;
             let (chunks, persisted) = self.storage.entry(*id).or_default();
             match save.chunk {

@@ -91,6 +91,102 @@ pub struct Outgoing {
 pub struct DocumentRoom {
     doc: AutoCommit,
     peers: HashMap<PeerId, PeerState>,
+    /// Peers that may be owed a message: the sender of the last message, and every peer
+    /// once the document changed. A peer's sync state and the document both unchanged
+    /// since its last message means it is owed nothing new, so [`Self::outgoing`] does not
+    /// ask (asking every peer after every message cost a document with 25 devices 25
+    /// message generations per acknowledgement).
+    due: BTreeSet<PeerId>,
+    /// The changes the last message added, kept until [`Self::outgoing`] passes them on.
+    fresh: Option<Fresh>,
+    /// Messages built by [`pass_on`] rather than by Automerge (for tests).
+    passed_on: usize,
+}
+
+/// Changes just added to the document, as they arrived.
+struct Fresh {
+    /// The document's heads before them (sorted).
+    before: Vec<ChangeHash>,
+    hashes: Vec<ChangeHash>,
+    bytes: Vec<Vec<u8>>,
+}
+
+/// The message `generate_sync_message` would produce for a peer that was in step with the
+/// document just before `fresh` arrived (it had, and knew we had, exactly those heads): our
+/// heads, a bloom filter of the fresh changes, and the fresh changes themselves, with the
+/// peer's sync state updated the same way. Built from the changes as they arrived, where
+/// Automerge would extract each of them again from the whole document for every peer (with
+/// 25 devices on a chronology that was most of the server's work). `None` for any other
+/// peer: those get Automerge's own message.
+fn pass_on(
+    state: &mut sync::State,
+    fresh: &Fresh,
+    heads: &[ChangeHash],
+    changes_in_doc: usize,
+) -> Option<sync::Message> {
+    let sorted = |h: &[ChangeHash]| {
+        let mut h = h.to_vec();
+        h.sort();
+        h
+    };
+    let in_step = state.their_heads.as_deref().map(sorted) == Some(fresh.before.clone())
+        && sorted(&state.shared_heads) == fresh.before
+        && state.their_need.as_ref().is_some_and(Vec::is_empty)
+        && state.their_have.is_some()
+        && !state.needs_reset
+        && !state.read_only
+        && !state.is_peer_read_only()
+        // Automerge sends the whole document instead when a third of it is new.
+        && fresh.hashes.len() * 3 <= changes_in_doc
+        && fresh.hashes.iter().all(|h| !state.sent_hashes.contains(h));
+    if !in_step {
+        return None;
+    }
+    let mut flags = sync::MessageFlags::new();
+    flags.set(sync::MessageFlags::SUPPORTS_SYNC_RESET);
+    state.have_responded = true;
+    state.last_sent_heads = heads.to_vec();
+    state.sent_hashes.extend(fresh.hashes.iter().copied());
+    state.in_flight = true;
+    // As Automerge does: one chunk of the changes back to back for a peer that reads
+    // version 2 messages, one chunk per change otherwise.
+    let v2 = state
+        .their_capabilities
+        .as_ref()
+        .is_some_and(|c| c.contains(&sync::Capability::MessageV2));
+    let (changes, version) = if v2 {
+        (vec![fresh.bytes.concat()], sync::MessageVersion::V2)
+    } else {
+        (fresh.bytes.clone(), sync::MessageVersion::V1)
+    };
+    Some(sync::Message {
+        heads: heads.to_vec(),
+        need: Vec::new(),
+        have: vec![sync::Have {
+            last_sync: fresh.before.clone(),
+            bloom: sync::BloomFilter::from_hashes(fresh.hashes.iter()),
+        }],
+        changes: changes.into(),
+        flags: Some(flags),
+        version,
+    })
+}
+
+/// Whether a peer is known to hold exactly our heads, has been told them, and asks for
+/// nothing: `generate_sync_message` would answer `None` after walking the document (an
+/// acknowledgement from each of 25 devices cost that walk 25 times per change).
+fn owed_nothing(state: &sync::State, heads: &[ChangeHash]) -> bool {
+    let sorted = |h: &[ChangeHash]| {
+        let mut h = h.to_vec();
+        h.sort();
+        h
+    };
+    let ours = sorted(heads);
+    state.have_responded
+        && !state.needs_reset
+        && state.their_need.as_ref().is_some_and(Vec::is_empty)
+        && state.their_heads.as_deref().map(sorted) == Some(ours.clone())
+        && sorted(&state.last_sent_heads) == ours
 }
 
 impl DocumentRoom {
@@ -99,6 +195,9 @@ impl DocumentRoom {
         Self {
             doc: AutoCommit::new(),
             peers: HashMap::new(),
+            due: BTreeSet::new(),
+            fresh: None,
+            passed_on: 0,
         }
     }
 
@@ -121,6 +220,9 @@ impl DocumentRoom {
         Ok(Self {
             doc,
             peers: HashMap::new(),
+            due: BTreeSet::new(),
+            fresh: None,
+            passed_on: 0,
         })
     }
 
@@ -146,7 +248,12 @@ impl DocumentRoom {
         self.doc
             .apply_changes(changes)
             .map_err(|e| RoomError::Load(e.to_string()))?;
-        Ok(self.doc.get_heads() != before)
+        let gained = self.doc.get_heads() != before;
+        if gained {
+            self.due.extend(self.peers.keys().copied());
+            self.fresh = None;
+        }
+        Ok(gained)
     }
 
     /// Applies one sync message from `peer` in its `session`.
@@ -214,6 +321,17 @@ impl DocumentRoom {
         }
         let created_records =
             automerge::ReadDoc::length(&self.doc, automerge::ROOT).saturating_sub(records_before);
+        self.due.insert(peer);
+        if !new_changes.is_empty() {
+            self.due.extend(self.peers.keys().copied());
+            let mut before = before;
+            before.sort();
+            self.fresh = Some(Fresh {
+                before,
+                hashes: new_changes.iter().map(Change::hash).collect(),
+                bytes: new_changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            });
+        }
         Ok(Received {
             new_changes,
             stale: false,
@@ -226,9 +344,27 @@ impl DocumentRoom {
     /// [`Self::receive`] returned.
     pub fn outgoing(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::new();
-        let mut peers: Vec<_> = self.peers.iter_mut().collect();
-        peers.sort_by_key(|(id, _)| **id);
-        for (&peer, state) in peers {
+        let fresh = self.fresh.take();
+        let heads = self.doc.get_heads();
+        let changes_in_doc = automerge::ReadDoc::stats(&self.doc).num_changes as usize;
+        for peer in std::mem::take(&mut self.due) {
+            let Some(state) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            if let Some(fresh) = &fresh
+                && let Some(message) = pass_on(&mut state.sync, fresh, &heads, changes_in_doc)
+            {
+                self.passed_on += 1;
+                out.push(Outgoing {
+                    peer,
+                    session: state.session,
+                    data: message.encode(),
+                });
+                continue;
+            }
+            if owed_nothing(&state.sync, &heads) {
+                continue;
+            }
             if let Some(message) = self.doc.sync().generate_sync_message(&mut state.sync) {
                 out.push(Outgoing {
                     peer,
@@ -243,6 +379,7 @@ impl DocumentRoom {
     /// Removes a peer (its connection closed).
     pub fn leave(&mut self, peer: PeerId) {
         self.peers.remove(&peer);
+        self.due.remove(&peer);
     }
 
     /// Peers currently in the room.
@@ -305,6 +442,86 @@ mod tests {
             .generate_sync_message(&mut state)
             .unwrap()
             .encode()
+    }
+
+    /// A device: its document and its sync state with the room.
+    struct Device {
+        doc: AutoCommit,
+        state: sync::State,
+    }
+
+    /// Exchanges messages between the room and `devices` until nobody has more to say.
+    fn settle(room: &mut DocumentRoom, devices: &mut [Device]) {
+        for _ in 0..20 {
+            let mut quiet = true;
+            for (i, d) in devices.iter_mut().enumerate() {
+                if let Some(m) = d.doc.sync().generate_sync_message(&mut d.state) {
+                    quiet = false;
+                    room.receive(i as PeerId, 1, &m.encode(), &Limits::default())
+                        .unwrap();
+                }
+            }
+            for out in room.outgoing() {
+                quiet = false;
+                let d = &mut devices[out.peer as usize];
+                let m = sync::Message::decode(&out.data).unwrap();
+                d.doc.sync().receive_sync_message(&mut d.state, m).unwrap();
+            }
+            if quiet {
+                return;
+            }
+        }
+        panic!("the room and its devices never settled");
+    }
+
+    #[test]
+    fn a_change_is_passed_on_to_peers_in_step_exactly_as_automerge_would_send_it() {
+        let mut room = DocumentRoom::empty();
+        let mut devices: Vec<Device> = (0..3)
+            .map(|_| Device {
+                doc: AutoCommit::new(),
+                state: sync::State::new(),
+            })
+            .collect();
+        for n in 0..5 {
+            devices[0]
+                .doc
+                .put(automerge::ROOT, format!("k{n}"), n)
+                .unwrap();
+            devices[0].doc.commit();
+        }
+        settle(&mut room, &mut devices);
+        // Device 0 writes again; the others were in step.
+        devices[0].doc.put(automerge::ROOT, "b", 2).unwrap();
+        devices[0].doc.commit();
+        let writer = &mut devices[0];
+        let m = writer
+            .doc
+            .sync()
+            .generate_sync_message(&mut writer.state)
+            .unwrap();
+        room.receive(0, 1, &m.encode(), &Limits::default()).unwrap();
+        // What Automerge itself would send to device 1, from a copy of its state.
+        let mut copy = room.peers[&1].sync.clone();
+        let expected = room.doc.sync().generate_sync_message(&mut copy).unwrap();
+        let out = room.outgoing();
+        assert_eq!(room.passed_on, 2, "devices 1 and 2 were in step");
+        let to_1 = out
+            .iter()
+            .find(|o| o.peer == 1)
+            .expect("device 1 is sent the change");
+        assert_eq!(to_1.data, expected.encode());
+        assert_eq!(room.peers[&1].sync.sent_hashes, copy.sent_hashes);
+        assert_eq!(room.peers[&1].sync.last_sent_heads, copy.last_sent_heads);
+        for out in out {
+            let d = &mut devices[out.peer as usize];
+            let m = sync::Message::decode(&out.data).unwrap();
+            d.doc.sync().receive_sync_message(&mut d.state, m).unwrap();
+        }
+        settle(&mut room, &mut devices);
+        for d in &mut devices {
+            assert_eq!(d.doc.get_heads(), room.doc.get_heads());
+        }
     }
 
     #[test]

@@ -234,6 +234,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
         );
         tasks.push(tokio::spawn(async move {
             let mut device = NativeDevice::new(me);
+            device.keeps_storage = false;
             let ready = async {
                 let _permit = connecting.acquire().await?;
                 device.connect(&url, &cookie).await?;
@@ -382,14 +383,23 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
 }
 
 /// The live-load shape: 1,000 devices on 200 documents (5 each), 500 changes/s for 60 s.
+/// For exploring, `CASEBOOK_BENCH_DEVICES`, `CASEBOOK_BENCH_RATE` and `CASEBOOK_BENCH_SECONDS`
+/// change the devices, the rate and the length (the figures then say so: see the devices row).
 pub fn standard(settings: &Settings) -> Load {
+    let knob = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let devices = knob("CASEBOOK_BENCH_DEVICES", settings.size(1000, 12));
     Load {
-        devices: settings.size(1000, 12),
-        documents: settings.size(200, 4),
+        devices,
+        documents: settings.size((devices / 5).max(2), 4),
         per_device: settings.size(5, 2),
         phases: vec![Phase {
-            rate: settings.size(500, 20) as f64,
-            seconds: settings.size(60, 3) as f64,
+            rate: knob("CASEBOOK_BENCH_RATE", settings.size(500, 20)) as f64,
+            seconds: knob("CASEBOOK_BENCH_SECONDS", settings.size(60, 3)) as f64,
         }],
         instances: 1,
     }
@@ -401,6 +411,17 @@ pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<O
     let mut p99s = Vec::new();
     for _ in 0..settings.runs {
         let outcome = run(settings, &load).await?;
+        if std::env::var("CASEBOOK_BENCH_TIMELINE").is_ok() {
+            for second in 0..(outcome.seconds as usize + 20) {
+                let spell = outcome.latencies(second as f64, second as f64 + 1.0, false);
+                println!(
+                    "second {second}: {} arrivals, p50 {:.0} ms, p99 {:.0} ms",
+                    spell.len(),
+                    percentile(&spell, 50.0),
+                    percentile(&spell, 99.0)
+                );
+            }
+        }
         let all = outcome.latencies(0.0, f64::INFINITY, false);
         let mut run = Run::default();
         run.add("devices", "", load.devices as f64, None);
