@@ -46,7 +46,7 @@ async fn live_load_and_overload_lose_nothing_at_smoke_size() {
         .unwrap();
     for scenario in ["live load", "overload"] {
         for name in [
-            "changes lost (not acknowledged)",
+            "changes still waiting after a 20 s drain (kept on the devices)",
             "deliveries missing",
             "errors",
             "devices disconnected",

@@ -34,7 +34,9 @@ pub fn run(root: &Path, extra: &[String]) -> anyhow::Result<()> {
         .arg(target.join("casebook-server"))
         .args(["--json", "bench/results.json"])
         .args(["--markdown", "docs/performance.md"])
-        .args(["--method", "bench/method.md"]);
+        .args(["--method", "bench/method.md"])
+        .arg("--root")
+        .arg(root);
     let smoke = extra.iter().any(|a| a == "--smoke");
     if !smoke && !extra.iter().any(|a| a == "--only") {
         setup::wasm_target()?;

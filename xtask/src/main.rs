@@ -47,12 +47,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The workspace root (the parent of this crate's folder).
+/// The workspace root: the nearest folder, from where `cargo xtask` was run upwards, that
+/// holds `xtask/` and a `Cargo.toml`. Found at run time, not from the path this binary was
+/// compiled at: two clones sharing one `CARGO_TARGET_DIR` share this binary too.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    let start = std::env::current_dir().expect("a current folder");
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.toml").is_file() && dir.join("xtask").is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or(start)
 }
 
 fn run(root: &Path, extra: &[String]) -> anyhow::Result<()> {

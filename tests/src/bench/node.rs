@@ -1,7 +1,9 @@
 //! Side by side: the catch-up and live-load workloads against an automerge-repo sync server
 //! (Node, `@automerge/automerge-repo` 2.5 with its WebSocket server adapter and NodeFS
 //! storage), driven by automerge-repo clients. The scripts are in `bench/automerge-repo/`;
-//! the bench installs their pinned packages from the npm registry (`npm ci`) on first use.
+//! the bench installs their pinned packages from the npm registry (`npm install`; `npm ci`
+//! refuses this lock file on npm 11 over optional platform packages of `cbor-extract`) on
+//! first use.
 
 use super::live::Load;
 use super::report::{Report, Run, percentile};
@@ -18,14 +20,14 @@ use tokio::process::{Child, Command};
 pub fn prepare(root: &Path) -> anyhow::Result<PathBuf> {
     let dir = root.join("bench/automerge-repo");
     if !dir.join("node_modules/@automerge/automerge-repo").exists() {
-        println!("Installing automerge-repo for the side-by-side run (npm ci)...");
+        println!("Installing automerge-repo for the side-by-side run (npm install)...");
         let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
+            .args(["install", "--no-audit", "--no-fund"])
             .current_dir(&dir)
             .status()
             .context("running npm (Node.js and npm are needed for the side-by-side run)")?;
         if !status.success() {
-            bail!("npm ci failed in {}", dir.display());
+            bail!("npm install failed in {}", dir.display());
         }
     }
     Ok(dir)

@@ -5,6 +5,7 @@
 //!                [--only catch-up,cover,live,overload,scale,instances,automerge-repo,app]
 //!                [--json bench/results.json] [--markdown docs/performance.md]
 //!                [--method bench/method.md] [--dist DIR (the built app: app figures)]
+//!                [--root DIR (the workspace, for bench/automerge-repo; default .)]
 //! ```
 
 use anyhow::{Context, bail};
@@ -22,6 +23,7 @@ struct Options {
     markdown: Option<PathBuf>,
     method: Option<PathBuf>,
     dist: Option<PathBuf>,
+    root: PathBuf,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -35,6 +37,7 @@ fn options() -> anyhow::Result<Options> {
         markdown: None,
         method: None,
         dist: None,
+        root: PathBuf::from("."),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -56,6 +59,7 @@ fn options() -> anyhow::Result<Options> {
             "--markdown" => o.markdown = Some(value()?.into()),
             "--method" => o.method = Some(value()?.into()),
             "--dist" => o.dist = Some(value()?.into()),
+            "--root" => o.root = value()?.into(),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -63,6 +67,32 @@ fn options() -> anyhow::Result<Options> {
         bail!("--server PATH (the casebook-server binary to measure) is required");
     }
     Ok(o)
+}
+
+/// Records a scenario's failure as a note (the other scenarios still run) and writes what
+/// has been measured so far, so a failure late in a long run loses nothing before it.
+fn settle(o: &Options, report: &mut Report, scenario: &str, result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("{scenario} failed: {e:#}");
+        report
+            .notes
+            .push(format!("{scenario} did not complete: {e:#}"));
+    }
+    if let Err(e) = write(o, report) {
+        eprintln!("could not write the results: {e:#}");
+    }
+}
+
+fn write(o: &Options, report: &Report) -> anyhow::Result<()> {
+    if let (Some(json), Some(markdown)) = (&o.json, &o.markdown) {
+        let method = match &o.method {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+            None => "# Performance".into(),
+        };
+        report.write(json, markdown, &method, &bench::machine())?;
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -84,69 +114,80 @@ async fn main() -> anyhow::Result<()> {
                 runs: o.runs.unwrap_or(if o.smoke { 1 } else { 5 }),
                 ..settings.clone()
             };
-            bench::catch_up::bench(&more, &mut report).await?;
+            let r = bench::catch_up::bench(&more, &mut report).await;
+            settle(&o, &mut report, &format!("catch-up ({engine})"), r);
         }
         if wanted("cover") {
             println!("cover pickup...");
-            bench::cover::bench(&settings, &mut report).await?;
+            let r = bench::cover::bench(&settings, &mut report).await;
+            settle(&o, &mut report, &format!("cover pickup ({engine})"), r);
         }
         let mut normal_p99 = None;
         if wanted("live") {
             println!("live load...");
-            normal_p99 = bench::live::bench(&settings, &mut report).await?;
+            let r = bench::live::bench(&settings, &mut report).await;
+            let r = r.map(|p99| normal_p99 = p99);
+            settle(&o, &mut report, &format!("live load ({engine})"), r);
         }
         if wanted("overload") {
             println!("overload...");
-            bench::live::overload(&settings, &mut report, normal_p99.unwrap_or(50.0)).await?;
+            let r = bench::live::overload(&settings, &mut report, normal_p99.unwrap_or(50.0)).await;
+            settle(&o, &mut report, &format!("overload ({engine})"), r);
         }
         if wanted("scale") {
             println!("stored scale...");
-            bench::scale::bench(&settings, &mut report).await?;
+            let r = bench::scale::bench(&settings, &mut report).await;
+            settle(&o, &mut report, &format!("stored scale ({engine})"), r);
         }
         if wanted("instances") && *engine == "postgres" {
             println!("several instances...");
-            bench::live::instances(&settings, &mut report).await?;
+            let r = bench::live::instances(&settings, &mut report).await;
+            settle(&o, &mut report, "several instances", r);
         }
     }
     if wanted("automerge-repo") && !o.smoke {
         println!("automerge-repo side by side...");
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .context("workspace root")?;
-        let dir = bench::node::prepare(root)?;
         let settings = Settings {
             server: o.server.clone(),
             engine: "sqlite",
             smoke: o.smoke,
             runs: o.runs.unwrap_or(3),
         };
-        bench::node::catch_up(&dir, o.runs.unwrap_or(5), o.smoke, &mut report).await?;
-        for _ in 0..settings.runs {
-            bench::node::live(&dir, &bench::live::standard(&settings), &mut report).await?;
+        let r = async {
+            let dir = bench::node::prepare(&o.root)?;
+            bench::node::catch_up(&dir, o.runs.unwrap_or(5), o.smoke, &mut report).await?;
+            for _ in 0..settings.runs {
+                bench::node::live(&dir, &bench::live::standard(&settings), &mut report).await?;
+            }
+            anyhow::Ok(())
         }
+        .await;
+        settle(&o, &mut report, "automerge-repo side by side", r);
     }
     if let Some(dist) = &o.dist
         && wanted("app")
     {
         println!("app...");
-        bench::app::bundle(dist, &mut report)?;
         let settings = Settings {
             server: o.server.clone(),
             engine: "sqlite",
             smoke: o.smoke,
             runs: o.runs.unwrap_or(if o.smoke { 1 } else { 3 }),
         };
-        bench::app::browser(&settings, dist, &mut report).await?;
+        let r = bench::app::bundle(dist, &mut report);
+        settle(&o, &mut report, "app bundle", r);
+        let r = bench::app::browser(&settings, dist, &mut report).await;
+        settle(&o, &mut report, "app in Chromium", r);
     }
     println!("\n{}", report.table());
+    write(&o, &report)?;
     if let (Some(json), Some(markdown)) = (&o.json, &o.markdown) {
-        let method = match &o.method {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
-            None => "# Performance".into(),
-        };
-        report.write(json, markdown, &method, &bench::machine())?;
         println!("wrote {} and {}", json.display(), markdown.display());
+    }
+    if !report.notes.is_empty() {
+        for note in &report.notes {
+            println!("note: {note}");
+        }
     }
     Ok(())
 }
