@@ -141,7 +141,7 @@ impl Lanes {
     }
 
     /// Lets every lane finish what it holds (up to `grace`), then stops them.
-    pub async fn finish(mut self, grace: Duration) {
+    pub async fn finish(&mut self, grace: Duration) {
         self.senders.clear();
         let tasks = &mut self.tasks;
         let _ =

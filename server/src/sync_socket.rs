@@ -208,11 +208,7 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
     };
     // Let the lanes finish what they hold before the device leaves its rooms, so none of
     // them puts it back in a room afterwards.
-    let lanes = std::mem::replace(
-        &mut conn.lanes,
-        Lanes::new(conn.state.clone(), conn.outlet.clone()),
-    );
-    lanes.finish(LANES_GRACE).await;
+    conn.lanes.finish(LANES_GRACE).await;
     if let Some(peer) = conn.peer.take() {
         conn.state
             .documents

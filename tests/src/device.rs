@@ -191,20 +191,7 @@ impl NativeDevice {
         doc: DocumentId,
         draft: &EntryDraft,
     ) -> anyhow::Result<String> {
-        self.entries_written += 1;
-        let id = format!("{}-{}", self.me.username, uuid::Uuid::new_v4().simple());
-        let recorder = Recorder {
-            staff: self.me.id,
-            name: self.me.name.clone(),
-            now_ms: self.now() as i64,
-        };
-        self.core.track(doc);
-        let (result, out) = self
-            .core
-            .edit(doc, |am| chronology::add_entry(am, &id, draft, &recorder))?;
-        result?;
-        self.apply(out).await?;
-        Ok(id)
+        self.add_entry_marked(doc, draft, |_| {}).await
     }
 
     /// Adds a chronology entry like [`Self::add_entry`], and calls `made` with the new

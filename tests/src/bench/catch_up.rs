@@ -9,7 +9,6 @@ use crate::database::TestDatabase;
 use crate::device::{NativeDevice, draft};
 use anyhow::{Context, bail};
 use automerge::ChangeHash;
-use casebook_shared::api::Me;
 use casebook_shared::ids::DocumentId;
 use casebook_shared::records::Kind;
 use std::time::{Duration, Instant};
@@ -37,13 +36,7 @@ pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<(
     fixture.db.close().await;
     let server = settings.serve(&database).await?;
     let ws = crate::server::ws_url(&server.base);
-    let me = |n: usize| Me {
-        id: staff[n],
-        username: format!("bench.catchup.{}", n + 1),
-        name: format!("Bench Worker {}", n + 1),
-        role: "practitioner".into(),
-        team: "North".into(),
-    };
+    let me = |n: usize| fixture::practitioner(staff[n], &format!("bench.catchup.{}", n + 1));
 
     for _ in 0..settings.runs {
         let mut writer = NativeDevice::new(me(0));

@@ -7,7 +7,6 @@ use super::{Settings, process_stats};
 use crate::database::TestDatabase;
 use crate::device::NativeDevice;
 use anyhow::bail;
-use casebook_shared::api::Me;
 use casebook_shared::ids::{CaseId, DocumentId, StaffId};
 use casebook_shared::records::Kind;
 use std::time::{Duration, Instant};
@@ -66,13 +65,7 @@ pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<(
     fixture.db.close().await;
     let server = settings.serve(&database).await?;
     let ws = crate::server::ws_url(&server.base);
-    let me = Me {
-        id: staff[1],
-        username: "bench.cover.2".into(),
-        name: "Bench Worker 2".into(),
-        role: "practitioner".into(),
-        team: "North".into(),
-    };
+    let me = fixture::practitioner(staff[1], "bench.cover.2");
     let expected = cases * (notes + 2);
     for _ in 0..settings.runs {
         let mut device = NativeDevice::new(me.clone());

@@ -7,6 +7,7 @@ use anyhow::Context;
 use automerge::{AutoCommit, ReadDoc};
 use casebook_server::db::Db;
 use casebook_server::{demo, now_ms, on_pool};
+use casebook_shared::api::Me;
 use casebook_shared::chronology::{self, EntryDraft, Recorder};
 use casebook_shared::ids::{CaseId, DocumentId, StaffId};
 use casebook_shared::records::{self, Kind};
@@ -186,6 +187,19 @@ impl Fixture {
             tx.commit().await
         })
         .context("storing bench documents")
+    }
+}
+
+/// The signed-in user behind bench staff `username` (added by [`Fixture::staff`], so a
+/// North practitioner called "Bench Worker N").
+pub fn practitioner(id: StaffId, username: &str) -> Me {
+    let n = username.rsplit('.').next().unwrap_or_default();
+    Me {
+        id,
+        username: username.to_owned(),
+        name: format!("Bench Worker {n}"),
+        role: "practitioner".into(),
+        team: "North".into(),
     }
 }
 

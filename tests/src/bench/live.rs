@@ -12,7 +12,6 @@ use crate::device::{NativeDevice, draft};
 use crate::server::{ServerProcess, ws_url};
 use anyhow::Context;
 use automerge::ChangeHash;
-use casebook_shared::api::Me;
 use casebook_shared::ids::DocumentId;
 use casebook_shared::records::Kind;
 use std::collections::HashMap;
@@ -209,13 +208,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
     let connecting = Arc::new(tokio::sync::Semaphore::new(16));
     let mut tasks = Vec::new();
     for n in 0..load.devices {
-        let me = Me {
-            id: staff[n],
-            username: format!("bench.live.{}", n + 1),
-            name: format!("Bench Worker {}", n + 1),
-            role: "practitioner".into(),
-            team: "North".into(),
-        };
+        let me = fixture::practitioner(staff[n], &format!("bench.live.{}", n + 1));
         let url = urls[load.instance_of(n)].clone();
         let cookie = cookies[n].clone();
         let mine: Vec<(usize, DocumentId)> = load

@@ -8,7 +8,6 @@ use super::{Settings, process_stats};
 use crate::database::TestDatabase;
 use crate::device::NativeDevice;
 use anyhow::Context;
-use casebook_shared::api::Me;
 use casebook_shared::ids::{DocumentId, StaffId};
 use casebook_shared::records::Kind;
 use std::time::{Duration, Instant};
@@ -76,13 +75,7 @@ pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<(
         let server = settings.serve(&database).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after_start = process_stats(server.pid());
-        let me = Me {
-            id: openers[run_no],
-            username: format!("bench.cold.{}", run_no + 1),
-            name: format!("Bench Worker {}", run_no + 1),
-            role: "practitioner".into(),
-            team: "North".into(),
-        };
+        let me = fixture::practitioner(openers[run_no], &format!("bench.cold.{}", run_no + 1));
         let mut device = NativeDevice::new(me);
         let started = Instant::now();
         device
