@@ -15,7 +15,7 @@ use crate::{now_ms, on_pool};
 use anyhow::Context;
 use casebook_shared::chronology;
 use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
-use casebook_shared::protocol::ServerMessage;
+use casebook_shared::protocol::{Head, ServerMessage};
 use casebook_shared::records::{self, Kind};
 use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId, RoomError};
 use std::collections::{HashMap, HashSet};
@@ -107,6 +107,37 @@ struct LiveRoom {
     uncompacted: usize,
     kind: Kind,
     case: String,
+    /// The stored heads each peer was last told, and in which of its sync sessions.
+    told: HashMap<PeerId, (Option<u32>, Vec<Head>)>,
+}
+
+impl LiveRoom {
+    /// Tells peers (with `Persisted`) the heads now stored: every peer when the document
+    /// changed (`asker` is `None`), else just the asker, unless it was already told these
+    /// heads in its current session (a device acknowledging changes it was sent needs no
+    /// second `Persisted`: that halves the frames of a busy room).
+    fn tell_persisted(&mut self, doc: DocumentId, asker: Option<PeerId>) {
+        let heads = self.room.heads();
+        let message = ServerMessage::Persisted {
+            doc,
+            heads: heads.clone(),
+        };
+        let peers: Vec<PeerId> = match asker {
+            Some(peer) => vec![peer],
+            None => self.peers.keys().copied().collect(),
+        };
+        for id in peers {
+            let Some(handle) = self.peers.get(&id) else {
+                continue;
+            };
+            let told = (self.room.session(id), heads.clone());
+            if asker.is_some() && self.told.get(&id) == Some(&told) {
+                continue;
+            }
+            handle.send(&message);
+            self.told.insert(id, told);
+        }
+    }
 }
 
 struct Slot {
@@ -297,15 +328,11 @@ impl DocumentHub {
                     });
                 }
             }
-            let persisted = ServerMessage::Persisted {
-                doc,
-                heads: live.room.heads(),
-            };
             if new > 0 {
-                live.peers.values().for_each(|p| p.send(&persisted));
+                live.tell_persisted(doc, None);
                 live.uncompacted += new;
             } else {
-                peer.send(&persisted);
+                live.tell_persisted(doc, Some(peer.id));
             }
             tracing::debug!(%doc, new, uncompacted = live.uncompacted, "sync message handled");
             if live.uncompacted >= COMPACT_AFTER {
@@ -336,6 +363,7 @@ impl DocumentHub {
                 uncompacted: loaded.uncompacted,
                 kind: loaded.kind,
                 case: loaded.case,
+                told: HashMap::new(),
             });
         }
         Ok(slot.live.as_mut().expect("loaded above"))
@@ -412,6 +440,7 @@ impl DocumentHub {
                         broadcast_presence(live, &handle, doc, name, String::new());
                     }
                     live.peers.remove(&peer);
+                    live.told.remove(&peer);
                     live.room.leave(peer);
                 }
             }
@@ -488,11 +517,7 @@ impl DocumentHub {
                         });
                     }
                 }
-                let persisted = ServerMessage::Persisted {
-                    doc,
-                    heads: live.room.heads(),
-                };
-                live.peers.values().for_each(|p| p.send(&persisted));
+                live.tell_persisted(doc, None);
             }
             Ok(false) => {}
             Err(e) => {

@@ -7,15 +7,29 @@
 //!   document and one sync state per connected peer, and hands back the changes a message
 //!   brought so the server can store them **before** it sends anything further.
 //!
+//! - [`message::next_message`] builds the next message for a peer, answering
+//!   acknowledgements and "nothing owed" from the sync state without a pass over the
+//!   document; both of the above use it.
+//!
 //! Neither reads a clock: time is passed in as milliseconds. Neither does IO: they return
 //! the messages to send and the documents to save, and the runtime adapters (the browser app,
 //! the axum server, the native test client, the simulation) carry those out.
 
 pub mod client;
+pub mod message;
 pub mod room;
 
 use crate::protocol::Head;
-use automerge::ChangeHash;
+use automerge::{AutoCommit, ChangeHash};
+
+/// Drops what the document's own patch log gathered. Automerge 0.12 records every text
+/// insertion it applies in an `AutoCommit`'s patch log even while that log is inactive, and
+/// nothing here reads it, so it grew with every change a document took in: in a live-load
+/// run a fifth of all CPU went on growing those logs, and the memory was never returned.
+/// Called after every change a document takes in or makes.
+pub(crate) fn forget_patches(doc: &mut AutoCommit) {
+    doc.reset_diff_cursor();
+}
 
 /// Converts Automerge heads to their wire form.
 pub fn heads_to_wire(heads: &[ChangeHash]) -> Vec<Head> {

@@ -138,6 +138,14 @@ impl DeviceDocument {
         {
             return *n;
         }
+        // In step (the usual case once a message settles): nothing waits, and no walk of the
+        // change graph is needed to say so.
+        let mut persisted = self.persisted.clone();
+        persisted.sort();
+        if persisted == heads {
+            self.waiting_memo = Some((heads, self.persisted.clone(), 0));
+            return 0;
+        }
         let missing = self.doc.get_missing_deps(&self.persisted);
         let known: Vec<ChangeHash> = self
             .persisted
@@ -169,7 +177,7 @@ impl DeviceDocument {
     }
 
     fn next_message(&mut self, id: DocumentId) -> Option<ClientMessage> {
-        let message = self.doc.sync().generate_sync_message(&mut self.sync)?;
+        let message = super::message::next_message(&mut self.doc, &mut self.sync)?;
         Some(ClientMessage::Sync {
             doc: id,
             session: self.session,
@@ -362,6 +370,7 @@ impl ClientCore {
             doc.load_incremental(chunk)
                 .map_err(|_| ClientError::Storage)?;
         }
+        super::forget_patches(&mut doc);
         let doc = doc.with_actor(self.actor.clone());
         self.docs.insert(
             id,
@@ -510,9 +519,14 @@ impl ClientCore {
                     return Ok(out); // an answer to a session this device has abandoned
                 }
                 let message = sync::Message::decode(&data).map_err(|_| ClientError::BadSync)?;
+                // A throwaway patch log: the document's own would keep every text insertion.
                 d.doc
                     .sync()
-                    .receive_sync_message(&mut d.sync, message)
+                    .receive_sync_message_log_patches(
+                        &mut d.sync,
+                        message,
+                        &mut automerge::PatchLog::null(),
+                    )
                     .map_err(|_| ClientError::BadSync)?;
                 d.last_heard_ms = now_ms;
                 out.save.insert(doc);
@@ -608,6 +622,7 @@ impl ClientCore {
         let d = self.docs.get_mut(&id).ok_or(ClientError::UnknownDocument)?;
         let result = change(&mut d.doc);
         d.doc.commit();
+        super::forget_patches(&mut d.doc);
         let mut out = Output::default();
         out.save.insert(id);
         if self.link == Link::Online && !d.denied {

@@ -172,23 +172,6 @@ fn pass_on(
     })
 }
 
-/// Whether a peer is known to hold exactly our heads, has been told them, and asks for
-/// nothing: `generate_sync_message` would answer `None` after walking the document (an
-/// acknowledgement from each of 25 devices cost that walk 25 times per change).
-fn owed_nothing(state: &sync::State, heads: &[ChangeHash]) -> bool {
-    let sorted = |h: &[ChangeHash]| {
-        let mut h = h.to_vec();
-        h.sort();
-        h
-    };
-    let ours = sorted(heads);
-    state.have_responded
-        && !state.needs_reset
-        && state.their_need.as_ref().is_some_and(Vec::is_empty)
-        && state.their_heads.as_deref().map(sorted) == Some(ours.clone())
-        && sorted(&state.last_sent_heads) == ours
-}
-
 impl DocumentRoom {
     /// A room over an empty document.
     pub fn empty() -> Self {
@@ -217,6 +200,7 @@ impl DocumentRoom {
             .map_err(|e| RoomError::Load(e.to_string()))?;
         doc.apply_changes(changes)
             .map_err(|e| RoomError::Load(e.to_string()))?;
+        super::forget_patches(&mut doc);
         Ok(Self {
             doc,
             peers: HashMap::new(),
@@ -248,6 +232,7 @@ impl DocumentRoom {
         self.doc
             .apply_changes(changes)
             .map_err(|e| RoomError::Load(e.to_string()))?;
+        super::forget_patches(&mut self.doc);
         let gained = self.doc.get_heads() != before;
         if gained {
             self.due.extend(self.peers.keys().copied());
@@ -362,10 +347,7 @@ impl DocumentRoom {
                 });
                 continue;
             }
-            if owed_nothing(&state.sync, &heads) {
-                continue;
-            }
-            if let Some(message) = self.doc.sync().generate_sync_message(&mut state.sync) {
+            if let Some(message) = super::message::next_message(&mut self.doc, &mut state.sync) {
                 out.push(Outgoing {
                     peer,
                     session: state.session,
@@ -380,6 +362,11 @@ impl DocumentRoom {
     pub fn leave(&mut self, peer: PeerId) {
         self.peers.remove(&peer);
         self.due.remove(&peer);
+    }
+
+    /// The sync session `peer` is in, if it has sent a message.
+    pub fn session(&self, peer: PeerId) -> Option<u32> {
+        self.peers.get(&peer).map(|p| p.session)
     }
 
     /// Peers currently in the room.

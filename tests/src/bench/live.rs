@@ -15,6 +15,7 @@ use automerge::ChangeHash;
 use casebook_shared::ids::DocumentId;
 use casebook_shared::records::Kind;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -206,6 +207,9 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
     let go = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
     let start: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let connecting = Arc::new(tokio::sync::Semaphore::new(16));
+    // Devices still writing: a device behind its schedule may write after the load's end,
+    // so nobody stops listening until every writer has finished.
+    let writing = Arc::new(AtomicUsize::new(load.devices));
     let mut tasks = Vec::new();
     for n in 0..load.devices {
         let me = fixture::practitioner(staff[n], &format!("bench.live.{}", n + 1));
@@ -218,12 +222,13 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             .collect();
         let schedule = load.schedule(n);
         let total = load.seconds();
-        let (made, connected, go, start, connecting) = (
+        let (made, connected, go, start, connecting, writing) = (
             made.clone(),
             connected.clone(),
             go.clone(),
             start.clone(),
             connecting.clone(),
+            writing.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut device = NativeDevice::new(me);
@@ -290,6 +295,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                     break;
                 }
             }
+            writing.fetch_sub(1, Ordering::SeqCst);
             // The rest of the load, then a drain until nothing is waiting or in flight.
             let end = start + Duration::from_secs_f64(total);
             if !log.disconnected {
@@ -306,7 +312,8 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                     seen.get(d)
                         .is_some_and(|(c, p)| *c == total && p.is_empty())
                 });
-                if all_arrived && device.core.waiting() == 0 {
+                if all_arrived && device.core.waiting() == 0 && writing.load(Ordering::SeqCst) == 0
+                {
                     break;
                 }
                 log.disconnected = device

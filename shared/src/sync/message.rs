@@ -1,0 +1,225 @@
+//! The next sync message for one peer, built without a pass over the document where the
+//! sync state alone says what it must be.
+//!
+//! Automerge's `generate_sync_message` extracts the changes to send with a pass over the
+//! document's operations, and in Automerge 0.12 it makes that pass even when there is no
+//! change to send. Most messages in a busy room are exactly that: an acknowledgement
+//! ("I now have your heads") or nothing at all. [`next_message`] answers those two cases
+//! from the sync state, byte for byte and state for state as Automerge would (the tests
+//! below check both against Automerge on every message of a randomised exchange), and asks
+//! Automerge for everything else. Both the device core and the server's rooms use it.
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, ChangeHash};
+
+/// The message to send to the peer whose sync state is `state`, or `None` when it is owed
+/// nothing; the same answer as `generate_sync_message`, with the same effect on `state`.
+pub fn next_message(doc: &mut AutoCommit, state: &mut sync::State) -> Option<sync::Message> {
+    let heads = doc.get_heads();
+    if owed_nothing(state, &heads) {
+        return None;
+    }
+    if let Some(message) = acknowledgement(doc, state, &heads) {
+        return Some(message);
+    }
+    doc.sync().generate_sync_message(state)
+}
+
+/// `h` holds the same hashes as `heads` (which `get_heads` returns sorted).
+fn same_heads(h: &[ChangeHash], heads: &[ChangeHash]) -> bool {
+    if h.len() != heads.len() {
+        return false;
+    }
+    let mut h = h.to_vec();
+    h.sort();
+    h == heads
+}
+
+/// Whether the peer is known to hold exactly our heads, has been told them, and asks for
+/// nothing: `generate_sync_message` would answer `None` (after its pass over the document).
+pub(crate) fn owed_nothing(state: &sync::State, heads: &[ChangeHash]) -> bool {
+    state.have_responded
+        && !state.needs_reset
+        && state.their_need.as_ref().is_some_and(Vec::is_empty)
+        && state
+            .their_heads
+            .as_deref()
+            .is_some_and(|h| same_heads(h, heads))
+        && same_heads(&state.last_sent_heads, heads)
+}
+
+/// The message for a peer that already holds every change we hold (its heads are ours, and
+/// both sides know it) but has not been told our heads: our heads, an empty summary since
+/// them, and no changes. `None` for any other peer.
+fn acknowledgement(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    heads: &[ChangeHash],
+) -> Option<sync::Message> {
+    let their_have = state.their_have.as_ref()?;
+    let ready = !heads.is_empty()
+        && !state.read_only
+        && !state.needs_reset
+        && state
+            .their_heads
+            .as_deref()
+            .is_some_and(|h| same_heads(h, heads))
+        && state.their_need.as_ref().is_some_and(Vec::is_empty)
+        // The summary covers the changes since the shared heads: none when they are ours.
+        && same_heads(&state.shared_heads, heads)
+        // Automerge says nothing, or waits, when these heads were already sent.
+        && !(state.have_responded && state.last_sent_heads == heads)
+        // Automerge asks for a reset when the peer's summary starts from a change we lack
+        // (a queued change also counts here, which only sends the case to Automerge).
+        && their_have
+            .first()
+            .is_none_or(|have| doc.get_missing_deps(&have.last_sync).is_empty());
+    if !ready {
+        return None;
+    }
+    let v2 = state
+        .their_capabilities
+        .as_ref()
+        .is_some_and(|c| c.contains(&sync::Capability::MessageV2));
+    state.have_responded = true;
+    state.last_sent_heads = heads.to_vec();
+    state.in_flight = true;
+    let mut flags = sync::MessageFlags::new();
+    flags.set(sync::MessageFlags::SUPPORTS_SYNC_RESET);
+    Some(sync::Message {
+        heads: heads.to_vec(),
+        need: Vec::new(),
+        have: vec![sync::Have {
+            last_sync: state.shared_heads.clone(),
+            bloom: sync::BloomFilter::from_hashes(std::iter::empty::<ChangeHash>()),
+        }],
+        changes: Vec::<Vec<u8>>::new().into(),
+        flags: Some(flags),
+        version: if v2 {
+            sync::MessageVersion::V2
+        } else {
+            sync::MessageVersion::V1
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::collections::VecDeque;
+
+    /// One side of a conversation: its document and its state for the other side.
+    struct Side {
+        doc: AutoCommit,
+        state: sync::State,
+    }
+
+    /// Which shortcuts answered, over a run.
+    #[derive(Default)]
+    struct Shortcuts {
+        owed_nothing: usize,
+        acknowledgements: usize,
+    }
+
+    /// Builds the next message both ways and checks they agree; returns it, counting the
+    /// shortcut that answered.
+    fn next_checked(side: &mut Side, shortcuts: &mut Shortcuts) -> Option<sync::Message> {
+        let mut copy = side.state.clone();
+        let expected = side.doc.sync().generate_sync_message(&mut copy);
+        let heads = side.doc.get_heads();
+        if owed_nothing(&side.state, &heads) {
+            shortcuts.owed_nothing += 1;
+        } else if acknowledgement(&mut side.doc.clone(), &mut side.state.clone(), &heads).is_some()
+        {
+            shortcuts.acknowledgements += 1;
+        }
+        let got = next_message(&mut side.doc, &mut side.state);
+        assert_eq!(
+            got.as_ref().map(|m| m.clone().encode()),
+            expected.map(sync::Message::encode),
+            "the same message as Automerge"
+        );
+        assert_eq!(side.state, copy, "the same sync state as Automerge");
+        got
+    }
+
+    /// Two sides editing at random and exchanging messages over a channel that delivers in
+    /// order, some of them delayed: every message either side sends agrees with Automerge's,
+    /// the shortcuts answer some of them, and the two sides end identical.
+    #[test]
+    fn messages_agree_with_automerge_and_the_sides_converge() {
+        let mut shortcuts = Shortcuts::default();
+        for seed in 0..40u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut sides = [
+                Side {
+                    doc: AutoCommit::new(),
+                    state: sync::State::new(),
+                },
+                Side {
+                    doc: AutoCommit::new(),
+                    state: sync::State::new(),
+                },
+            ];
+            // In flight from side i to the other.
+            let mut wires: [VecDeque<Vec<u8>>; 2] = [VecDeque::new(), VecDeque::new()];
+            for step in 0..300 {
+                let i = rng.random_range(0..2);
+                match rng.random_range(0..10) {
+                    0..=2 => {
+                        let key = format!("k{}", rng.random_range(0..20));
+                        sides[i].doc.put(automerge::ROOT, key, step as i64).unwrap();
+                        sides[i].doc.commit();
+                    }
+                    3..=6 => {
+                        if let Some(m) = next_checked(&mut sides[i], &mut shortcuts) {
+                            wires[i].push_back(m.encode());
+                        }
+                    }
+                    _ => {
+                        if let Some(bytes) = wires[1 - i].pop_front() {
+                            let m = sync::Message::decode(&bytes).unwrap();
+                            let side = &mut sides[i];
+                            side.doc
+                                .sync()
+                                .receive_sync_message(&mut side.state, m)
+                                .unwrap();
+                        }
+                    }
+                }
+            }
+            // Settle: deliver everything and answer until both are quiet.
+            for _ in 0..50 {
+                for i in 0..2 {
+                    while let Some(bytes) = wires[1 - i].pop_front() {
+                        let m = sync::Message::decode(&bytes).unwrap();
+                        let side = &mut sides[i];
+                        side.doc
+                            .sync()
+                            .receive_sync_message(&mut side.state, m)
+                            .unwrap();
+                    }
+                    if let Some(m) = next_checked(&mut sides[i], &mut shortcuts) {
+                        wires[i].push_back(m.encode());
+                    }
+                }
+            }
+            let [a, b] = &mut sides;
+            assert_eq!(
+                a.doc.get_heads(),
+                b.doc.get_heads(),
+                "seed {seed} converges"
+            );
+        }
+        // Both shortcuts are taken, not just allowed.
+        assert!(shortcuts.owed_nothing > 20, "{}", shortcuts.owed_nothing);
+        assert!(
+            shortcuts.acknowledgements > 20,
+            "{}",
+            shortcuts.acknowledgements
+        );
+    }
+}
