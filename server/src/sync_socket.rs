@@ -119,9 +119,12 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut queue) = mpsc::channel::<Outbound>(OUTBOX_FRAMES);
     let writer = tokio::spawn(async move {
-        while let Some(out) = queue.recv().await {
+        // Every frame already queued goes out in one flush (one write to the socket rather
+        // than one per frame: a busy room queues several at once).
+        let mut next = queue.recv().await;
+        while let Some(out) = next.take() {
             let result = match out {
-                Outbound::Frame(bytes) => sink.send(Message::Binary(bytes.into())).await,
+                Outbound::Frame(bytes) => sink.feed(Message::Binary(bytes.into())).await,
                 Outbound::Close(code, reason) => {
                     let _ = sink
                         .send(Message::Close(Some(CloseFrame {
@@ -135,6 +138,15 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
             if result.is_err() {
                 break;
             }
+            next = match queue.try_recv() {
+                Ok(more) => Some(more),
+                Err(_) => {
+                    if sink.flush().await.is_err() {
+                        break;
+                    }
+                    queue.recv().await
+                }
+            };
         }
     });
     let kick = Arc::new(Notify::new());
