@@ -59,6 +59,20 @@ async fn live_load_and_overload_lose_nothing_at_smoke_size() {
 }
 
 #[tokio::test]
+async fn the_ladder_climbs_and_reports_the_rate_held() {
+    let mut report = Report::default();
+    bench::ladder::bench(&settings(), None, &mut report)
+        .await
+        .unwrap();
+    let held = figure(
+        &report,
+        bench::ladder::SCENARIO,
+        "highest rate held (p99 <= 1000 ms, nothing missing)",
+    );
+    assert_eq!(held, bench::ladder::SMOKE_RATE, "{}", report.table());
+}
+
+#[tokio::test]
 async fn stored_scale_opens_a_cold_case() {
     let mut report = Report::default();
     bench::scale::bench(&settings(), &mut report).await.unwrap();

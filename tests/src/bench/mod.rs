@@ -19,6 +19,7 @@ pub mod app;
 pub mod catch_up;
 pub mod cover;
 pub mod fixture;
+pub mod ladder;
 pub mod live;
 pub mod node;
 pub mod report;

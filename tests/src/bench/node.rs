@@ -6,7 +6,7 @@
 //! first use.
 
 use super::live::Load;
-use super::report::{Report, Run, percentile};
+use super::report::{Report, Run};
 use super::{ProcessStats, process_stats};
 use crate::database::TempDir;
 use anyhow::{Context, bail};
@@ -123,9 +123,32 @@ pub async fn catch_up(
     Ok(())
 }
 
-/// Live load: the same shape as [`super::live::run`], with the devices split over two Node
-/// driver processes (one per core).
-pub async fn live(dir: &Path, load: &Load, report: &mut Report) -> anyhow::Result<()> {
+/// What a live load against automerge-repo measured.
+pub struct LiveOutcome {
+    /// Change-to-other-device latencies (ms).
+    pub latencies: Vec<f64>,
+    /// Changes made.
+    pub made: f64,
+    /// (change, other device) deliveries expected.
+    pub expected: f64,
+    /// Errors the drivers saw.
+    pub errors: f64,
+    /// Server CPU over the load, as a share of one core (percent).
+    pub cpu_percent: f64,
+    /// Server peak resident memory (MB).
+    pub peak_rss_mb: f64,
+}
+
+impl LiveOutcome {
+    /// Deliveries that never arrived.
+    pub fn missing(&self) -> f64 {
+        (self.expected - self.latencies.len() as f64).max(0.0)
+    }
+}
+
+/// Runs a live load (one phase) against a fresh automerge-repo server, with the devices
+/// split over two Node driver processes (one per core).
+pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
     let server = SyncServer::start(dir).await?;
     let work = TempDir::new("automerge-repo-live");
     let docs_file = work.0.join("documents.json");
@@ -217,26 +240,12 @@ pub async fn live(dir: &Path, load: &Load, report: &mut Report) -> anyhow::Resul
         expected += v["expected"].as_f64().unwrap_or(0.0);
         errors += v["errors"].as_f64().unwrap_or(0.0);
     }
-    let mut run = Run::default();
-    run.add("devices", "", load.devices as f64, None);
-    run.add("changes made per second", "/s", made / seconds, None);
-    run.add("latency p50", "ms", percentile(&latencies, 50.0), None);
-    run.add("latency p99", "ms", percentile(&latencies, 99.0), None);
-    run.add("latency max", "ms", percentile(&latencies, 100.0), None);
-    run.add(
-        "deliveries missing",
-        "",
-        (expected - latencies.len() as f64).max(0.0),
-        None,
-    );
-    run.add("errors", "", errors, None);
-    run.add(
-        "server CPU",
-        "% of a core",
-        (after.cpu_seconds - before.cpu_seconds) / seconds * 100.0,
-        None,
-    );
-    run.add("server peak RSS", "MB", after.peak_rss_mb, None);
-    report.gather("live load", "automerge-repo", "nodefs", run);
-    Ok(())
+    Ok(LiveOutcome {
+        latencies,
+        made,
+        expected,
+        errors,
+        cpu_percent: (after.cpu_seconds - before.cpu_seconds) / seconds * 100.0,
+        peak_rss_mb: after.peak_rss_mb,
+    })
 }

@@ -156,9 +156,8 @@ async fn main() -> anyhow::Result<()> {
         let r = async {
             let dir = bench::node::prepare(&o.root)?;
             bench::node::catch_up(&dir, o.runs.unwrap_or(5), o.smoke, &mut report).await?;
-            for _ in 0..settings.runs {
-                bench::node::live(&dir, &bench::live::standard(&settings), &mut report).await?;
-            }
+            println!("live load ladder, both systems...");
+            bench::ladder::bench(&settings, Some(&dir), &mut report).await?;
             anyhow::Ok(())
         }
         .await;

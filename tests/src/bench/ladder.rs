@@ -1,0 +1,113 @@
+//! Side by side at equal latency: Casebook and automerge-repo under the same live load, at
+//! rising rates, each until it no longer holds the latency bound. 100 devices on 20
+//! documents (5 each, 25 devices per document), 20 s at each rate of [`RATES`].
+//!
+//! The 1,000-device shape cannot be compared: 1,000 automerge-repo clients in two
+//! Node processes were still connecting after several minutes. At 100 devices both systems
+//! run, and the figure that compares them is the highest rate each holds with p99 latency
+//! within [`BOUND_MS`] and nothing missing, with the server's memory at every rate.
+
+use super::Settings;
+use super::live::{self, Load, Phase};
+use super::node;
+use super::report::{Report, Run, percentile};
+use std::path::Path;
+
+/// Changes per second over all devices, climbed in order.
+pub const RATES: [f64; 6] = [25.0, 50.0, 100.0, 200.0, 300.0, 400.0];
+
+/// The one rate of a smoke run.
+pub const SMOKE_RATE: f64 = 10.0;
+
+/// The latency (p99, ms) both systems are held to.
+pub const BOUND_MS: f64 = 1000.0;
+
+/// The scenario name in the report.
+pub const SCENARIO: &str = "live load ladder (100 devices)";
+
+/// The shape at one rate.
+pub fn shape(settings: &Settings, rate: f64) -> Load {
+    Load {
+        devices: settings.size(100, 12),
+        documents: settings.size(20, 4),
+        per_device: settings.size(5, 2),
+        phases: vec![Phase {
+            rate,
+            seconds: settings.size(20, 3) as f64,
+        }],
+        instances: 1,
+    }
+}
+
+/// One rung: p99 latency (ms), deliveries missing and server peak memory (MB).
+struct Rung {
+    p99: f64,
+    missing: f64,
+    rss: f64,
+}
+
+/// Climbs the rates for Casebook (with `settings.engine`) and, when `automerge_repo` names
+/// the prepared driver folder, for automerge-repo.
+pub async fn bench(
+    settings: &Settings,
+    automerge_repo: Option<&Path>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let rates: &[f64] = if settings.smoke {
+        &[SMOKE_RATE]
+    } else {
+        &RATES
+    };
+    let mut systems: Vec<(&str, &str, Option<&Path>)> = vec![("casebook", settings.engine, None)];
+    if let Some(dir) = automerge_repo {
+        systems.push(("automerge-repo", "nodefs", Some(dir)));
+    }
+    for (system, storage, dir) in systems {
+        let mut run = Run::default();
+        let mut held = 0.0;
+        for &rate in rates {
+            let load = shape(settings, rate);
+            let rung = match dir {
+                None => {
+                    let o = live::run(settings, &load).await?;
+                    Rung {
+                        p99: percentile(&o.latencies(0.0, f64::INFINITY, false), 99.0),
+                        missing: o.undelivered as f64,
+                        rss: o.server_peak_rss_mb(),
+                    }
+                }
+                Some(dir) => {
+                    let o = node::run_live(dir, &load).await?;
+                    Rung {
+                        p99: percentile(&o.latencies, 99.0),
+                        missing: o.missing(),
+                        rss: o.peak_rss_mb,
+                    }
+                }
+            };
+            println!(
+                "  {system} at {rate}/s: p99 {:.0} ms, {} missing, {:.0} MB",
+                rung.p99, rung.missing, rung.rss
+            );
+            run.add(&format!("latency p99 at {rate}/s"), "ms", rung.p99, None);
+            run.add(
+                &format!("server peak RSS at {rate}/s"),
+                "MB",
+                rung.rss,
+                None,
+            );
+            if rung.p99 > BOUND_MS || rung.missing > 0.0 {
+                break;
+            }
+            held = rate;
+        }
+        run.add(
+            &format!("highest rate held (p99 <= {BOUND_MS} ms, nothing missing)"),
+            "/s",
+            held,
+            None,
+        );
+        report.gather(SCENARIO, system, storage, run);
+    }
+    Ok(())
+}
