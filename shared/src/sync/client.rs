@@ -99,6 +99,9 @@ enum Link {
 struct DeviceDocument {
     doc: AutoCommit,
     saved_heads: Vec<ChangeHash>,
+    /// A whole document the server sent to this empty document, with the heads it brought:
+    /// stored as it came rather than encoded again (see [`ClientCore::save`]).
+    arrived_whole: Option<(Vec<ChangeHash>, Vec<u8>)>,
     chunks: usize,
     sync: sync::State,
     session: u32,
@@ -126,6 +129,7 @@ impl DeviceDocument {
             last_heard_ms: 0,
             denied: false,
             waiting_memo: None,
+            arrived_whole: None,
         }
     }
 
@@ -184,6 +188,28 @@ impl DeviceDocument {
             data: message.encode(),
         })
     }
+}
+
+/// Whether `chunk` is exactly one saved Automerge document: the magic bytes, a checksum,
+/// the document chunk type (0), and a length that covers the rest.
+fn is_whole_document(chunk: &[u8]) -> bool {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    if chunk.len() < 10 || chunk[..4] != MAGIC || chunk[8] != 0 {
+        return false;
+    }
+    let (mut length, mut shift, mut at) = (0u64, 0u32, 9);
+    while let Some(&byte) = chunk.get(at) {
+        at += 1;
+        if shift > 56 {
+            return false;
+        }
+        length |= u64::from(byte & 0x7f) << shift;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            return usize::try_from(length).is_ok_and(|n| at.checked_add(n) == Some(chunk.len()));
+        }
+    }
+    false
 }
 
 /// A record made on this device that the server has not yet registered to its case.
@@ -392,7 +418,11 @@ impl ClientCore {
             || d.saved_heads.is_empty()
         {
             d.chunks = 1;
-            Some(Chunk::Full(d.doc.save()))
+            Some(Chunk::Full(match d.arrived_whole.take() {
+                // Exactly what arrived, unchanged since: the server's own saved form.
+                Some((arrived, bytes)) if arrived == heads => bytes,
+                _ => d.doc.save(),
+            }))
         } else {
             d.chunks += 1;
             Some(Chunk::Incremental(d.doc.save_after(&d.saved_heads)))
@@ -519,6 +549,18 @@ impl ClientCore {
                     return Ok(out); // an answer to a session this device has abandoned
                 }
                 let message = sync::Message::decode(&data).map_err(|_| ClientError::BadSync)?;
+                // A fresh device is sent each document whole, as one saved document.
+                let whole = match message.changes.iter().next() {
+                    Some(chunk)
+                        if message.changes.len() == 1
+                            && is_whole_document(chunk)
+                            && d.doc.get_heads().is_empty()
+                            && d.doc.get_missing_deps(&[]).is_empty() =>
+                    {
+                        Some(chunk.to_vec())
+                    }
+                    _ => None,
+                };
                 // A throwaway patch log: the document's own would keep every text insertion.
                 d.doc
                     .sync()
@@ -528,6 +570,9 @@ impl ClientCore {
                         &mut automerge::PatchLog::null(),
                     )
                     .map_err(|_| ClientError::BadSync)?;
+                if let Some(bytes) = whole {
+                    d.arrived_whole = Some((d.doc.get_heads(), bytes));
+                }
                 d.last_heard_ms = now_ms;
                 out.save.insert(doc);
                 out.send.extend(d.next_message(doc));
@@ -662,5 +707,102 @@ impl ClientCore {
             out.send.extend(d.next_message(id));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::room::{DocumentRoom, Limits};
+    use automerge::transaction::Transactable;
+
+    fn server_document(entries: usize) -> AutoCommit {
+        let mut doc = AutoCommit::new();
+        for i in 0..entries {
+            let text = doc
+                .put_object(automerge::ROOT, format!("e{i}"), automerge::ObjType::Text)
+                .unwrap();
+            doc.splice_text(&text, 0, 0, "a synthetic entry").unwrap();
+            doc.commit();
+        }
+        doc
+    }
+
+    #[test]
+    fn only_exactly_one_saved_document_counts_as_whole() {
+        let mut doc = server_document(3);
+        let saved = doc.save();
+        assert!(is_whole_document(&saved));
+        assert!(!is_whole_document(&saved[..saved.len() - 1]), "truncated");
+        assert!(
+            !is_whole_document(&[saved.clone(), saved.clone()].concat()),
+            "two"
+        );
+        let change = doc.get_changes(&[])[0].raw_bytes().to_vec();
+        assert!(!is_whole_document(&change), "a change chunk");
+        assert!(!is_whole_document(&[0x85, 0x6f, 0x4a, 0x83, 0, 0]));
+    }
+
+    /// A fresh device is sent a document whole; it stores those very bytes (no second
+    /// encoding), and they load back to the server's heads.
+    #[test]
+    fn a_document_sent_whole_is_stored_as_it_came() {
+        let id = DocumentId(uuid::Uuid::from_u128(7));
+        let mut server_doc = server_document(40);
+        let mut room = DocumentRoom::load(Some(&server_doc.save()), []).unwrap();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        let mut sent_whole = None;
+        let mut to_server = core.connected(0).send;
+        to_server.extend(
+            core.receive(
+                0,
+                ServerMessage::Welcome {
+                    documents: vec![id],
+                },
+            )
+            .unwrap()
+            .send,
+        );
+        for _ in 0..10 {
+            let mut answers = Vec::new();
+            for message in to_server.drain(..) {
+                if let ClientMessage::Sync { session, data, .. } = message {
+                    room.receive(1, session, &data, &Limits::default()).unwrap();
+                }
+            }
+            for out in room.outgoing() {
+                let m = sync::Message::decode(&out.data).unwrap();
+                if let Some(chunk) = m.changes.iter().next().filter(|c| is_whole_document(c)) {
+                    sent_whole = Some(chunk.to_vec());
+                }
+                answers.push(ServerMessage::Sync {
+                    doc: id,
+                    session: out.session,
+                    data: out.data,
+                });
+            }
+            answers.push(ServerMessage::Persisted {
+                doc: id,
+                heads: room.heads(),
+            });
+            for answer in answers {
+                to_server.extend(core.receive(0, answer).unwrap().send);
+            }
+        }
+        assert!(core.in_step(id));
+        let sent_whole = sent_whole.expect("the room sent the document whole");
+        assert!(
+            core.docs[&id]
+                .arrived_whole
+                .as_ref()
+                .is_some_and(|(_, bytes)| *bytes == sent_whole),
+            "the device kept what arrived, to store it without encoding it again"
+        );
+        let Some(Chunk::Full(stored)) = core.save(id).and_then(|s| s.chunk) else {
+            panic!("a fresh document is saved whole");
+        };
+        assert_eq!(stored, sent_whole, "stored as it came");
+        let mut reloaded = AutoCommit::load(&stored).unwrap();
+        assert_eq!(reloaded.get_heads(), server_doc.get_heads());
     }
 }
