@@ -43,12 +43,28 @@ async fn catch_up_and_cover_pickup_run_and_measure() {
 }
 
 #[tokio::test]
-async fn live_load_and_overload_lose_nothing_at_smoke_size() {
+async fn live_load_ladder_and_overload_lose_nothing_at_smoke_size() {
     let mut report = Report::default();
-    let p99 = bench::live::bench(&settings(), &mut report).await.unwrap();
-    bench::live::overload(&settings(), &mut report, p99.unwrap_or(50.0))
+    bench::live::bench(&settings(), &mut report).await.unwrap();
+    let held = bench::ladder::climb(&settings(), None, &mut report)
         .await
         .unwrap();
+    assert_eq!(held.rate, bench::ladder::SMOKE_RATE, "{}", report.table());
+    assert_eq!(
+        figure(
+            &report,
+            bench::ladder::SCENARIO,
+            "highest rate held (p99 <= 1000 ms, nothing missing)"
+        ),
+        bench::ladder::SMOKE_RATE
+    );
+    bench::live::overload(&settings(), &mut report, held)
+        .await
+        .unwrap();
+    assert_eq!(
+        figure(&report, "overload", "offered rate"),
+        2.0 * bench::ladder::SMOKE_RATE
+    );
     for scenario in ["live load", "overload"] {
         for name in [
             "changes still waiting after a 20 s drain (kept on the devices)",
@@ -61,20 +77,6 @@ async fn live_load_and_overload_lose_nothing_at_smoke_size() {
     }
     assert!(figure(&report, "live load", "latency p99") > 0.0);
     assert!(figure(&report, "live load", "server peak RSS") > 0.0);
-}
-
-#[tokio::test]
-async fn the_ladder_climbs_and_reports_the_rate_held() {
-    let mut report = Report::default();
-    bench::ladder::bench(&settings(), None, &mut report)
-        .await
-        .unwrap();
-    let held = figure(
-        &report,
-        bench::ladder::SCENARIO,
-        "highest rate held (p99 <= 1000 ms, nothing missing)",
-    );
-    assert_eq!(held, bench::ladder::SMOKE_RATE, "{}", report.table());
 }
 
 #[tokio::test]

@@ -405,10 +405,9 @@ pub fn standard(settings: &Settings) -> Load {
     }
 }
 
-/// The live-load scenario ([`standard`]); returns the median p99 latency.
-pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<Option<f64>> {
+/// The live-load scenario ([`standard`]).
+pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
     let load = standard(settings);
-    let mut p99s = Vec::new();
     for _ in 0..settings.runs {
         let outcome = run(settings, &load).await?;
         if std::env::var("CASEBOOK_BENCH_TIMELINE").is_ok() {
@@ -433,7 +432,6 @@ pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<O
         );
         run.add("latency p50", "ms", percentile(&all, 50.0), None);
         let p99 = percentile(&all, 99.0);
-        p99s.push(p99);
         run.add("latency p99", "ms", p99, Some(Target::AtMost(50.0)));
         run.add("latency max", "ms", percentile(&all, 100.0), None);
         add_losses(&mut run, &outcome);
@@ -451,7 +449,7 @@ pub async fn bench(settings: &Settings, report: &mut Report) -> anyhow::Result<O
         );
         report.gather("live load", "casebook", settings.engine, run);
     }
-    Ok(Some(super::report::median(&p99s)))
+    Ok(())
 }
 
 /// Changes lost, deliveries missing, errors and disconnections (all targets are 0).
@@ -482,32 +480,29 @@ fn add_losses(run: &mut Run, outcome: &Outcome) {
     );
 }
 
-/// The overload scenario: `rate` (twice the live-load rate) for 20 s, then a fifth of the
-/// live rate for 15 s; whether anything is lost or disconnected, and how soon latency is
-/// back under `normal_p99` after the load drops.
+/// The overload scenario, on the ladder's shape ([`super::ladder::shape`]): twice the
+/// highest rate the server held there (`held`) for 20 s, then a fifth of that rate for 15 s;
+/// whether anything is lost or disconnected, and how soon latency is back under the held
+/// rate's p99 (times 1.5, at least 75 ms) after the load drops.
 pub async fn overload(
     settings: &Settings,
     report: &mut Report,
-    normal_p99: f64,
+    held: super::ladder::Held,
 ) -> anyhow::Result<()> {
-    let base = settings.size(500, 20) as f64;
     let (burst, quiet) = (settings.size(20, 3) as f64, settings.size(15, 3) as f64);
-    let load = Load {
-        devices: settings.size(1000, 12),
-        documents: settings.size(200, 4),
-        per_device: settings.size(5, 2),
-        phases: vec![
-            Phase {
-                rate: base * 2.0,
-                seconds: burst,
-            },
-            Phase {
-                rate: base / 5.0,
-                seconds: quiet,
-            },
-        ],
-        instances: 1,
-    };
+    let base = held.rate;
+    let normal_p99 = held.p99;
+    let mut load = super::ladder::shape(settings, base * 2.0);
+    load.phases = vec![
+        Phase {
+            rate: base * 2.0,
+            seconds: burst,
+        },
+        Phase {
+            rate: base / 5.0,
+            seconds: quiet,
+        },
+    ];
     for _ in 0..settings.runs {
         let outcome = run(settings, &load).await?;
         let mut run = Run::default();

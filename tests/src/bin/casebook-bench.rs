@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! casebook-bench --server PATH [--engine sqlite|postgres|both] [--runs N] [--smoke]
-//!                [--only catch-up,cover,live,overload,scale,instances,automerge-repo,app]
+//!                [--only catch-up,cover,live,ladder,overload,scale,instances,automerge-repo,app]
 //!                [--json bench/results.json] [--markdown docs/performance.md]
 //!                [--method bench/method.md] [--dist DIR (the built app: app figures)]
 //!                [--root DIR (the workspace, for bench/automerge-repo; default .)]
@@ -122,16 +122,27 @@ async fn main() -> anyhow::Result<()> {
             let r = bench::cover::bench(&settings, &mut report).await;
             settle(&o, &mut report, &format!("cover pickup ({engine})"), r);
         }
-        let mut normal_p99 = None;
         if wanted("live") {
             println!("live load...");
             let r = bench::live::bench(&settings, &mut report).await;
-            let r = r.map(|p99| normal_p99 = p99);
             settle(&o, &mut report, &format!("live load ({engine})"), r);
+        }
+        // The overload is twice the highest rate the ladder held, so it needs the ladder.
+        let mut held = None;
+        if wanted("ladder") || wanted("overload") {
+            println!("live load ladder...");
+            let r = bench::ladder::climb(&settings, None, &mut report).await;
+            let r = r.map(|h| held = Some(h));
+            settle(&o, &mut report, &format!("live load ladder ({engine})"), r);
         }
         if wanted("overload") {
             println!("overload...");
-            let r = bench::live::overload(&settings, &mut report, normal_p99.unwrap_or(50.0)).await;
+            let r = match held {
+                Some(held) if held.rate > 0.0 => {
+                    bench::live::overload(&settings, &mut report, held).await
+                }
+                _ => Err(anyhow::anyhow!("the ladder held no rate to double")),
+            };
             settle(&o, &mut report, &format!("overload ({engine})"), r);
         }
         if wanted("scale") {
@@ -156,8 +167,8 @@ async fn main() -> anyhow::Result<()> {
         let r = async {
             let dir = bench::node::prepare(&o.root)?;
             bench::node::catch_up(&dir, o.runs.unwrap_or(5), o.smoke, &mut report).await?;
-            println!("live load ladder, both systems...");
-            bench::ladder::bench(&settings, Some(&dir), &mut report).await?;
+            println!("live load ladder, automerge-repo...");
+            bench::ladder::climb(&settings, Some(&dir), &mut report).await?;
             anyhow::Ok(())
         }
         .await;
