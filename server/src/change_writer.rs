@@ -126,7 +126,8 @@ pub async fn write(db: &Db, batches: &[Batch]) -> anyhow::Result<()> {
         for batch in batches {
             let id = batch.doc.to_string();
             if notify && notified.insert(batch.doc) {
-                sqlx::query("select pg_notify('casebook_changes', $1)").bind(&id).execute(&mut *tx).await?;
+                let payload = crate::documents::change_notice(batch.doc);
+                sqlx::query("select pg_notify('casebook_changes', $1)").bind(&payload).execute(&mut *tx).await?;
             }
             let staff = batch.author.staff.to_string();
             let device = batch.author.device.to_string();

@@ -13,6 +13,7 @@ use crate::change_writer::{Batch, ChangeWriter};
 use crate::db::Db;
 use crate::{now_ms, on_pool};
 use anyhow::Context;
+use automerge::ChangeHash;
 use casebook_shared::chronology;
 use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
 use casebook_shared::protocol::{Head, ServerMessage};
@@ -146,6 +147,25 @@ struct Slot {
     /// Set when the sweeper took the slot out of the map; a task holding an old handle
     /// must look the document up again.
     removed: bool,
+}
+
+/// This process's mark on the change notices it sends (random per start).
+fn instance_mark() -> &'static str {
+    static MARK: OnceLock<String> = OnceLock::new();
+    MARK.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The payload of the `casebook_changes` notice for `doc`: the document and this instance.
+pub fn change_notice(doc: DocumentId) -> String {
+    format!("{doc} {}", instance_mark())
+}
+
+/// The document a change notice names, unless this instance sent it.
+fn others_change(payload: &str) -> Option<DocumentId> {
+    let (doc, from) = payload.split_once(' ').unwrap_or((payload, ""));
+    (from != instance_mark())
+        .then(|| doc.parse().ok())
+        .flatten()
 }
 
 /// All live rooms.
@@ -483,6 +503,8 @@ impl DocumentHub {
 
     /// Another server instance stored changes to `doc`: if the document is live here, take
     /// them in from storage and pass them to this instance's devices (with `Persisted`).
+    /// Only the stored changes this room lacks are read (their hashes first); the snapshot
+    /// only when a compaction may have taken rows this room never saw.
     pub async fn refresh(&self, doc: DocumentId) {
         let slot = self.rooms.lock().expect("rooms lock").get(&doc).cloned();
         let Some(slot) = slot else { return };
@@ -490,39 +512,74 @@ impl DocumentHub {
         let Some(live) = slot.live.as_mut() else {
             return;
         };
+        let Db::Postgres(pool) = &self.db else {
+            return; // several instances need PostgreSQL (NOTIFY)
+        };
         let id = doc.to_string();
-        type Rows = (Option<(Vec<u8>,)>, Vec<(Vec<u8>,)>);
-        let stored: Result<Rows, sqlx::Error> = on_pool!(&self.db, pool => async {
-            let snapshot = sqlx::query_as("select bytes from document_snapshots where document_id = $1")
-                .bind(&id).fetch_optional(pool).await?;
-            let changes = sqlx::query_as("select bytes from document_changes where document_id = $1")
-                .bind(&id).fetch_all(pool).await?;
-            Ok((snapshot, changes))
-        }.await);
-        let Ok((snapshot, changes)) = stored else {
+        let hashes: Result<Vec<(Vec<u8>,)>, sqlx::Error> =
+            sqlx::query_as("select hash from document_changes where document_id = $1")
+                .bind(&id)
+                .fetch_all(pool)
+                .await;
+        let Ok(hashes) = hashes else {
             tracing::warn!(%doc, "could not read changes another instance stored");
             return;
         };
-        match live.room.absorb(
-            snapshot.as_ref().map(|s| s.0.as_slice()),
-            changes.iter().map(|c| c.0.as_slice()),
-        ) {
-            Ok(true) => {
-                for out in live.room.outgoing() {
-                    if let Some(p) = live.peers.get(&out.peer) {
-                        p.send(&ServerMessage::Sync {
-                            doc,
-                            session: out.session,
-                            data: out.data,
-                        });
+        let stored: Vec<ChangeHash> = hashes
+            .iter()
+            .filter_map(|(h,)| <[u8; 32]>::try_from(h.as_slice()).ok().map(ChangeHash))
+            .collect();
+        let lacking = live.room.lacking(&stored);
+        let changes: Result<Vec<(Vec<u8>,)>, sqlx::Error> = if lacking.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let wanted: Vec<Vec<u8>> = lacking.iter().map(|h| h.0.to_vec()).collect();
+            sqlx::query_as(
+                "select bytes from document_changes where document_id = $1 and hash = any($2)",
+            )
+            .bind(&id)
+            .bind(&wanted)
+            .fetch_all(pool)
+            .await
+        };
+        let Ok(changes) = changes else {
+            tracing::warn!(%doc, "could not read changes another instance stored");
+            return;
+        };
+        let absorbed = live
+            .room
+            .absorb(None, changes.iter().map(|c| c.0.as_slice()));
+        // Nothing new among the rows, or changes waiting for ones no longer in the rows: a
+        // compaction took them into the snapshot.
+        let mut gained = matches!(absorbed, Ok(true));
+        if absorbed.is_err() || lacking.is_empty() || live.room.waiting_for_changes() {
+            let snapshot: Result<Option<(Vec<u8>,)>, sqlx::Error> =
+                sqlx::query_as("select bytes from document_snapshots where document_id = $1")
+                    .bind(&id)
+                    .fetch_optional(pool)
+                    .await;
+            match snapshot {
+                Ok(Some((bytes,))) => match live.room.absorb(Some(&bytes), []) {
+                    Ok(more) => gained |= more,
+                    Err(e) => {
+                        tracing::warn!(%doc, error = %e, "a stored snapshot did not apply")
                     }
+                },
+                Ok(None) => {}
+                Err(_) => tracing::warn!(%doc, "could not read a stored snapshot"),
+            }
+        }
+        if gained {
+            for out in live.room.outgoing() {
+                if let Some(p) = live.peers.get(&out.peer) {
+                    p.send(&ServerMessage::Sync {
+                        doc,
+                        session: out.session,
+                        data: out.data,
+                    });
                 }
-                live.tell_persisted(doc, None);
             }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(%doc, error = %e, "changes from another instance did not apply")
-            }
+            live.tell_persisted(doc, None);
         }
     }
 
@@ -559,8 +616,10 @@ impl DocumentHub {
                         }
                     };
                     let Some(hub) = hub.upgrade() else { return };
-                    if let Ok(doc) = notification.payload().parse::<DocumentId>() {
-                        hub.refresh(doc).await;
+                    // This instance's own commits need no refresh; other documents'
+                    // refreshes run side by side (each document's lock orders its own).
+                    if let Some(doc) = others_change(notification.payload()) {
+                        tokio::spawn(async move { hub.refresh(doc).await });
                     }
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -696,4 +755,22 @@ pub async fn store_new_document(
 ) -> anyhow::Result<()> {
     let changes = am.get_changes(&[]);
     crate::change_writer::write(db, &[Batch::new(doc, author, changes, None)]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_ignores_its_own_change_notices_and_reads_the_others() {
+        let doc = DocumentId(uuid::Uuid::new_v4());
+        assert_eq!(others_change(&change_notice(doc)), None, "its own");
+        assert_eq!(
+            others_change(&format!("{doc} {}", uuid::Uuid::new_v4().simple())),
+            Some(doc),
+            "another instance's"
+        );
+        assert_eq!(others_change(&doc.to_string()), Some(doc), "unmarked");
+        assert_eq!(others_change("not a document"), None);
+    }
 }

@@ -236,7 +236,20 @@ impl DocumentRoom {
         let gained = self.doc.get_heads() != before;
         if gained {
             self.due.extend(self.peers.keys().copied());
-            self.fresh = None;
+            // Changes alone (no snapshot) are passed on to peers in step like changes a peer
+            // sent: one extraction here rather than one per peer.
+            self.fresh = if snapshot.is_none() {
+                let new = self.doc.get_changes(&before);
+                let mut before = before;
+                before.sort();
+                Some(Fresh {
+                    before,
+                    hashes: new.iter().map(Change::hash).collect(),
+                    bytes: new.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+                })
+            } else {
+                None
+            };
         }
         Ok(gained)
     }
@@ -362,6 +375,22 @@ impl DocumentRoom {
     pub fn leave(&mut self, peer: PeerId) {
         self.peers.remove(&peer);
         self.due.remove(&peer);
+    }
+
+    /// Those of `hashes` the document does not hold (a lookup in its change graph).
+    pub fn lacking(&mut self, hashes: &[ChangeHash]) -> Vec<ChangeHash> {
+        let missing: BTreeSet<ChangeHash> = self.doc.get_missing_deps(hashes).into_iter().collect();
+        hashes
+            .iter()
+            .filter(|h| missing.contains(h))
+            .copied()
+            .collect()
+    }
+
+    /// Whether the document holds changes it cannot apply yet (their dependencies are
+    /// missing).
+    pub fn waiting_for_changes(&mut self) -> bool {
+        !self.doc.get_missing_deps(&[]).is_empty()
     }
 
     /// The sync session `peer` is in, if it has sent a message.

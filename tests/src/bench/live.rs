@@ -559,7 +559,8 @@ pub async fn instances(settings: &Settings, report: &mut Report) -> anyhow::Resu
         documents: settings.size(40, 4),
         per_device: settings.size(5, 2),
         phases: vec![Phase {
-            rate: settings.size(200, 10) as f64,
+            // A rate one instance holds (the ladder): latency across instances, not backlog.
+            rate: settings.size(100, 10) as f64,
             seconds: settings.size(30, 3) as f64,
         }],
         instances: 2,

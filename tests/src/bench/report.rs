@@ -1,13 +1,13 @@
 //! Figures, their summary over several runs, the printed table, `bench/results.json` and
 //! `docs/performance.md`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Whether smaller or larger is better, and the bound a target sets.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub enum Target {
     /// The figure must be at most this.
     AtMost(f64),
@@ -32,7 +32,7 @@ impl Target {
 }
 
 /// One figure of one scenario, gathered over several runs.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Figure {
     /// Scenario (`catch-up`, `live load`, ...).
     pub scenario: String,
@@ -103,7 +103,7 @@ impl Run {
 }
 
 /// Every figure of a bench run, in the order first seen.
-#[derive(Default, Serialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// The figures.
     pub figures: Vec<Figure>,
@@ -133,6 +133,41 @@ impl Report {
                 }),
             }
         }
+    }
+
+    /// This run's figures over an earlier run's (`results.json`): every (scenario, system,
+    /// storage) this run measured replaces the earlier one in place; the rest are kept, as
+    /// are the earlier notes about scenarios this run did not measure.
+    pub fn merged_over(self, earlier: Report) -> Report {
+        let key = |f: &Figure| (f.scenario.clone(), f.system.clone(), f.storage.clone());
+        let fresh: std::collections::BTreeSet<_> = self.figures.iter().map(key).collect();
+        let mut figures = Vec::new();
+        let mut placed = std::collections::BTreeSet::new();
+        for f in earlier.figures {
+            let k = key(&f);
+            if !fresh.contains(&k) {
+                figures.push(f);
+            } else if placed.insert(k.clone()) {
+                figures.extend(self.figures.iter().filter(|n| key(n) == k).cloned());
+            }
+        }
+        figures.extend(
+            self.figures
+                .iter()
+                .filter(|n| !placed.contains(&key(n)))
+                .cloned(),
+        );
+        let mut notes: Vec<String> = earlier
+            .notes
+            .into_iter()
+            .filter(|n| {
+                !fresh
+                    .iter()
+                    .any(|(scenario, _, _)| n.starts_with(scenario.as_str()))
+            })
+            .collect();
+        notes.extend(self.notes);
+        Report { figures, notes }
     }
 
     /// The table printed at the end and put into `docs/performance.md`.
@@ -272,5 +307,35 @@ mod tests {
                 .table()
                 .contains("| catch-up | casebook | sqlite | time | 20.0 ms |")
         );
+    }
+
+    fn report(figures: &[(&str, &str, f64)]) -> Report {
+        let mut r = Report::default();
+        for (scenario, storage, value) in figures {
+            let mut run = Run::default();
+            run.add("figure", "ms", *value, None);
+            r.gather(scenario, "casebook", storage, run);
+        }
+        r
+    }
+
+    #[test]
+    fn a_rerun_replaces_its_scenarios_in_place_and_keeps_the_rest() {
+        let earlier = report(&[
+            ("a", "sqlite", 1.0),
+            ("b", "postgres", 2.0),
+            ("c", "sqlite", 3.0),
+        ]);
+        let mut earlier = earlier;
+        earlier.notes = vec!["b (postgres): slow".into(), "c (sqlite): fine".into()];
+        let now = report(&[("b", "postgres", 20.0), ("d", "sqlite", 4.0)]);
+        let merged = now.merged_over(earlier);
+        let values: Vec<(&str, f64)> = merged
+            .figures
+            .iter()
+            .map(|f| (f.scenario.as_str(), f.median()))
+            .collect();
+        assert_eq!(values, [("a", 1.0), ("b", 20.0), ("c", 3.0), ("d", 4.0)]);
+        assert_eq!(merged.notes, ["c (sqlite): fine"]);
     }
 }

@@ -6,6 +6,7 @@
 //!                [--json bench/results.json] [--markdown docs/performance.md]
 //!                [--method bench/method.md] [--dist DIR (the built app: app figures)]
 //!                [--root DIR (the workspace, for bench/automerge-repo; default .)]
+//!                [--merge (keep the earlier figures of scenarios this run does not measure)]
 //! ```
 
 use anyhow::{Context, bail};
@@ -24,6 +25,9 @@ struct Options {
     method: Option<PathBuf>,
     dist: Option<PathBuf>,
     root: PathBuf,
+    merge: bool,
+    /// The earlier `results.json` report, read at the start (for `--merge`).
+    earlier: Option<serde_json::Value>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -38,6 +42,8 @@ fn options() -> anyhow::Result<Options> {
         method: None,
         dist: None,
         root: PathBuf::from("."),
+        merge: false,
+        earlier: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -60,8 +66,17 @@ fn options() -> anyhow::Result<Options> {
             "--method" => o.method = Some(value()?.into()),
             "--dist" => o.dist = Some(value()?.into()),
             "--root" => o.root = value()?.into(),
+            "--merge" => o.merge = true,
             other => bail!("unknown argument {other}"),
         }
+    }
+    if o.merge
+        && let Some(json) = &o.json
+    {
+        let text = std::fs::read_to_string(json)
+            .with_context(|| format!("--merge: reading {}", json.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        o.earlier = Some(v["report"].clone());
     }
     if o.server.as_os_str().is_empty() {
         bail!("--server PATH (the casebook-server binary to measure) is required");
@@ -85,6 +100,15 @@ fn settle(o: &Options, report: &mut Report, scenario: &str, result: anyhow::Resu
 
 fn write(o: &Options, report: &Report) -> anyhow::Result<()> {
     if let (Some(json), Some(markdown)) = (&o.json, &o.markdown) {
+        let merged;
+        let report = match &o.earlier {
+            Some(earlier) if o.merge => {
+                let earlier: Report = serde_json::from_value(earlier.clone())?;
+                merged = report.clone().merged_over(earlier);
+                &merged
+            }
+            _ => report,
+        };
         let method = match &o.method {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?,
