@@ -167,6 +167,11 @@ impl Report {
             })
             .collect();
         notes.extend(self.notes);
+        let mut remeasured: Vec<_> = fresh.iter().collect();
+        remeasured.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
+        notes.extend(remeasured.into_iter().map(|(scenario, _, storage)| {
+            format!("{scenario} ({storage}): measured in a later run than the figures around it (--merge)")
+        }));
         Report { figures, notes }
     }
 
@@ -336,6 +341,13 @@ mod tests {
             .map(|f| (f.scenario.as_str(), f.median()))
             .collect();
         assert_eq!(values, [("a", 1.0), ("b", 20.0), ("c", 3.0), ("d", 4.0)]);
-        assert_eq!(merged.notes, ["c (sqlite): fine"]);
+        assert_eq!(
+            merged.notes,
+            [
+                "c (sqlite): fine",
+                "b (postgres): measured in a later run than the figures around it (--merge)",
+                "d (sqlite): measured in a later run than the figures around it (--merge)",
+            ]
+        );
     }
 }
