@@ -113,6 +113,19 @@ struct LiveRoom {
 }
 
 impl LiveRoom {
+    /// Sends the room's owed sync messages (answers and fan-out) to their peers.
+    fn send_outgoing(&mut self, doc: DocumentId) {
+        for out in self.room.outgoing() {
+            if let Some(p) = self.peers.get(&out.peer) {
+                p.send(&ServerMessage::Sync {
+                    doc,
+                    session: out.session,
+                    data: out.data,
+                });
+            }
+        }
+    }
+
     /// Tells peers (with `Persisted`) the heads now stored: every peer when the document
     /// changed (`asker` is `None`), else just the asker, unless it was already told these
     /// heads in its current session (a device acknowledging changes it was sent needs no
@@ -339,15 +352,7 @@ impl DocumentHub {
                     tracing::warn!(%doc, error = %e, "could not update a record's projection");
                 }
             }
-            for out in live.room.outgoing() {
-                if let Some(p) = live.peers.get(&out.peer) {
-                    p.send(&ServerMessage::Sync {
-                        doc,
-                        session: out.session,
-                        data: out.data,
-                    });
-                }
-            }
+            live.send_outgoing(doc);
             if new > 0 {
                 live.tell_persisted(doc, None);
                 live.uncompacted += new;
@@ -570,15 +575,7 @@ impl DocumentHub {
             }
         }
         if gained {
-            for out in live.room.outgoing() {
-                if let Some(p) = live.peers.get(&out.peer) {
-                    p.send(&ServerMessage::Sync {
-                        doc,
-                        session: out.session,
-                        data: out.data,
-                    });
-                }
-            }
+            live.send_outgoing(doc);
             live.tell_persisted(doc, None);
         }
     }

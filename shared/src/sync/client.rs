@@ -144,9 +144,7 @@ impl DeviceDocument {
         }
         // In step (the usual case once a message settles): nothing waits, and no walk of the
         // change graph is needed to say so.
-        let mut persisted = self.persisted.clone();
-        persisted.sort();
-        if persisted == heads {
+        if super::message::same_heads(&self.persisted, &heads) {
             self.waiting_memo = Some((heads, self.persisted.clone(), 0));
             return 0;
         }
@@ -166,11 +164,8 @@ impl DeviceDocument {
         if !self.confirmed {
             return false;
         }
-        let mut ours = self.doc.get_heads();
-        let mut theirs = self.persisted.clone();
-        ours.sort();
-        theirs.sort();
-        ours == theirs
+        let ours = self.doc.get_heads();
+        super::message::same_heads(&self.persisted, &ours)
     }
 
     fn start_session(&mut self, now_ms: u64) {

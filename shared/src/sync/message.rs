@@ -25,8 +25,8 @@ pub fn next_message(doc: &mut AutoCommit, state: &mut sync::State) -> Option<syn
     doc.sync().generate_sync_message(state)
 }
 
-/// `h` holds the same hashes as `heads` (which `get_heads` returns sorted).
-fn same_heads(h: &[ChangeHash], heads: &[ChangeHash]) -> bool {
+/// `h` holds the same hashes as `heads` (sorted, as `get_heads` returns them).
+pub(crate) fn same_heads(h: &[ChangeHash], heads: &[ChangeHash]) -> bool {
     if h.len() != heads.len() {
         return false;
     }
@@ -146,6 +146,15 @@ mod tests {
         got
     }
 
+    /// Hands one encoded message to a side.
+    fn deliver(side: &mut Side, bytes: &[u8]) {
+        let m = sync::Message::decode(bytes).unwrap();
+        side.doc
+            .sync()
+            .receive_sync_message(&mut side.state, m)
+            .unwrap();
+    }
+
     /// Two sides editing at random and exchanging messages over a channel that delivers in
     /// order, some of them delayed: every message either side sends agrees with Automerge's,
     /// the shortcuts answer some of them, and the two sides end identical.
@@ -181,12 +190,7 @@ mod tests {
                     }
                     _ => {
                         if let Some(bytes) = wires[1 - i].pop_front() {
-                            let m = sync::Message::decode(&bytes).unwrap();
-                            let side = &mut sides[i];
-                            side.doc
-                                .sync()
-                                .receive_sync_message(&mut side.state, m)
-                                .unwrap();
+                            deliver(&mut sides[i], &bytes);
                         }
                     }
                 }
@@ -195,12 +199,7 @@ mod tests {
             for _ in 0..50 {
                 for i in 0..2 {
                     while let Some(bytes) = wires[1 - i].pop_front() {
-                        let m = sync::Message::decode(&bytes).unwrap();
-                        let side = &mut sides[i];
-                        side.doc
-                            .sync()
-                            .receive_sync_message(&mut side.state, m)
-                            .unwrap();
+                        deliver(&mut sides[i], &bytes);
                     }
                     if let Some(m) = next_checked(&mut sides[i], &mut shortcuts) {
                         wires[i].push_back(m.encode());

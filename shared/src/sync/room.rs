@@ -124,13 +124,12 @@ fn pass_on(
     heads: &[ChangeHash],
     changes_in_doc: usize,
 ) -> Option<sync::Message> {
-    let sorted = |h: &[ChangeHash]| {
-        let mut h = h.to_vec();
-        h.sort();
-        h
-    };
-    let in_step = state.their_heads.as_deref().map(sorted) == Some(fresh.before.clone())
-        && sorted(&state.shared_heads) == fresh.before
+    use super::message::same_heads;
+    let in_step = state
+        .their_heads
+        .as_deref()
+        .is_some_and(|h| same_heads(h, &fresh.before))
+        && same_heads(&state.shared_heads, &fresh.before)
         && state.their_need.as_ref().is_some_and(Vec::is_empty)
         && state.their_have.is_some()
         && !state.needs_reset
