@@ -1,8 +1,11 @@
 //! Documents on the server: their storage, and the live rooms that merge and fan out changes.
 //!
 //! A room ([`casebook_shared::sync::room::DocumentRoom`]) is loaded from storage the first time
-//! a device syncs the document and dropped once no device has used it for
-//! [`IDLE_AFTER`]. Every message for a document is handled under that document's lock, in
+//! a device sends the document something only the loaded document can answer, and dropped
+//! once no device has used it for [`IDLE_AFTER`]. Until then a document stored as one
+//! snapshot is answered from that snapshot ([`QuietDocument`]): a device that holds nothing
+//! of it is sent the snapshot as stored, a device already in step is told so, and neither
+//! costs Automerge a load (which rebuilds every change of the document). Every message for a document is handled under that document's lock, in
 //! this order: apply to the room, **commit the new changes** (bytes and ledger row, one
 //! transaction, shared with whatever other documents' changes are waiting: see
 //! [`crate::change_writer`]), then send answers, fan-out and `Persisted`. Stored changes are folded into a
@@ -18,6 +21,7 @@ use casebook_shared::chronology;
 use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
 use casebook_shared::protocol::{Head, ServerMessage};
 use casebook_shared::records::{self, Kind};
+use casebook_shared::sync::quiet::{self, QuietDocument};
 use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId, RoomError};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -154,8 +158,19 @@ impl LiveRoom {
     }
 }
 
+/// A stored document answered without loading it, and the devices it answered.
+struct Quiet {
+    doc: QuietDocument,
+    peers: HashMap<PeerId, PeerHandle>,
+    kind: Kind,
+    case: String,
+}
+
 struct Slot {
     live: Option<LiveRoom>,
+    /// Set instead of `live` while every device's messages could be answered from the
+    /// snapshot.
+    quiet: Option<Quiet>,
     last_used: Instant,
     /// Set when the sweeper took the slot out of the map; a task holding an old handle
     /// must look the document up again.
@@ -229,9 +244,19 @@ impl DocumentHub {
             .get_or_init(|| ChangeWriter::spawn(self.db.clone()))
     }
 
-    /// How many documents are in memory.
+    /// How many documents are in memory (loaded into a room or answered quietly).
     pub fn loaded(&self) -> usize {
         self.rooms.lock().expect("rooms lock").len()
+    }
+
+    /// Whether `doc` is loaded into a room (Automerge has loaded it), rather than answered
+    /// from its snapshot alone or not in memory. A document busy at the moment of asking
+    /// counts as loaded.
+    pub fn is_live(&self, doc: DocumentId) -> bool {
+        let rooms = self.rooms.lock().expect("rooms lock");
+        rooms
+            .get(&doc)
+            .is_some_and(|slot| slot.try_lock().map_or(true, |s| s.live.is_some()))
     }
 
     fn slot(&self, doc: DocumentId) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -242,6 +267,7 @@ impl DocumentHub {
             .or_insert_with(|| {
                 Arc::new(tokio::sync::Mutex::new(Slot {
                     live: None,
+                    quiet: None,
                     last_used: Instant::now(),
                     removed: false,
                 }))
@@ -266,6 +292,12 @@ impl DocumentHub {
             let mut slot = slot.lock().await;
             if slot.removed {
                 continue;
+            }
+            if self
+                .answer_quietly(&mut slot, peer, doc, session, data)
+                .await?
+            {
+                return Ok(());
             }
             let live = self.make_live(&mut slot, doc).await?;
             live.peers.insert(peer.id, peer.clone());
@@ -372,24 +404,103 @@ impl DocumentHub {
         }
     }
 
-    /// Loads the document into the slot if it is not in memory.
+    /// Answers `data` from the stored snapshot if the document is not loaded and the
+    /// message needs nothing more ([`QuietDocument`]); returns whether it did. Reads the
+    /// document's rows the first time; a document with changes stored after its snapshot
+    /// is loaded into a room straight from those rows.
+    async fn answer_quietly(
+        &self,
+        slot: &mut Slot,
+        peer: &PeerHandle,
+        doc: DocumentId,
+        session: u32,
+        data: &[u8],
+    ) -> Result<bool, SyncError> {
+        if slot.live.is_some() {
+            return Ok(false);
+        }
+        slot.last_used = Instant::now();
+        if slot.quiet.is_none() {
+            let mut stored = read_stored(&self.db, doc).await?;
+            let snapshot = if stored.changes.is_empty() {
+                stored.snapshot.take()
+            } else {
+                None
+            };
+            match snapshot.map(QuietDocument::open) {
+                Some(Ok(quiet)) => {
+                    slot.quiet = Some(Quiet {
+                        doc: quiet,
+                        peers: HashMap::new(),
+                        kind: stored.kind,
+                        case: stored.case,
+                    })
+                }
+                not_quiet => {
+                    stored.snapshot = match not_quiet {
+                        Some(Err(bytes)) => Some(bytes),
+                        _ => stored.snapshot,
+                    };
+                    slot.live = Some(stored.into_live()?);
+                    return Ok(false);
+                }
+            }
+        }
+        let quiet = slot.quiet.as_mut().expect("opened above");
+        match quiet.doc.receive(peer.id, session, data) {
+            quiet::Answer::Send(reply) => {
+                quiet.peers.insert(peer.id, peer.clone());
+                peer.send(&ServerMessage::Sync {
+                    doc,
+                    session,
+                    data: reply,
+                });
+                peer.send(&ServerMessage::Persisted {
+                    doc,
+                    heads: quiet.doc.heads(),
+                });
+                Ok(true)
+            }
+            quiet::Answer::Nothing | quiet::Answer::Stale => Ok(true),
+            quiet::Answer::Malformed => Err(RoomError::Malformed.into()),
+            quiet::Answer::Load => Ok(false),
+        }
+    }
+
+    /// Loads the document into the slot if it is not in memory. A quiet document is loaded
+    /// from the snapshot it holds, and the devices it answered carry on in the room from
+    /// where they were (their messages replayed into it).
     async fn make_live<'a>(
         &self,
         slot: &'a mut Slot,
         doc: DocumentId,
     ) -> Result<&'a mut LiveRoom, SyncError> {
         slot.last_used = Instant::now();
-        if slot.live.is_none() {
-            let loaded = load(&self.db, doc).await?;
+        if let Some(quiet) = slot.quiet.take() {
+            let mut room = DocumentRoom::load(Some(quiet.doc.snapshot()), [])?;
+            let told: HashMap<PeerId, (Option<u32>, Vec<Head>)> = quiet
+                .doc
+                .peers()
+                .map(|p| (p, (quiet.doc.session(p), quiet.doc.heads())))
+                .collect();
+            let mut peers = quiet.peers;
+            for restart in quiet.doc.replay(&mut room, &self.limits) {
+                if let Some(p) = peers.remove(&restart) {
+                    p.send(&ServerMessage::Restart { doc });
+                }
+            }
             slot.live = Some(LiveRoom {
-                room: loaded.room,
-                peers: HashMap::new(),
+                room,
+                peers,
                 present: HashMap::new(),
-                uncompacted: loaded.uncompacted,
-                kind: loaded.kind,
-                case: loaded.case,
-                told: HashMap::new(),
+                uncompacted: 0,
+                kind: quiet.kind,
+                case: quiet.case,
+                told,
             });
+        }
+        if slot.live.is_none() {
+            slot.live = Some(read_stored(&self.db, doc).await?.into_live()?);
         }
         Ok(slot.live.as_mut().expect("loaded above"))
     }
@@ -458,6 +569,10 @@ impl DocumentHub {
             let slot = self.rooms.lock().expect("rooms lock").get(&doc).cloned();
             if let Some(slot) = slot {
                 let mut slot = slot.lock().await;
+                if let Some(quiet) = slot.quiet.as_mut() {
+                    quiet.doc.leave(peer);
+                    quiet.peers.remove(&peer);
+                }
                 if let Some(live) = slot.live.as_mut() {
                     if let (Some(name), Some(handle)) =
                         (live.present.remove(&peer), live.peers.get(&peer).cloned())
@@ -478,7 +593,11 @@ impl DocumentHub {
         let slot = self.rooms.lock().expect("rooms lock").get(&doc).cloned();
         let Some(slot) = slot else { return };
         let mut slot = slot.lock().await;
-        let Some(live) = slot.live.as_mut() else {
+        if slot.removed || (slot.live.is_none() && slot.quiet.is_none()) {
+            return;
+        }
+        // Presence goes to the devices in the room: a quiet document's are moved into one.
+        let Ok(live) = self.make_live(&mut slot, doc).await else {
             return;
         };
         live.peers.entry(peer.id).or_insert_with(|| peer.clone());
@@ -497,7 +616,8 @@ impl DocumentHub {
             let Ok(mut slot) = slot.try_lock() else {
                 return true;
             };
-            let unused = slot.live.as_ref().is_none_or(|l| l.peers.is_empty());
+            let unused = slot.live.as_ref().is_none_or(|l| l.peers.is_empty())
+                && slot.quiet.as_ref().is_none_or(|q| q.peers.is_empty());
             if unused && slot.last_used.elapsed() >= idle_after {
                 slot.removed = true;
                 return false;
@@ -514,11 +634,17 @@ impl DocumentHub {
         let slot = self.rooms.lock().expect("rooms lock").get(&doc).cloned();
         let Some(slot) = slot else { return };
         let mut slot = slot.lock().await;
-        let Some(live) = slot.live.as_mut() else {
-            return;
-        };
         let Db::Postgres(pool) = &self.db else {
             return; // several instances need PostgreSQL (NOTIFY)
+        };
+        if slot.removed || (slot.live.is_none() && slot.quiet.is_none()) {
+            return;
+        }
+        // A quiet document's devices must hear of the change: load it (from the snapshot
+        // it holds) and take in what was stored since, as for any room.
+        let Ok(live) = self.make_live(&mut slot, doc).await else {
+            tracing::warn!(%doc, "could not load a document another instance changed");
+            return;
         };
         let id = doc.to_string();
         let hashes: Result<Vec<(Vec<u8>,)>, sqlx::Error> =
@@ -638,18 +764,6 @@ impl DocumentHub {
     }
 }
 
-/// A document loaded from storage.
-pub struct Loaded {
-    /// Its room.
-    pub room: DocumentRoom,
-    /// Change rows not yet compacted.
-    pub uncompacted: usize,
-    /// Its record kind.
-    pub kind: Kind,
-    /// Its case.
-    pub case: String,
-}
-
 fn broadcast_presence(
     live: &LiveRoom,
     from: &PeerHandle,
@@ -670,9 +784,36 @@ fn broadcast_presence(
     }
 }
 
-/// Loads a document's room from its snapshot and the changes stored after it. Refuses a
-/// retired document (rebuilt after an erasure).
-pub async fn load(db: &Db, doc: DocumentId) -> Result<Loaded, SyncError> {
+/// A document as stored: its registration, its snapshot and the changes stored after it.
+struct Stored {
+    kind: Kind,
+    case: String,
+    snapshot: Option<Vec<u8>>,
+    changes: Vec<Vec<u8>>,
+}
+
+impl Stored {
+    /// Its room, loaded.
+    fn into_live(self) -> Result<LiveRoom, SyncError> {
+        let room = DocumentRoom::load(
+            self.snapshot.as_deref(),
+            self.changes.iter().map(Vec::as_slice),
+        )?;
+        Ok(LiveRoom {
+            room,
+            peers: HashMap::new(),
+            present: HashMap::new(),
+            uncompacted: self.changes.len(),
+            kind: self.kind,
+            case: self.case,
+            told: HashMap::new(),
+        })
+    }
+}
+
+/// Reads a document's registration and rows. Refuses a retired document (rebuilt after an
+/// erasure).
+async fn read_stored(db: &Db, doc: DocumentId) -> Result<Stored, SyncError> {
     let id = doc.to_string();
     type Rows = (Option<(Vec<u8>,)>, Vec<(Vec<u8>,)>);
     let registered: Result<Option<(Option<String>, String, String)>, sqlx::Error> = on_pool!(db, pool =>
@@ -704,15 +845,11 @@ pub async fn load(db: &Db, doc: DocumentId) -> Result<Loaded, SyncError> {
     let (snapshot, changes) = loaded
         .context("loading a document")
         .map_err(SyncError::Storage)?;
-    let room = DocumentRoom::load(
-        snapshot.as_ref().map(|s| s.0.as_slice()),
-        changes.iter().map(|c| c.0.as_slice()),
-    )?;
-    Ok(Loaded {
-        room,
-        uncompacted: changes.len(),
+    Ok(Stored {
         kind,
         case,
+        snapshot: snapshot.map(|s| s.0),
+        changes: changes.into_iter().map(|c| c.0).collect(),
     })
 }
 

@@ -15,7 +15,8 @@
 //! - [`records`]: the kinds of record (document) a case holds.
 //! - [`sync`]: the sync protocol core: [`sync::client::ClientCore`] (one per device) and
 //!   [`sync::room::DocumentRoom`] (one per document on the server), both pure state machines
-//!   over `automerge::sync`.
+//!   over `automerge::sync`, and [`sync::quiet::QuietDocument`] (a stored document answered
+//!   from its snapshot until it has to be loaded).
 //!
 //! `docs/sync-protocol.md` at the top of the repository describes the protocol for people.
 

@@ -7,6 +7,9 @@
 //!   document and one sync state per connected peer, and hands back the changes a message
 //!   brought so the server can store them **before** it sends anything further.
 //!
+//! - [`quiet::QuietDocument`] answers devices that only open a stored document (one that
+//!   holds nothing of it, one already in step) from the snapshot, without loading it into a
+//!   room; anything else loads the room, which takes over from where it left off.
 //! - [`message::next_message`] builds the next message for a peer, answering
 //!   acknowledgements and "nothing owed" from the sync state without a pass over the
 //!   document; both of the above use it.
@@ -15,8 +18,10 @@
 //! the messages to send and the documents to save, and the runtime adapters (the browser app,
 //! the axum server, the native test client, the simulation) carry those out.
 
+pub mod chunk;
 pub mod client;
 pub mod message;
+pub mod quiet;
 pub mod room;
 
 use crate::protocol::Head;

@@ -220,6 +220,79 @@ async fn many_stored_changes_are_compacted_into_a_snapshot_without_loss() {
     assert_eq!(fresh.entries(doc), a.entries(doc));
 }
 
+/// A document stored as one snapshot is opened by devices without the server loading it
+/// (a fresh device is sent the snapshot, a device in step is told so); the first change
+/// loads it, and every device carries on from where it was.
+#[tokio::test]
+async fn a_stored_document_is_opened_without_loading_it_and_changes_still_reach_everyone() {
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
+    // Enough entries for the server to fold them all into a snapshot.
+    let mut a = online_device(&server, &jo).await;
+    a.disconnect().await;
+    for n in 0..casebook_server::documents::COMPACT_AFTER + 20 {
+        a.add_entry(doc, &draft(&format!("entry {n}")))
+            .await
+            .unwrap();
+    }
+    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    a.sync().await.unwrap();
+    let rows = || {
+        let db = server.db.clone();
+        async move {
+            let (n,): (i64,) = casebook_server::on_pool!(&db, pool =>
+                sqlx::query_as("select count(*) from document_changes where document_id = $1")
+                    .bind(doc.to_string()).fetch_one(pool).await)
+            .unwrap();
+            n
+        }
+    };
+    for _ in 0..100 {
+        if rows().await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows().await, 0, "every change is in the snapshot");
+    a.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.state.documents.sweep_idle(Duration::ZERO);
+    assert_eq!(server.state.documents.loaded(), 0);
+
+    // A co-worker's fresh device, and the first device back in step: neither loads it.
+    let mut b = online_device(&server, &lee).await;
+    assert_eq!(
+        b.entries(doc),
+        a.entries(doc),
+        "the fresh device holds it all"
+    );
+    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    a.sync().await.unwrap();
+    assert!(
+        !server.state.documents.is_live(doc),
+        "answered from the snapshot"
+    );
+
+    // A change loads it; both devices, answered quietly until now, hear of every change.
+    let id = a.add_entry(doc, &draft("After the quiet")).await.unwrap();
+    a.sync().await.unwrap();
+    b.pump_until(Duration::from_secs(10), |d| {
+        d.entries(doc).iter().any(|e| e.id == id)
+    })
+    .await
+    .unwrap();
+    let back = b.add_entry(doc, &draft("And back")).await.unwrap();
+    b.sync().await.unwrap();
+    a.pump_until(Duration::from_secs(10), |d| {
+        d.entries(doc).iter().any(|e| e.id == back)
+    })
+    .await
+    .unwrap();
+    assert!(server.state.documents.is_live(doc));
+    assert_eq!(a.entries(doc), b.entries(doc));
+}
+
 #[tokio::test]
 async fn a_server_killed_mid_sync_loses_nothing_it_acknowledged() {
     let database = TestDatabase::new().await.unwrap();

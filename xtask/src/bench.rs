@@ -38,7 +38,14 @@ pub fn run(root: &Path, extra: &[String]) -> anyhow::Result<()> {
         .arg("--root")
         .arg(root);
     let smoke = extra.iter().any(|a| a == "--smoke");
-    if !smoke && !extra.iter().any(|a| a == "--only") {
+    // The app scenario (bundle size, offline open, cover pickup in Chromium) needs the
+    // bundle built.
+    let only = extra
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| extra.get(i + 1));
+    let in_browser = only.is_none_or(|list| list.split(',').any(|s| s.trim() == "app"));
+    if !smoke && in_browser {
         setup::wasm_target()?;
         setup::chromium()?;
         let dist = bundle::build(root, bundle::Profile::Release)?;

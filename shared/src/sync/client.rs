@@ -185,28 +185,6 @@ impl DeviceDocument {
     }
 }
 
-/// Whether `chunk` is exactly one saved Automerge document: the magic bytes, a checksum,
-/// the document chunk type (0), and a length that covers the rest.
-fn is_whole_document(chunk: &[u8]) -> bool {
-    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-    if chunk.len() < 10 || chunk[..4] != MAGIC || chunk[8] != 0 {
-        return false;
-    }
-    let (mut length, mut shift, mut at) = (0u64, 0u32, 9);
-    while let Some(&byte) = chunk.get(at) {
-        at += 1;
-        if shift > 56 {
-            return false;
-        }
-        length |= u64::from(byte & 0x7f) << shift;
-        shift += 7;
-        if byte & 0x80 == 0 {
-            return usize::try_from(length).is_ok_and(|n| at.checked_add(n) == Some(chunk.len()));
-        }
-    }
-    false
-}
-
 /// A record made on this device that the server has not yet registered to its case.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Creation {
@@ -548,7 +526,7 @@ impl ClientCore {
                 let whole = match message.changes.iter().next() {
                     Some(chunk)
                         if message.changes.len() == 1
-                            && is_whole_document(chunk)
+                            && super::chunk::is_whole_document(chunk)
                             && d.doc.get_heads().is_empty()
                             && d.doc.get_missing_deps(&[]).is_empty() =>
                     {
@@ -723,21 +701,6 @@ mod tests {
         doc
     }
 
-    #[test]
-    fn only_exactly_one_saved_document_counts_as_whole() {
-        let mut doc = server_document(3);
-        let saved = doc.save();
-        assert!(is_whole_document(&saved));
-        assert!(!is_whole_document(&saved[..saved.len() - 1]), "truncated");
-        assert!(
-            !is_whole_document(&[saved.clone(), saved.clone()].concat()),
-            "two"
-        );
-        let change = doc.get_changes(&[])[0].raw_bytes().to_vec();
-        assert!(!is_whole_document(&change), "a change chunk");
-        assert!(!is_whole_document(&[0x85, 0x6f, 0x4a, 0x83, 0, 0]));
-    }
-
     /// A fresh device is sent a document whole; it stores those very bytes (no second
     /// encoding), and they load back to the server's heads.
     #[test]
@@ -767,7 +730,12 @@ mod tests {
             }
             for out in room.outgoing() {
                 let m = sync::Message::decode(&out.data).unwrap();
-                if let Some(chunk) = m.changes.iter().next().filter(|c| is_whole_document(c)) {
+                if let Some(chunk) = m
+                    .changes
+                    .iter()
+                    .next()
+                    .filter(|c| super::super::chunk::is_whole_document(c))
+                {
                     sent_whole = Some(chunk.to_vec());
                 }
                 answers.push(ServerMessage::Sync {

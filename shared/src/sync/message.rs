@@ -8,6 +8,11 @@
 //! from the sync state, byte for byte and state for state as Automerge would (the tests
 //! below check both against Automerge on every message of a randomised exchange), and asks
 //! Automerge for everything else. Both the device core and the server's rooms use it.
+//!
+//! A third case is the first message to a peer that holds nothing of the document (a
+//! device picking up a case): Automerge sends the whole document, encoded afresh with
+//! `save()`. [`next_message_saving`] sends an encoding already at hand instead (the server
+//! keeps the snapshot it loaded a document from), with the same summary and state.
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
@@ -15,11 +20,46 @@ use automerge::{AutoCommit, ChangeHash};
 /// The message to send to the peer whose sync state is `state`, or `None` when it is owed
 /// nothing; the same answer as `generate_sync_message`, with the same effect on `state`.
 pub fn next_message(doc: &mut AutoCommit, state: &mut sync::State) -> Option<sync::Message> {
+    next_message_saving(doc, state, &mut None)
+}
+
+/// The whole document encoded (what `AutoCommit::save` returns, or bytes that load to the
+/// same document) and the heads it holds.
+#[derive(Clone, Debug)]
+pub struct Saved {
+    heads: Vec<ChangeHash>,
+    bytes: Vec<u8>,
+}
+
+impl Saved {
+    /// `bytes` encode the whole document at `heads`.
+    pub fn new(mut heads: Vec<ChangeHash>, bytes: Vec<u8>) -> Self {
+        heads.sort();
+        Self { heads, bytes }
+    }
+
+    /// The encoding, if it is of the document at `heads` (sorted).
+    fn at(&self, heads: &[ChangeHash]) -> Option<&[u8]> {
+        (self.heads == heads).then_some(&self.bytes[..])
+    }
+}
+
+/// As [`next_message`], sending `saved` rather than encoding the document again when the
+/// peer holds nothing of it and `saved` is of the document as it is; otherwise the encoding
+/// made for the peer is kept in `saved` for the next such peer.
+pub fn next_message_saving(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    saved: &mut Option<Saved>,
+) -> Option<sync::Message> {
     let heads = doc.get_heads();
     if owed_nothing(state, &heads) {
         return None;
     }
     if let Some(message) = acknowledgement(doc, state, &heads) {
+        return Some(message);
+    }
+    if let Some(message) = whole_document(doc, state, &heads, saved) {
         return Some(message);
     }
     doc.sync().generate_sync_message(state)
@@ -103,6 +143,64 @@ fn acknowledgement(
     })
 }
 
+/// The first message to a peer that holds nothing and knows nothing of us (its heads are
+/// empty and it reads version 2 messages): our heads, a summary of every change, and the
+/// whole document as one chunk, as `generate_sync_message` sends it. `None` for any other
+/// peer.
+fn whole_document(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    heads: &[ChangeHash],
+    saved: &mut Option<Saved>,
+) -> Option<sync::Message> {
+    let their_have = state.their_have.as_ref()?;
+    let ready = !heads.is_empty()
+        && state.their_heads.as_deref() == Some(&[])
+        && state
+            .their_capabilities
+            .as_ref()
+            .is_some_and(|c| c.contains(&sync::Capability::MessageV2))
+        && state.their_need.is_some()
+        && !state.read_only
+        && !state.needs_reset
+        && !state.is_peer_read_only()
+        && state.shared_heads.is_empty()
+        // A summary since changes we lack asks for a reset instead.
+        && their_have.first().is_none_or(|have| have.last_sync.is_empty())
+        // Automerge says nothing, or waits, when these heads were already sent.
+        && !(state.have_responded && state.last_sent_heads == heads);
+    if !ready {
+        return None;
+    }
+    let bytes = match saved.as_ref().and_then(|s| s.at(heads)) {
+        Some(bytes) => bytes.to_vec(),
+        None => {
+            let bytes = doc.save();
+            *saved = Some(Saved::new(heads.to_vec(), bytes.clone()));
+            bytes
+        }
+    };
+    // Every change hash, from the change graph (no pass over the operations).
+    let hashes: Vec<ChangeHash> = doc.get_changes_meta(&[]).iter().map(|c| c.hash).collect();
+    state.have_responded = true;
+    state.last_sent_heads = heads.to_vec();
+    state.sent_hashes.extend(hashes.iter().copied());
+    state.in_flight = true;
+    let mut flags = sync::MessageFlags::new();
+    flags.set(sync::MessageFlags::SUPPORTS_SYNC_RESET);
+    Some(sync::Message {
+        heads: heads.to_vec(),
+        need: Vec::new(),
+        have: vec![sync::Have {
+            last_sync: Vec::new(),
+            bloom: sync::BloomFilter::from_hashes(hashes.iter()),
+        }],
+        changes: vec![bytes].into(),
+        flags: Some(flags),
+        version: sync::MessageVersion::V2,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +213,17 @@ mod tests {
     struct Side {
         doc: AutoCommit,
         state: sync::State,
+        saved: Option<Saved>,
+    }
+
+    impl Side {
+        fn new() -> Self {
+            Side {
+                doc: AutoCommit::new(),
+                state: sync::State::new(),
+                saved: None,
+            }
+        }
     }
 
     /// Which shortcuts answered, over a run.
@@ -122,6 +231,7 @@ mod tests {
     struct Shortcuts {
         owed_nothing: usize,
         acknowledgements: usize,
+        whole_documents: usize,
     }
 
     /// Builds the next message both ways and checks they agree; returns it, counting the
@@ -135,8 +245,19 @@ mod tests {
         } else if acknowledgement(&mut side.doc.clone(), &mut side.state.clone(), &heads).is_some()
         {
             shortcuts.acknowledgements += 1;
+        } else if whole_document(
+            &mut side.doc.clone(),
+            &mut side.state.clone(),
+            &heads,
+            &mut None,
+        )
+        .is_some()
+        {
+            shortcuts.whole_documents += 1;
         }
-        let got = next_message(&mut side.doc, &mut side.state);
+        // The side keeps the last whole encoding it made, as a room keeps its snapshot: it
+        // is sent again only while the document is unchanged.
+        let got = next_message_saving(&mut side.doc, &mut side.state, &mut side.saved);
         assert_eq!(
             got.as_ref().map(|m| m.clone().encode()),
             expected.map(sync::Message::encode),
@@ -163,27 +284,25 @@ mod tests {
         let mut shortcuts = Shortcuts::default();
         for seed in 0..40u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let mut sides = [
-                Side {
-                    doc: AutoCommit::new(),
-                    state: sync::State::new(),
-                },
-                Side {
-                    doc: AutoCommit::new(),
-                    state: sync::State::new(),
-                },
-            ];
+            let mut sides = [Side::new(), Side::new()];
             // In flight from side i to the other.
             let mut wires: [VecDeque<Vec<u8>>; 2] = [VecDeque::new(), VecDeque::new()];
             for step in 0..300 {
                 let i = rng.random_range(0..2);
-                match rng.random_range(0..10) {
-                    0..=2 => {
+                match rng.random_range(0..40) {
+                    // A fresh device in place of side i (a cover worker's tablet): the
+                    // other side starts a new session with it.
+                    0 => {
+                        sides[i] = Side::new();
+                        sides[1 - i].state = sync::State::new();
+                        wires = [VecDeque::new(), VecDeque::new()];
+                    }
+                    1..=12 => {
                         let key = format!("k{}", rng.random_range(0..20));
                         sides[i].doc.put(automerge::ROOT, key, step as i64).unwrap();
                         sides[i].doc.commit();
                     }
-                    3..=6 => {
+                    13..=28 => {
                         if let Some(m) = next_checked(&mut sides[i], &mut shortcuts) {
                             wires[i].push_back(m.encode());
                         }
@@ -219,6 +338,11 @@ mod tests {
             shortcuts.acknowledgements > 20,
             "{}",
             shortcuts.acknowledgements
+        );
+        assert!(
+            shortcuts.whole_documents > 20,
+            "{}",
+            shortcuts.whole_documents
         );
     }
 }

@@ -9,6 +9,7 @@
 //! If `receive` fails the room may hold part of a message that was not stored: the server
 //! must drop the room and load it again from storage.
 
+use super::message::Saved;
 use crate::protocol::Head;
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash};
@@ -101,6 +102,10 @@ pub struct DocumentRoom {
     fresh: Option<Fresh>,
     /// Messages built by [`pass_on`] rather than by Automerge (for tests).
     passed_on: usize,
+    /// The whole document encoded, while it is unchanged: the snapshot it was loaded from,
+    /// or the last encoding made. A device that holds nothing of the document (picking up a
+    /// case) is sent this rather than a fresh encoding.
+    saved: Option<Saved>,
 }
 
 /// Changes just added to the document, as they arrived.
@@ -180,6 +185,7 @@ impl DocumentRoom {
             due: BTreeSet::new(),
             fresh: None,
             passed_on: 0,
+            saved: None,
         }
     }
 
@@ -197,6 +203,10 @@ impl DocumentRoom {
             .map(|bytes| Change::from_bytes(bytes.to_vec()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RoomError::Load(e.to_string()))?;
+        let saved = match (snapshot, changes.is_empty()) {
+            (Some(bytes), true) => Some(Saved::new(doc.get_heads(), bytes.to_vec())),
+            _ => None,
+        };
         doc.apply_changes(changes)
             .map_err(|e| RoomError::Load(e.to_string()))?;
         super::forget_patches(&mut doc);
@@ -206,6 +216,7 @@ impl DocumentRoom {
             due: BTreeSet::new(),
             fresh: None,
             passed_on: 0,
+            saved,
         })
     }
 
@@ -234,6 +245,7 @@ impl DocumentRoom {
         super::forget_patches(&mut self.doc);
         let gained = self.doc.get_heads() != before;
         if gained {
+            self.saved = None;
             self.due.extend(self.peers.keys().copied());
             // Changes alone (no snapshot) are passed on to peers in step like changes a peer
             // sent: one extraction here rather than one per peer.
@@ -320,6 +332,7 @@ impl DocumentRoom {
             automerge::ReadDoc::length(&self.doc, automerge::ROOT).saturating_sub(records_before);
         self.due.insert(peer);
         if !new_changes.is_empty() {
+            self.saved = None;
             self.due.extend(self.peers.keys().copied());
             let mut before = before;
             before.sort();
@@ -359,7 +372,9 @@ impl DocumentRoom {
                 });
                 continue;
             }
-            if let Some(message) = super::message::next_message(&mut self.doc, &mut state.sync) {
+            if let Some(message) =
+                super::message::next_message_saving(&mut self.doc, &mut state.sync, &mut self.saved)
+            {
                 out.push(Outgoing {
                     peer,
                     session: state.session,
@@ -414,12 +429,20 @@ impl DocumentRoom {
 
     /// The whole document, compacted, for a snapshot.
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        let bytes = self.doc.save();
+        self.saved = Some(Saved::new(self.doc.get_heads(), bytes.clone()));
+        bytes
     }
 
     /// Every change hash in the document (what a snapshot taken now covers).
     pub fn all_change_hashes(&mut self) -> Vec<ChangeHash> {
         self.doc.get_changes(&[]).iter().map(|c| c.hash()).collect()
+    }
+
+    /// A peer's sync state (for tests).
+    #[cfg(test)]
+    pub(crate) fn peer_state(&self, peer: PeerId) -> Option<&sync::State> {
+        self.peers.get(&peer).map(|p| &p.sync)
     }
 
     /// Read access to the document (for projections and tests).
@@ -537,6 +560,71 @@ mod tests {
         for d in &mut devices {
             assert_eq!(d.doc.get_heads(), room.doc.get_heads());
         }
+    }
+
+    #[test]
+    fn a_device_holding_nothing_is_sent_the_stored_snapshot_as_it_is() {
+        let mut source = AutoCommit::new();
+        for n in 0..30 {
+            source.put(automerge::ROOT, format!("k{n}"), n).unwrap();
+            source.commit();
+        }
+        // Bytes that load to the same document but are not what `save()` makes now: the
+        // room must send these, not a fresh encoding.
+        let mut stored = source.save();
+        stored.extend(source.save_after(&[]));
+        assert_ne!(stored, source.save());
+        let mut room = DocumentRoom::load(Some(&stored), std::iter::empty()).unwrap();
+        let mut fresh = Device {
+            doc: AutoCommit::new(),
+            state: sync::State::new(),
+        };
+        let hello = fresh
+            .doc
+            .sync()
+            .generate_sync_message(&mut fresh.state)
+            .unwrap();
+        room.receive(1, 1, &hello.encode(), &Limits::default())
+            .unwrap();
+        let out = room.outgoing();
+        let message = sync::Message::decode(&out[0].data).unwrap();
+        assert_eq!(message.changes.len(), 1);
+        assert_eq!(message.changes.iter().next().unwrap(), &stored[..]);
+        fresh
+            .doc
+            .sync()
+            .receive_sync_message(&mut fresh.state, message)
+            .unwrap();
+        let mut devices = vec![
+            Device {
+                doc: AutoCommit::new(),
+                state: sync::State::new(),
+            },
+            fresh,
+        ];
+        settle(&mut room, &mut devices);
+        assert_eq!(devices[1].doc.get_heads(), source.get_heads());
+
+        // Once the document changes, the next fresh device gets a fresh encoding of it.
+        devices[1].doc.put(automerge::ROOT, "later", 1).unwrap();
+        devices[1].doc.commit();
+        settle(&mut room, &mut devices);
+        let mut late = Device {
+            doc: AutoCommit::new(),
+            state: sync::State::new(),
+        };
+        let hello = late
+            .doc
+            .sync()
+            .generate_sync_message(&mut late.state)
+            .unwrap();
+        room.receive(2, 1, &hello.encode(), &Limits::default())
+            .unwrap();
+        let mut copy = room.peers[&2].sync.clone();
+        let expected = room.doc.sync().generate_sync_message(&mut copy).unwrap();
+        let out = room.outgoing();
+        assert_eq!(out[0].data, expected.encode(), "as Automerge would send it");
+        assert_eq!(room.peers[&2].sync, copy);
     }
 
     #[test]

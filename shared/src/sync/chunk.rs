@@ -1,0 +1,116 @@
+//! The header of a saved Automerge document, read without loading the document.
+//!
+//! Automerge's chunk parser is private, so the few fields needed here are read by hand,
+//! following the binary format: the magic bytes, a 4-byte checksum, the chunk type (0 for a
+//! document), the chunk's length (LEB128), then the actors (a count, each a length and its
+//! bytes) and the heads (a count, each 32 bytes). The tests check the result against
+//! Automerge's own `save` and `get_heads`.
+
+use automerge::ChangeHash;
+
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const DOCUMENT: u8 = 0;
+
+/// The heads of `bytes` if they are exactly one saved Automerge document (the magic bytes,
+/// a checksum, the document chunk type and a length that covers the rest), sorted; `None`
+/// for anything else (a change, several chunks, a truncated one). The checksum is not
+/// verified: this says what a chunk claims, and loading it checks it.
+pub fn document_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+    if bytes.len() < 10 || bytes[..4] != MAGIC || bytes[8] != DOCUMENT {
+        return None;
+    }
+    let mut at = 9;
+    let length = usize::try_from(leb128(bytes, &mut at)?).ok()?;
+    if at.checked_add(length) != Some(bytes.len()) {
+        return None;
+    }
+    let actors = leb128(bytes, &mut at)?;
+    for _ in 0..actors {
+        let len = usize::try_from(leb128(bytes, &mut at)?).ok()?;
+        at = at.checked_add(len).filter(|&end| end <= bytes.len())?;
+    }
+    let count = leb128(bytes, &mut at)?;
+    let mut heads = Vec::new();
+    for _ in 0..count {
+        let hash: [u8; 32] = bytes.get(at..at + 32)?.try_into().ok()?;
+        heads.push(ChangeHash(hash));
+        at += 32;
+    }
+    heads.sort();
+    Some(heads)
+}
+
+/// Whether `bytes` are exactly one saved Automerge document.
+pub fn is_whole_document(bytes: &[u8]) -> bool {
+    document_heads(bytes).is_some()
+}
+
+/// An unsigned LEB128 number at `*at`, moving `*at` past it.
+fn leb128(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let (mut value, mut shift) = (0u64, 0u32);
+    loop {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        if shift > 56 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::AutoCommit;
+    use automerge::transaction::Transactable;
+
+    fn document(actors: usize, changes: usize) -> AutoCommit {
+        let mut docs: Vec<AutoCommit> = (0..actors).map(|_| AutoCommit::new()).collect();
+        for n in 0..changes {
+            let doc = &mut docs[n % actors];
+            doc.put(automerge::ROOT, format!("k{n}"), n as i64).unwrap();
+            doc.commit();
+        }
+        // Merge concurrent edits so the document has several heads.
+        let mut merged = docs.pop().unwrap();
+        for mut other in docs {
+            merged.merge(&mut other).unwrap();
+        }
+        merged
+    }
+
+    #[test]
+    fn the_heads_are_read_as_automerge_wrote_them() {
+        for (actors, changes) in [(1, 1), (1, 30), (3, 10), (5, 200)] {
+            let mut doc = document(actors, changes);
+            let mut heads = doc.get_heads();
+            heads.sort();
+            assert!(!heads.is_empty());
+            assert_eq!(document_heads(&doc.save()), Some(heads), "{actors} actors");
+        }
+        assert_eq!(document_heads(&AutoCommit::new().save()), Some(Vec::new()));
+    }
+
+    #[test]
+    fn only_exactly_one_saved_document_counts_as_whole() {
+        let mut doc = document(2, 3);
+        let saved = doc.save();
+        assert!(is_whole_document(&saved));
+        assert!(!is_whole_document(&saved[..saved.len() - 1]), "truncated");
+        assert!(
+            !is_whole_document(&[saved.clone(), saved.clone()].concat()),
+            "two"
+        );
+        let change = doc.get_changes(&[])[0].raw_bytes().to_vec();
+        assert!(!is_whole_document(&change), "a change chunk");
+        assert!(!is_whole_document(&[0x85, 0x6f, 0x4a, 0x83, 0, 0]));
+        // A header that claims more actors or heads than the bytes hold.
+        let mut lying = saved[..10].to_vec();
+        lying.extend([0xff, 0x01]);
+        assert!(document_heads(&lying).is_none());
+    }
+}
