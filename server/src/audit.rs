@@ -120,29 +120,51 @@ impl Entry {
     }
 }
 
-/// Appends `$entry` inside the open transaction `$tx` (of either engine). Expands to a future
-/// returning `Result<(), sqlx::Error>`.
+/// Rows of one multi-row insert into the audit log (16 values each, well under either
+/// engine's limit on bound values per statement).
+pub const AUDIT_ROWS_PER_INSERT: usize = 500;
+
+/// Appends `$entries` (a slice of [`Entry`], in order) inside the open transaction `$tx` (of
+/// either engine), chaining each record's hash to the one before. Takes the head's lock
+/// once and writes the records with multi-row inserts. Expands to a future returning
+/// `Result<(), sqlx::Error>`.
 #[macro_export]
 macro_rules! audit_append {
-    ($tx:expr, $entry:expr) => {
+    ($tx:expr, $entries:expr) => {
         async {
-            let entry: &$crate::audit::Entry = $entry;
-            // Updating the head first takes its lock: appends happen one at a time.
-            sqlx::query("update audit_head set seq = seq + 1 where id = 1").execute(&mut *$tx).await?;
-            let (seq, prev): (i64, String) =
+            let entries: &[$crate::audit::Entry] = $entries;
+            if entries.is_empty() {
+                return Ok::<(), sqlx::Error>(());
+            }
+            // Updating the head first takes its lock: appends happen one group at a time.
+            sqlx::query("update audit_head set seq = seq + $1 where id = 1")
+                .bind(entries.len() as i64)
+                .execute(&mut *$tx)
+                .await?;
+            let (last, mut prev): (i64, String) =
                 sqlx::query_as("select seq, hash from audit_head where id = 1").fetch_one(&mut *$tx).await?;
-            let hash = entry.hash(seq, &prev);
-            sqlx::query(
-                "insert into audit_log (seq, operation, staff_id, role, device_id, case_id, person_id, document_id,
-                 basis, occurred_at, received_at, recipients, change_hashes, detail, prev_hash, hash)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(seq).bind(&entry.operation).bind(&entry.staff_id).bind(&entry.role).bind(&entry.device_id)
-            .bind(&entry.case_id).bind(&entry.person_id).bind(&entry.document_id).bind(&entry.basis)
-            .bind(entry.occurred_at).bind(entry.received_at).bind(&entry.recipients)
-            .bind(&entry.change_hashes).bind(&entry.detail).bind(&prev).bind(&hash)
-            .execute(&mut *$tx).await?;
-            sqlx::query("update audit_head set hash = $1 where id = 1").bind(&hash).execute(&mut *$tx).await?;
+            let first = last - entries.len() as i64 + 1;
+            let mut rows = Vec::with_capacity(entries.len());
+            for (i, entry) in entries.iter().enumerate() {
+                let seq = first + i as i64;
+                let hash = entry.hash(seq, &prev);
+                rows.push((seq, entry, std::mem::replace(&mut prev, hash.clone()), hash));
+            }
+            for chunk in rows.chunks($crate::audit::AUDIT_ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "insert into audit_log (seq, operation, staff_id, role, device_id, case_id, person_id, document_id,
+                     basis, occurred_at, received_at, recipients, change_hashes, detail, prev_hash, hash) ",
+                );
+                insert.push_values(chunk, |mut row, (seq, entry, prev, hash)| {
+                    row.push_bind(*seq).push_bind(&entry.operation).push_bind(&entry.staff_id)
+                        .push_bind(&entry.role).push_bind(&entry.device_id).push_bind(&entry.case_id)
+                        .push_bind(&entry.person_id).push_bind(&entry.document_id).push_bind(&entry.basis)
+                        .push_bind(entry.occurred_at).push_bind(entry.received_at).push_bind(&entry.recipients)
+                        .push_bind(&entry.change_hashes).push_bind(&entry.detail).push_bind(prev).push_bind(hash);
+                });
+                insert.build().execute(&mut *$tx).await?;
+            }
+            sqlx::query("update audit_head set hash = $1 where id = 1").bind(&prev).execute(&mut *$tx).await?;
             Ok::<(), sqlx::Error>(())
         }
     };
@@ -152,7 +174,7 @@ macro_rules! audit_append {
 pub async fn record(db: &Db, entry: &Entry) -> Result<(), sqlx::Error> {
     on_pool!(db, pool => async {
         let mut tx = pool.begin().await?;
-        audit_append!(tx, entry).await?;
+        audit_append!(tx, std::slice::from_ref(entry)).await?;
         tx.commit().await
     }.await)
 }
@@ -161,9 +183,7 @@ pub async fn record(db: &Db, entry: &Entry) -> Result<(), sqlx::Error> {
 pub async fn record_all(db: &Db, entries: &[Entry]) -> Result<(), sqlx::Error> {
     on_pool!(db, pool => async {
         let mut tx = pool.begin().await?;
-        for entry in entries {
-            audit_append!(tx, entry).await?;
-        }
+        audit_append!(tx, entries).await?;
         tx.commit().await
     }.await)
 }

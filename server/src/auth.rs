@@ -40,7 +40,7 @@ pub const IDLE_TIMEOUT_MS: i64 = 30 * 60 * 1000;
 /// A session ends this long after sign-in whatever happens (12 hours).
 pub const ABSOLUTE_TIMEOUT_MS: i64 = 12 * 60 * 60 * 1000;
 /// How often a session's last use is written back (saves a write per request).
-const TOUCH_EVERY_MS: i64 = 60 * 1000;
+pub(crate) const TOUCH_EVERY_MS: i64 = 60 * 1000;
 
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19_456, 2, 1, None).expect("valid argon2 parameters");

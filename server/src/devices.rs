@@ -63,6 +63,11 @@ pub async fn register(
         return Err(RegistrationError::BadActors);
     }
     let (staff, device_text, now) = (staff.to_string(), device.to_string(), now_ms());
+    // A device reconnecting as it was (its user, its actors, used within the last minute)
+    // is checked with reads alone: no transaction, so no disk flush before `Welcome`.
+    if let Some(accepted) = registered_as_declared(db, &staff, &device_text, actors, now).await? {
+        return Ok(accepted);
+    }
     on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query("insert into devices (id, staff_id, first_seen_at, last_seen_at) values ($1, $2, $3, $3)
@@ -93,6 +98,47 @@ pub async fn register(
         tx.commit().await?;
         Ok(actors.iter().cloned().collect())
     })
+}
+
+/// The actor set if `device` is already registered to `staff` with every one of `actors`
+/// and was last seen within [`crate::auth::TOUCH_EVERY_MS`]; the refusals that hold
+/// whatever the device declares (another user's device, a revoked one); `None` when
+/// [`register`] has something to write (or to refuse about an actor).
+async fn registered_as_declared(
+    db: &Db,
+    staff: &str,
+    device: &str,
+    actors: &[Vec<u8>],
+    now: i64,
+) -> Result<Option<HashSet<Vec<u8>>>, RegistrationError> {
+    let row: Option<(String, Option<i64>, i64)> = on_pool!(db, pool =>
+        sqlx::query_as("select staff_id, revoked_at, last_seen_at from devices where id = $1")
+            .bind(device).fetch_optional(pool).await)?;
+    let Some((owner, revoked, seen)) = row else {
+        return Ok(None);
+    };
+    if owner != staff {
+        return Err(RegistrationError::ForeignDevice);
+    }
+    if revoked.is_some() {
+        return Err(RegistrationError::Revoked);
+    }
+    if now - seen > crate::auth::TOUCH_EVERY_MS {
+        return Ok(None);
+    }
+    let held: Vec<(Vec<u8>, String)> = on_pool!(db, pool =>
+        sqlx::query_as("select actor, staff_id from device_actors where device_id = $1")
+            .bind(device).fetch_all(pool).await)?;
+    let held: HashSet<&[u8]> = held
+        .iter()
+        .filter(|(_, s)| s == staff)
+        .map(|(a, _)| a.as_slice())
+        .collect();
+    if actors.iter().all(|a| held.contains(a.as_slice())) {
+        Ok(Some(actors.iter().cloned().collect()))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Whether `device` has been revoked.

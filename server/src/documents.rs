@@ -119,7 +119,7 @@ struct LiveRoom {
 impl LiveRoom {
     /// Sends the room's owed sync messages (answers and fan-out) to their peers.
     fn send_outgoing(&mut self, doc: DocumentId) {
-        for out in self.room.outgoing() {
+        for out in self.room.outgoing(now_ms() as u64) {
             if let Some(p) = self.peers.get(&out.peer) {
                 p.send(&ServerMessage::Sync {
                     doc,
@@ -484,7 +484,7 @@ impl DocumentHub {
                 .map(|p| (p, (quiet.doc.session(p), quiet.doc.heads())))
                 .collect();
             let mut peers = quiet.peers;
-            for restart in quiet.doc.replay(&mut room, &self.limits) {
+            for restart in quiet.doc.replay(&mut room, &self.limits, now_ms() as u64) {
                 if let Some(p) = peers.remove(&restart) {
                     p.send(&ServerMessage::Restart { doc });
                 }

@@ -140,7 +140,7 @@ async fn erase(
                         .bind(old.to_string()).execute(&mut *tx).await?;
                     sqlx::query("delete from document_snapshots where document_id = $1")
                         .bind(old.to_string()).execute(&mut *tx).await?;
-                    crate::audit_append!(tx, &audit).await?;
+                    crate::audit_append!(tx, std::slice::from_ref(&audit)).await?;
                     tx.commit().await
                 })
                 .context("storing the erasure")

@@ -38,6 +38,8 @@ struct SimServer {
     docs: Vec<DocumentId>,
     /// Durable: views logged in the audit log.
     logged_views: BTreeSet<(DocumentId, i64)>,
+    /// The simulated clock, as the world last set it.
+    now: u64,
 }
 
 impl SimServer {
@@ -111,7 +113,7 @@ impl SimServer {
                     stored.push(change.bytes().to_vec());
                 }
                 let mut out: Vec<(PeerId, ServerMessage)> = room
-                    .outgoing()
+                    .outgoing(self.now)
                     .into_iter()
                     .map(|o| {
                         (
@@ -268,6 +270,7 @@ impl World {
                 welcomed: BTreeSet::new(),
                 docs,
                 logged_views: BTreeSet::new(),
+                now: 0,
             },
             devices: (0..DEVICES)
                 .map(|i| {
@@ -494,6 +497,7 @@ impl World {
             return true; // dropped
         }
         if packet.to_server {
+            self.server.now = self.now;
             let replies = self.server.handle(packet.peer, &packet.frame);
             for (peer, message) in replies {
                 self.in_flight.push(Packet {

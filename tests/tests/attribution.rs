@@ -216,6 +216,42 @@ async fn a_device_id_belongs_to_the_user_who_first_used_it() {
             ..
         })
     ));
+
+    // Reconnecting at once (the check by reads alone): Jo's device as it was is welcomed;
+    // declaring an actor of Lee's device as well is refused.
+    let mut s = raw::connect(&server, &lee.cookie).await;
+    raw::send(
+        &mut s,
+        &ClientMessage::Hello {
+            device: DeviceId(uuid::Uuid::new_v4()),
+            actors: vec![vec![0x05; 16]],
+        },
+    )
+    .await;
+    assert!(matches!(
+        raw::next(&mut s).await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    for (actors, welcomed) in [
+        (vec![vec![0x03; 16]], true),
+        (vec![vec![0x03; 16], vec![0x05; 16]], false),
+        (vec![vec![0x03; 16]], true),
+    ] {
+        let mut s = raw::connect(&server, &jo.cookie).await;
+        raw::send(&mut s, &ClientMessage::Hello { device, actors }).await;
+        let answer = raw::next(&mut s).await;
+        if welcomed {
+            assert!(matches!(answer, Some(ServerMessage::Welcome { .. })));
+        } else {
+            assert!(matches!(
+                answer,
+                Some(ServerMessage::Error {
+                    code: ErrorCode::ForeignActor,
+                    ..
+                })
+            ));
+        }
+    }
 }
 
 #[tokio::test]

@@ -168,7 +168,7 @@ impl QuietDocument {
     /// answers were already sent, in substance, and are dropped). Returns the peers that
     /// must start a new session instead: all of them if the room is not at the stored
     /// heads.
-    pub fn replay(self, room: &mut DocumentRoom, limits: &Limits) -> Vec<PeerId> {
+    pub fn replay(self, room: &mut DocumentRoom, limits: &Limits, now_ms: u64) -> Vec<PeerId> {
         let mut heads = room.change_hashes();
         heads.sort();
         if heads != self.heads {
@@ -182,7 +182,7 @@ impl QuietDocument {
                     room.leave(peer);
                     break;
                 }
-                room.outgoing();
+                room.outgoing(now_ms);
             }
         }
         restart
@@ -293,14 +293,17 @@ mod tests {
                 other => panic!("the quiet document answers: {other:?}"),
             }
             served.receive(1, 1, &said, &limits).unwrap();
-            for out in served.outgoing() {
+            for out in served.outgoing(0) {
                 b.hear(&out.data);
             }
         }
         assert_eq!(a.say(), None, "the device is done");
         assert_eq!(a.doc.get_heads(), b.doc.get_heads());
         let mut replayed = DocumentRoom::load(Some(snapshot), []).unwrap();
-        assert_eq!(quiet.replay(&mut replayed, &limits), Vec::<PeerId>::new());
+        assert_eq!(
+            quiet.replay(&mut replayed, &limits, 0),
+            Vec::<PeerId>::new()
+        );
         (served, replayed, a)
     }
 
@@ -324,7 +327,7 @@ mod tests {
                     replayed.receive(peer, 1, &m, &limits).unwrap();
                 }
             }
-            for out in replayed.outgoing() {
+            for out in replayed.outgoing(0) {
                 match out.peer {
                     1 => device.hear(&out.data),
                     _ => coworker.hear(&out.data),
@@ -346,7 +349,7 @@ mod tests {
         let mut device = Device::holding(Some(&snapshot));
         let hello = device.say().unwrap();
         room.receive(1, 1, &hello, &Limits::default()).unwrap();
-        let expected = room.outgoing().remove(0).data;
+        let expected = room.outgoing(0).remove(0).data;
         assert_eq!(quiet.receive(1, 1, &hello), Answer::Send(expected));
         let (served, replayed, _) = both_ways(Some(&snapshot), &snapshot);
         assert_eq!(served.peer_state(1), replayed.peer_state(1));
@@ -406,7 +409,7 @@ mod tests {
         newer.put(automerge::ROOT, "since", 1).unwrap();
         newer.commit();
         let mut room = DocumentRoom::load(Some(&newer.save()), []).unwrap();
-        assert_eq!(quiet.replay(&mut room, &Limits::default()), vec![7]);
+        assert_eq!(quiet.replay(&mut room, &Limits::default(), 0), vec![7]);
         assert_eq!(room.peers().count(), 0);
     }
 }

@@ -60,7 +60,24 @@ pub enum RoomError {
 struct PeerState {
     session: u32,
     sync: sync::State,
+    /// When the peer was sent changes it has not answered yet (milliseconds).
+    awaiting_since: Option<u64>,
 }
+
+impl PeerState {
+    fn new(session: u32) -> Self {
+        Self {
+            session,
+            sync: sync::State::new(),
+            awaiting_since: None,
+        }
+    }
+}
+
+/// How long a peer that was sent changes is left to answer before it is sent more without
+/// its answer (a device answers every message that brings it changes; this bounds the wait
+/// if one does not).
+pub const ACK_WAIT_MS: u64 = 3_000;
 
 /// What one received message did.
 #[derive(Debug, Default)]
@@ -280,10 +297,10 @@ impl DocumentRoom {
         {
             return Err(RoomError::OverLimits);
         }
-        let state = self.peers.entry(peer).or_insert_with(|| PeerState {
-            session,
-            sync: sync::State::new(),
-        });
+        let state = self
+            .peers
+            .entry(peer)
+            .or_insert_with(|| PeerState::new(session));
         if session < state.session {
             return Ok(Received {
                 new_changes: Vec::new(),
@@ -293,11 +310,9 @@ impl DocumentRoom {
             });
         }
         if session > state.session {
-            *state = PeerState {
-                session,
-                sync: sync::State::new(),
-            };
+            *state = PeerState::new(session);
         }
+        state.awaiting_since = None;
         let before = self.doc.get_heads();
         let records_before = automerge::ReadDoc::length(&self.doc, automerge::ROOT);
         let mut patches = automerge::PatchLog::active();
@@ -350,31 +365,48 @@ impl DocumentRoom {
         })
     }
 
-    /// Sync messages owed to peers now (answers and fan-out). Call after storing what
-    /// [`Self::receive`] returned.
-    pub fn outgoing(&mut self) -> Vec<Outgoing> {
+    /// Sync messages owed to peers now (answers and fan-out), at `now_ms`. Call after
+    /// storing what [`Self::receive`] returned.
+    ///
+    /// A peer that was sent changes and has not answered yet is sent nothing more until it
+    /// answers (or [`ACK_WAIT_MS`] pass): then one message brings it everything new since.
+    /// Under load this is the backpressure: a device that falls behind gets fewer, larger
+    /// messages instead of a queue of one message per change.
+    pub fn outgoing(&mut self, now_ms: u64) -> Vec<Outgoing> {
         let mut out = Vec::new();
         let fresh = self.fresh.take();
         let heads = self.doc.get_heads();
         let changes_in_doc = automerge::ReadDoc::stats(&self.doc).num_changes as usize;
+        let mut held = BTreeSet::new();
         for peer in std::mem::take(&mut self.due) {
             let Some(state) = self.peers.get_mut(&peer) else {
                 continue;
             };
-            if let Some(fresh) = &fresh
-                && let Some(message) = pass_on(&mut state.sync, fresh, &heads, changes_in_doc)
+            if state
+                .awaiting_since
+                .is_some_and(|since| now_ms.saturating_sub(since) < ACK_WAIT_MS)
             {
-                self.passed_on += 1;
-                out.push(Outgoing {
-                    peer,
-                    session: state.session,
-                    data: message.encode(),
-                });
+                held.insert(peer);
                 continue;
             }
-            if let Some(message) =
+            let message = match &fresh {
+                Some(fresh) => pass_on(&mut state.sync, fresh, &heads, changes_in_doc)
+                    .inspect(|_| self.passed_on += 1),
+                None => None,
+            }
+            .or_else(|| {
                 super::message::next_message_saving(&mut self.doc, &mut state.sync, &mut self.saved)
-            {
+            });
+            if let Some(message) = message {
+                // Changes that move the peer to new heads: it answers once it has them.
+                let moves_peer = state
+                    .sync
+                    .their_heads
+                    .as_deref()
+                    .is_none_or(|theirs| !super::message::same_heads(theirs, &heads));
+                if !message.changes.is_empty() && moves_peer {
+                    state.awaiting_since = Some(now_ms);
+                }
                 out.push(Outgoing {
                     peer,
                     session: state.session,
@@ -382,6 +414,8 @@ impl DocumentRoom {
                 });
             }
         }
+        // Still owed: asked again when they answer, or once the wait is over.
+        self.due.extend(held);
         out
     }
 
@@ -499,7 +533,7 @@ mod tests {
                         .unwrap();
                 }
             }
-            for out in room.outgoing() {
+            for out in room.outgoing(0) {
                 quiet = false;
                 let d = &mut devices[out.peer as usize];
                 let m = sync::Message::decode(&out.data).unwrap();
@@ -542,7 +576,7 @@ mod tests {
         // What Automerge itself would send to device 1, from a copy of its state.
         let mut copy = room.peers[&1].sync.clone();
         let expected = room.doc.sync().generate_sync_message(&mut copy).unwrap();
-        let out = room.outgoing();
+        let out = room.outgoing(0);
         assert_eq!(room.passed_on, 2, "devices 1 and 2 were in step");
         let to_1 = out
             .iter()
@@ -586,7 +620,7 @@ mod tests {
             .unwrap();
         room.receive(1, 1, &hello.encode(), &Limits::default())
             .unwrap();
-        let out = room.outgoing();
+        let out = room.outgoing(0);
         let message = sync::Message::decode(&out[0].data).unwrap();
         assert_eq!(message.changes.len(), 1);
         assert_eq!(message.changes.iter().next().unwrap(), &stored[..]);
@@ -622,9 +656,99 @@ mod tests {
             .unwrap();
         let mut copy = room.peers[&2].sync.clone();
         let expected = room.doc.sync().generate_sync_message(&mut copy).unwrap();
-        let out = room.outgoing();
+        let out = room.outgoing(0);
         assert_eq!(out[0].data, expected.encode(), "as Automerge would send it");
         assert_eq!(room.peers[&2].sync, copy);
+    }
+
+    /// Backpressure: a device that has not answered the changes it was sent is sent nothing
+    /// more until it answers, and then everything new in one message; one that never
+    /// answers is sent the rest once the wait is over.
+    #[test]
+    fn a_device_behind_gets_one_message_with_everything_once_it_answers() {
+        let limits = Limits::default();
+        let mut room = DocumentRoom::empty();
+        let mut devices: Vec<Device> = (0..2)
+            .map(|_| Device {
+                doc: AutoCommit::new(),
+                state: sync::State::new(),
+            })
+            .collect();
+        devices[0].doc.put(automerge::ROOT, "first", 0).unwrap();
+        devices[0].doc.commit();
+        settle(&mut room, &mut devices);
+        let write = |room: &mut DocumentRoom, writer: &mut Device, n: i64, now: u64| {
+            writer.doc.put(automerge::ROOT, format!("k{n}"), n).unwrap();
+            writer.doc.commit();
+            let m = writer
+                .doc
+                .sync()
+                .generate_sync_message(&mut writer.state)
+                .unwrap();
+            room.receive(0, 1, &m.encode(), &limits).unwrap();
+            let out = room.outgoing(now);
+            for o in out.iter().filter(|o| o.peer == 0) {
+                let m = sync::Message::decode(&o.data).unwrap();
+                writer
+                    .doc
+                    .sync()
+                    .receive_sync_message(&mut writer.state, m)
+                    .unwrap();
+            }
+            out.into_iter().filter(|o| o.peer == 1).collect::<Vec<_>>()
+        };
+        let (writer, reader) = devices.split_at_mut(1);
+        let (writer, reader) = (&mut writer[0], &mut reader[0]);
+        // The first change goes to the reader; it does not answer yet.
+        let first = write(&mut room, writer, 1, 1_000);
+        assert_eq!(first.len(), 1, "the first change is sent at once");
+        // Three more changes while its answer is outstanding: nothing is sent to it.
+        for n in 2..5 {
+            assert!(write(&mut room, writer, n, 1_000 + n as u64).is_empty());
+        }
+        // It takes in the first message and answers: one message brings the other three.
+        let m = sync::Message::decode(&first[0].data).unwrap();
+        reader
+            .doc
+            .sync()
+            .receive_sync_message(&mut reader.state, m)
+            .unwrap();
+        let answer = reader
+            .doc
+            .sync()
+            .generate_sync_message(&mut reader.state)
+            .unwrap();
+        room.receive(1, 1, &answer.encode(), &limits).unwrap();
+        let out = room.outgoing(1_010);
+        assert_eq!(out.len(), 1);
+        let m = sync::Message::decode(&out[0].data).unwrap();
+        reader
+            .doc
+            .sync()
+            .receive_sync_message(&mut reader.state, m)
+            .unwrap();
+        assert_eq!(
+            reader.doc.get_heads(),
+            room.doc.get_heads(),
+            "the one message brought the three held changes"
+        );
+        assert_eq!(automerge::ReadDoc::length(&reader.doc, automerge::ROOT), 5);
+        let answer = reader
+            .doc
+            .sync()
+            .generate_sync_message(&mut reader.state)
+            .unwrap();
+        room.receive(1, 1, &answer.encode(), &limits).unwrap();
+        assert!(room.outgoing(1_020).iter().all(|o| o.peer != 1 || {
+            let m = sync::Message::decode(&o.data).unwrap();
+            m.changes.is_empty()
+        }));
+
+        // A reader that never answers is sent the next change once the wait is over.
+        let held = write(&mut room, writer, 5, 2_000);
+        assert_eq!(held.len(), 1);
+        assert!(write(&mut room, writer, 6, 2_000 + ACK_WAIT_MS - 1).is_empty());
+        assert_eq!(write(&mut room, writer, 7, 2_000 + ACK_WAIT_MS).len(), 1);
     }
 
     #[test]
