@@ -100,10 +100,11 @@ pub async fn register(
     })
 }
 
-/// The actor set if `device` is already registered to `staff` with every one of `actors`
-/// and was last seen within [`crate::auth::TOUCH_EVERY_MS`]; the refusals that hold
-/// whatever the device declares (another user's device, a revoked one); `None` when
-/// [`register`] has something to write (or to refuse about an actor).
+/// Checks a reconnecting device with reads alone. Returns the actor set if `device` is
+/// already registered to `staff` with every one of `actors` and was last seen within
+/// [`crate::auth::TOUCH_EVERY_MS`]; an error for the refusals that do not depend on the
+/// declared actors (another user's device, a revoked one); `None` when [`register`] has
+/// something to write, or an actor to refuse.
 async fn registered_as_declared(
     db: &Db,
     staff: &str,

@@ -5,11 +5,13 @@
 //! once no device has used it for [`IDLE_AFTER`]. Until then a document stored as one
 //! snapshot is answered from that snapshot ([`QuietDocument`]): a device that holds nothing
 //! of it is sent the snapshot as stored, a device already in step is told so, and neither
-//! costs Automerge a load (which rebuilds every change of the document). Every message for a document is handled under that document's lock, in
-//! this order: apply to the room, **commit the new changes** (bytes and ledger row, one
-//! transaction, shared with whatever other documents' changes are waiting: see
-//! [`crate::change_writer`]), then send answers, fan-out and `Persisted`. Stored changes are folded into a
-//! snapshot once [`COMPACT_AFTER`] have gathered, in the transaction that deletes them.
+//! costs Automerge a load (which rebuilds every change of the document).
+//!
+//! Every message for a document is handled under that document's lock, in this order:
+//! apply to the room, **commit the new changes** (bytes and ledger row, one transaction,
+//! shared with whatever other documents' changes are waiting: see [`crate::change_writer`]),
+//! then send answers, fan-out and `Persisted`. Stored changes are folded into a snapshot once
+//! [`COMPACT_AFTER`] have gathered, in the transaction that deletes them.
 
 use crate::audit;
 use crate::change_writer::{Batch, ChangeWriter};

@@ -24,7 +24,7 @@ pub const DEFLATED_VERSION: u8 = 2;
 /// Frames larger than this are deflated (when the other side reads version 2).
 pub const DEFLATE_ABOVE: usize = 1024;
 /// Deflate level: fast, and most of the gain on Automerge changes and text.
-const DEFLATE_LEVEL: u8 = 3;
+const DEFLATE_LEVEL: u32 = 3;
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
@@ -242,7 +242,7 @@ fn encode<T: Serialize>(message: &T, deflate: bool, force_deflate: bool) -> Vec<
     // Serialising these plain enums into a Vec cannot fail.
     let body = postcard::to_stdvec(message).expect("protocol messages always serialise");
     if force_deflate || (deflate && body.len() > DEFLATE_ABOVE) {
-        let packed = miniz_oxide::deflate::compress_to_vec(&body, DEFLATE_LEVEL);
+        let packed = deflate_raw(&body, DEFLATE_LEVEL);
         if force_deflate || packed.len() < body.len() {
             let mut out = Vec::with_capacity(packed.len() + 1);
             out.push(DEFLATED_VERSION);
@@ -254,6 +254,34 @@ fn encode<T: Serialize>(message: &T, deflate: bool, force_deflate: bool) -> Vec<
     out.push(PROTOCOL_VERSION);
     out.extend(body);
     out
+}
+
+/// Raw deflate (no zlib header), with `flate2` on the zlib-rs backend: the deflate
+/// Automerge already brings into the app, so the bundle carries one.
+fn deflate_raw(body: &[u8], level: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(body.len() / 2),
+        flate2::Compression::new(level),
+    );
+    // Writing into a Vec cannot fail.
+    encoder.write_all(body).expect("deflating into memory");
+    encoder.finish().expect("deflating into memory")
+}
+
+/// Inflates raw deflate, refusing output over `limit` bytes (checked as it inflates, so a
+/// small frame cannot expand without bound).
+fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| DecodeError::Malformed)?;
+    if out.len() > limit {
+        return Err(DecodeError::TooLarge(limit + 1));
+    }
+    Ok(out)
 }
 
 /// The version byte of a frame (0 for an empty frame).
@@ -282,13 +310,7 @@ fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8], types: u32) -> Result<T, D
     let body = match version {
         PROTOCOL_VERSION => body,
         DEFLATED_VERSION => {
-            inflated = miniz_oxide::inflate::decompress_to_vec_with_limit(body, MAX_FRAME_BYTES)
-                .map_err(|e| match e.status {
-                    miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
-                        DecodeError::TooLarge(MAX_FRAME_BYTES + 1)
-                    }
-                    _ => DecodeError::Malformed,
-                })?;
+            inflated = inflate(body, MAX_FRAME_BYTES)?;
             &inflated[..]
         }
         other => return Err(DecodeError::UnsupportedVersion(other)),
@@ -385,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_deflated_frame_that_inflates_past_the_limit_or_is_garbage_is_refused() {
-        let bomb = miniz_oxide::deflate::compress_to_vec(&vec![0u8; MAX_FRAME_BYTES + 10], 6);
+        let bomb = deflate_raw(&vec![0u8; MAX_FRAME_BYTES + 10], 6);
         let mut frame = vec![DEFLATED_VERSION];
         frame.extend(bomb);
         assert!(frame.len() < 64 * 1024);
