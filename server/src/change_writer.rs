@@ -127,23 +127,34 @@ pub async fn write(db: &Db, batches: &[Batch]) -> anyhow::Result<()> {
     // One row per change in each table, written with multi-row inserts (one statement per
     // few hundred changes rather than two per change).
     struct Row<'a> {
-        doc: String,
+        doc: &'a str,
+        staff: &'a str,
+        device: &'a str,
         hash: &'a [u8],
         actor: &'a [u8],
         bytes: &'a [u8],
-        staff: String,
-        device: String,
     }
+    let senders: Vec<(String, String, String)> = batches
+        .iter()
+        .map(|b| {
+            (
+                b.doc.to_string(),
+                b.author.staff.to_string(),
+                b.author.device.to_string(),
+            )
+        })
+        .collect();
     let rows: Vec<Row> = batches
         .iter()
-        .flat_map(|batch| {
-            batch.changes.iter().map(|(hash, actor, bytes)| Row {
-                doc: batch.doc.to_string(),
+        .zip(&senders)
+        .flat_map(|(batch, (doc, staff, device))| {
+            batch.changes.iter().map(move |(hash, actor, bytes)| Row {
+                doc,
+                staff,
+                device,
                 hash,
                 actor,
                 bytes,
-                staff: batch.author.staff.to_string(),
-                device: batch.author.device.to_string(),
             })
         })
         .collect();
@@ -159,7 +170,7 @@ pub async fn write(db: &Db, batches: &[Batch]) -> anyhow::Result<()> {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let mut changes = sqlx::QueryBuilder::new("insert into document_changes (document_id, hash, bytes) ");
             changes.push_values(chunk, |mut row, r| {
-                row.push_bind(&r.doc).push_bind(r.hash).push_bind(r.bytes);
+                row.push_bind(r.doc).push_bind(r.hash).push_bind(r.bytes);
             });
             changes.push(" on conflict do nothing");
             changes.build().execute(&mut *tx).await?;
@@ -167,8 +178,8 @@ pub async fn write(db: &Db, batches: &[Batch]) -> anyhow::Result<()> {
                 "insert into change_ledger (document_id, hash, staff_id, device_id, actor, received_at) ",
             );
             ledger.push_values(chunk, |mut row, r| {
-                row.push_bind(&r.doc).push_bind(r.hash).push_bind(&r.staff)
-                    .push_bind(&r.device).push_bind(r.actor).push_bind(now);
+                row.push_bind(r.doc).push_bind(r.hash).push_bind(r.staff)
+                    .push_bind(r.device).push_bind(r.actor).push_bind(now);
             });
             ledger.push(" on conflict do nothing");
             ledger.build().execute(&mut *tx).await?;

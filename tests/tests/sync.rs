@@ -168,42 +168,52 @@ async fn idle_documents_leave_memory_and_load_again_intact() {
     assert!(b.entries(doc).iter().any(|e| e.id == id));
 }
 
-#[tokio::test]
-async fn many_stored_changes_are_compacted_into_a_snapshot_without_loss() {
-    let server = TestServer::start().await.unwrap();
-    let jo = server.sign_in("worker.north1").await;
-    let doc = jo.cases().await.unwrap()[0].chronology;
-    let mut a = online_device(&server, &jo).await;
+/// A device of `session` that wrote enough entries to `doc` offline for the server to fold
+/// them into a snapshot once they are synced, connected and synced.
+async fn wrote_past_compaction(
+    server: &TestServer,
+    session: &Session,
+    doc: casebook_shared::ids::DocumentId,
+) -> NativeDevice {
+    let mut a = online_device(server, session).await;
     a.disconnect().await;
     for n in 0..casebook_server::documents::COMPACT_AFTER + 20 {
         a.add_entry(doc, &draft(&format!("entry {n}")))
             .await
             .unwrap();
     }
-    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    a.connect(&server.ws_url(), &session.cookie).await.unwrap();
     a.sync().await.unwrap();
+    a
+}
+
+/// Rows of `table` (`document_snapshots` or `document_changes`) for `doc`.
+async fn rows_of(server: &TestServer, table: &str, doc: casebook_shared::ids::DocumentId) -> i64 {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "select count(*) from {table} where document_id = $1"
+    ));
+    let (n,): (i64,) = casebook_server::on_pool!(&server.db, pool =>
+        sqlx::query_as(sql).bind(doc.to_string()).fetch_one(pool).await)
+    .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn many_stored_changes_are_compacted_into_a_snapshot_without_loss() {
+    let server = TestServer::start().await.unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let doc = jo.cases().await.unwrap()[0].chronology;
+    let mut a = wrote_past_compaction(&server, &jo, doc).await;
     // Compaction runs just after the acknowledgement: give it a moment.
-    let count = |table: &'static str| {
-        let db = server.db.clone();
-        async move {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "select count(*) from {table} where document_id = $1"
-            ));
-            let (n,): (i64,) = casebook_server::on_pool!(&db, pool =>
-                sqlx::query_as(sql).bind(doc.to_string()).fetch_one(pool).await)
-            .unwrap();
-            n
-        }
-    };
     let mut snapshots = 0;
     for _ in 0..100 {
-        snapshots = count("document_snapshots").await;
+        snapshots = rows_of(&server, "document_snapshots", doc).await;
         if snapshots > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let rows = count("document_changes").await;
+    let rows = rows_of(&server, "document_changes", doc).await;
     assert_eq!(snapshots, 1);
     assert!(
         rows < casebook_server::documents::COMPACT_AFTER as i64,
@@ -229,32 +239,18 @@ async fn a_stored_document_is_opened_without_loading_it_and_changes_still_reach_
     let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
     let doc = case.chronology;
     // Enough entries for the server to fold them all into a snapshot.
-    let mut a = online_device(&server, &jo).await;
-    a.disconnect().await;
-    for n in 0..casebook_server::documents::COMPACT_AFTER + 20 {
-        a.add_entry(doc, &draft(&format!("entry {n}")))
-            .await
-            .unwrap();
-    }
-    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
-    a.sync().await.unwrap();
-    let rows = || {
-        let db = server.db.clone();
-        async move {
-            let (n,): (i64,) = casebook_server::on_pool!(&db, pool =>
-                sqlx::query_as("select count(*) from document_changes where document_id = $1")
-                    .bind(doc.to_string()).fetch_one(pool).await)
-            .unwrap();
-            n
-        }
-    };
+    let mut a = wrote_past_compaction(&server, &jo, doc).await;
     for _ in 0..100 {
-        if rows().await == 0 {
+        if rows_of(&server, "document_changes", doc).await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(rows().await, 0, "every change is in the snapshot");
+    assert_eq!(
+        rows_of(&server, "document_changes", doc).await,
+        0,
+        "every change is in the snapshot"
+    );
     a.disconnect().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.state.documents.sweep_idle(Duration::ZERO);

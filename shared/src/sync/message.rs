@@ -117,30 +117,15 @@ fn acknowledgement(
     if !ready {
         return None;
     }
-    let v2 = state
-        .their_capabilities
-        .as_ref()
-        .is_some_and(|c| c.contains(&sync::Capability::MessageV2));
-    state.have_responded = true;
-    state.last_sent_heads = heads.to_vec();
-    state.in_flight = true;
-    let mut flags = sync::MessageFlags::new();
-    flags.set(sync::MessageFlags::SUPPORTS_SYNC_RESET);
-    Some(sync::Message {
-        heads: heads.to_vec(),
-        need: Vec::new(),
-        have: vec![sync::Have {
-            last_sync: state.shared_heads.clone(),
-            bloom: sync::BloomFilter::from_hashes(std::iter::empty::<ChangeHash>()),
-        }],
-        changes: Vec::<Vec<u8>>::new().into(),
-        flags: Some(flags),
-        version: if v2 {
-            sync::MessageVersion::V2
-        } else {
-            sync::MessageVersion::V1
-        },
-    })
+    let version = version_for(state);
+    mark_sent(state, heads, &[]);
+    Some(build(
+        heads,
+        state.shared_heads.clone(),
+        &[],
+        Vec::new(),
+        version,
+    ))
 }
 
 /// The first message to a peer that holds nothing and knows nothing of us (its heads are
@@ -182,23 +167,62 @@ fn whole_document(
     };
     // Every change hash, from the change graph (no pass over the operations).
     let hashes: Vec<ChangeHash> = doc.get_changes_meta(&[]).iter().map(|c| c.hash).collect();
+    mark_sent(state, heads, &hashes);
+    Some(build(
+        heads,
+        Vec::new(),
+        &hashes,
+        vec![bytes],
+        sync::MessageVersion::V2,
+    ))
+}
+
+/// The version Automerge writes for the peer whose state is `state`: 2 once it has said it
+/// reads version 2 messages.
+pub(crate) fn version_for(state: &sync::State) -> sync::MessageVersion {
+    let v2 = state
+        .their_capabilities
+        .as_ref()
+        .is_some_and(|c| c.contains(&sync::Capability::MessageV2));
+    if v2 {
+        sync::MessageVersion::V2
+    } else {
+        sync::MessageVersion::V1
+    }
+}
+
+/// Records in `state` what `generate_sync_message` records when it sends our `heads` with
+/// the changes `sent`.
+pub(crate) fn mark_sent(state: &mut sync::State, heads: &[ChangeHash], sent: &[ChangeHash]) {
     state.have_responded = true;
     state.last_sent_heads = heads.to_vec();
-    state.sent_hashes.extend(hashes.iter().copied());
+    state.sent_hashes.extend(sent.iter().copied());
     state.in_flight = true;
+}
+
+/// A sync message as Automerge 0.12 builds it for a peer that may write: our `heads`, no
+/// request, one summary (the changes `summarised` since `last_sync`), `changes` as chunks,
+/// and the flag saying we understand sync resets.
+pub(crate) fn build(
+    heads: &[ChangeHash],
+    last_sync: Vec<ChangeHash>,
+    summarised: &[ChangeHash],
+    changes: Vec<Vec<u8>>,
+    version: sync::MessageVersion,
+) -> sync::Message {
     let mut flags = sync::MessageFlags::new();
     flags.set(sync::MessageFlags::SUPPORTS_SYNC_RESET);
-    Some(sync::Message {
+    sync::Message {
         heads: heads.to_vec(),
         need: Vec::new(),
         have: vec![sync::Have {
-            last_sync: Vec::new(),
-            bloom: sync::BloomFilter::from_hashes(hashes.iter()),
+            last_sync,
+            bloom: sync::BloomFilter::from_hashes(summarised.iter()),
         }],
-        changes: vec![bytes].into(),
+        changes: changes.into(),
         flags: Some(flags),
-        version: sync::MessageVersion::V2,
-    })
+        version,
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! was sent; the device's acknowledgement, and every state after it, are the same (the
 //! tests check this against a room that answered itself).
 
-use super::message::same_heads;
+use super::message::{build, same_heads};
 use super::room::{DocumentRoom, Limits, PeerId};
 use crate::protocol::Head;
 use automerge::ChangeHash;
@@ -135,9 +135,9 @@ impl QuietDocument {
             // The first message of a session.
             None => {
                 let (reply, stage) = if message.heads.is_empty() && summary_fits(false) {
-                    (self.whole(), Stage::SentWhole)
+                    (self.reply(vec![self.snapshot.clone()]), Stage::SentWhole)
                 } else if at_ours && summary_fits(false) {
-                    (self.in_step(), Stage::InStep)
+                    (self.reply(Vec::new()), Stage::InStep)
                 } else {
                     return Answer::Load;
                 };
@@ -188,42 +188,17 @@ impl QuietDocument {
         restart
     }
 
-    fn flags() -> Option<MessageFlags> {
-        let mut flags = MessageFlags::new();
-        flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
-        Some(flags)
-    }
-
-    /// The whole document, for a peer that holds nothing of it.
-    fn whole(&self) -> Vec<u8> {
-        sync::Message {
-            heads: self.heads.clone(),
-            need: Vec::new(),
-            have: vec![sync::Have {
-                last_sync: self.heads.clone(),
-                bloom: sync::BloomFilter::from_hashes(std::iter::empty::<ChangeHash>()),
-            }],
-            changes: vec![self.snapshot.clone()].into(),
-            flags: Self::flags(),
-            version: sync::MessageVersion::V2,
-        }
-        .encode()
-    }
-
-    /// Our heads and an empty summary since them, for a peer at our heads: what Automerge
-    /// sends such a peer.
-    fn in_step(&self) -> Vec<u8> {
-        sync::Message {
-            heads: self.heads.clone(),
-            need: Vec::new(),
-            have: vec![sync::Have {
-                last_sync: self.heads.clone(),
-                bloom: sync::BloomFilter::from_hashes(std::iter::empty::<ChangeHash>()),
-            }],
-            changes: Vec::<Vec<u8>>::new().into(),
-            flags: Self::flags(),
-            version: sync::MessageVersion::V2,
-        }
+    /// Our heads, an empty summary since them, and `changes`: with the snapshot, the whole
+    /// document for a peer that holds nothing; without, what Automerge sends a peer at our
+    /// heads.
+    fn reply(&self, changes: Vec<Vec<u8>>) -> Vec<u8> {
+        build(
+            &self.heads,
+            self.heads.clone(),
+            &[],
+            changes,
+            sync::MessageVersion::V2,
+        )
         .encode()
     }
 }

@@ -163,34 +163,21 @@ fn pass_on(
     if !in_step {
         return None;
     }
-    let mut flags = sync::MessageFlags::new();
-    flags.set(sync::MessageFlags::SUPPORTS_SYNC_RESET);
-    state.have_responded = true;
-    state.last_sent_heads = heads.to_vec();
-    state.sent_hashes.extend(fresh.hashes.iter().copied());
-    state.in_flight = true;
     // As Automerge does: one chunk of the changes back to back for a peer that reads
     // version 2 messages, one chunk per change otherwise.
-    let v2 = state
-        .their_capabilities
-        .as_ref()
-        .is_some_and(|c| c.contains(&sync::Capability::MessageV2));
-    let (changes, version) = if v2 {
-        (vec![fresh.bytes.concat()], sync::MessageVersion::V2)
-    } else {
-        (fresh.bytes.clone(), sync::MessageVersion::V1)
+    let version = super::message::version_for(state);
+    let changes = match version {
+        sync::MessageVersion::V2 => vec![fresh.bytes.concat()],
+        sync::MessageVersion::V1 => fresh.bytes.clone(),
     };
-    Some(sync::Message {
-        heads: heads.to_vec(),
-        need: Vec::new(),
-        have: vec![sync::Have {
-            last_sync: fresh.before.clone(),
-            bloom: sync::BloomFilter::from_hashes(fresh.hashes.iter()),
-        }],
-        changes: changes.into(),
-        flags: Some(flags),
+    super::message::mark_sent(state, heads, &fresh.hashes);
+    Some(super::message::build(
+        heads,
+        fresh.before.clone(),
+        &fresh.hashes,
+        changes,
         version,
-    })
+    ))
 }
 
 impl DocumentRoom {
@@ -522,6 +509,25 @@ mod tests {
         state: sync::State,
     }
 
+    impl Device {
+        /// A device holding nothing.
+        fn fresh() -> Self {
+            Device {
+                doc: AutoCommit::new(),
+                state: sync::State::new(),
+            }
+        }
+
+        /// Its next message, encoded.
+        fn say(&mut self) -> Vec<u8> {
+            self.doc
+                .sync()
+                .generate_sync_message(&mut self.state)
+                .unwrap()
+                .encode()
+        }
+    }
+
     /// Exchanges messages between the room and `devices` until nobody has more to say.
     fn settle(room: &mut DocumentRoom, devices: &mut [Device]) {
         for _ in 0..20 {
@@ -549,12 +555,7 @@ mod tests {
     #[test]
     fn a_change_is_passed_on_to_peers_in_step_exactly_as_automerge_would_send_it() {
         let mut room = DocumentRoom::empty();
-        let mut devices: Vec<Device> = (0..3)
-            .map(|_| Device {
-                doc: AutoCommit::new(),
-                state: sync::State::new(),
-            })
-            .collect();
+        let mut devices: Vec<Device> = (0..3).map(|_| Device::fresh()).collect();
         for n in 0..5 {
             devices[0]
                 .doc
@@ -609,16 +610,8 @@ mod tests {
         stored.extend(source.save_after(&[]));
         assert_ne!(stored, source.save());
         let mut room = DocumentRoom::load(Some(&stored), std::iter::empty()).unwrap();
-        let mut fresh = Device {
-            doc: AutoCommit::new(),
-            state: sync::State::new(),
-        };
-        let hello = fresh
-            .doc
-            .sync()
-            .generate_sync_message(&mut fresh.state)
-            .unwrap();
-        room.receive(1, 1, &hello.encode(), &Limits::default())
+        let mut fresh = Device::fresh();
+        room.receive(1, 1, &fresh.say(), &Limits::default())
             .unwrap();
         let out = room.outgoing(0);
         let message = sync::Message::decode(&out[0].data).unwrap();
@@ -629,13 +622,7 @@ mod tests {
             .sync()
             .receive_sync_message(&mut fresh.state, message)
             .unwrap();
-        let mut devices = vec![
-            Device {
-                doc: AutoCommit::new(),
-                state: sync::State::new(),
-            },
-            fresh,
-        ];
+        let mut devices = vec![Device::fresh(), fresh];
         settle(&mut room, &mut devices);
         assert_eq!(devices[1].doc.get_heads(), source.get_heads());
 
@@ -643,17 +630,8 @@ mod tests {
         devices[1].doc.put(automerge::ROOT, "later", 1).unwrap();
         devices[1].doc.commit();
         settle(&mut room, &mut devices);
-        let mut late = Device {
-            doc: AutoCommit::new(),
-            state: sync::State::new(),
-        };
-        let hello = late
-            .doc
-            .sync()
-            .generate_sync_message(&mut late.state)
-            .unwrap();
-        room.receive(2, 1, &hello.encode(), &Limits::default())
-            .unwrap();
+        let mut late = Device::fresh();
+        room.receive(2, 1, &late.say(), &Limits::default()).unwrap();
         let mut copy = room.peers[&2].sync.clone();
         let expected = room.doc.sync().generate_sync_message(&mut copy).unwrap();
         let out = room.outgoing(0);
@@ -668,12 +646,7 @@ mod tests {
     fn a_device_behind_gets_one_message_with_everything_once_it_answers() {
         let limits = Limits::default();
         let mut room = DocumentRoom::empty();
-        let mut devices: Vec<Device> = (0..2)
-            .map(|_| Device {
-                doc: AutoCommit::new(),
-                state: sync::State::new(),
-            })
-            .collect();
+        let mut devices: Vec<Device> = (0..2).map(|_| Device::fresh()).collect();
         devices[0].doc.put(automerge::ROOT, "first", 0).unwrap();
         devices[0].doc.commit();
         settle(&mut room, &mut devices);
