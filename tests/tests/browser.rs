@@ -526,6 +526,34 @@ async fn persons_copy_combined_chronology_audit_search_erasure_and_accounts_on_s
         .send_keys("Third-party details recorded in error")
         .await
         .unwrap();
+    // A colleague's entry arrives while the manager is typing: the half-filled form stays.
+    let mut colleague = casebook_tests::device::NativeDevice::new(jo.me.clone());
+    colleague
+        .connect(&server.ws_url(), &jo.cookie)
+        .await
+        .unwrap();
+    colleague.sync().await.unwrap();
+    colleague
+        .add_entry(
+            case.chronology,
+            &casebook_tests::device::draft("Shared: arrived on time"),
+        )
+        .await
+        .unwrap();
+    colleague.sync().await.unwrap();
+    wait_for_text(&manager, "#chronology", "arrived on time").await;
+    let typed = manager
+        .find(Locator::Css(".erase-form input"))
+        .await
+        .expect("the erase form is still open after the list changed")
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        typed.as_deref(),
+        Some("Third-party details recorded in error"),
+        "the reason typed so far is kept"
+    );
     click(&manager, Locator::Css(".erase-form button[type=submit]")).await;
     wait_for_text(&manager, "main", "The entry was erased").await;
     // The worker's page drops the erased entry; the rest stays.

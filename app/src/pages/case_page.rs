@@ -74,13 +74,22 @@ pub fn CasePage(
 ) -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
     let case = move || ctx.cases.get().into_iter().find(|c| c.id == id);
+    // The sections below are built once per chronology: a refreshed case list (which comes
+    // now and then) must not rebuild them, or a half-filled form in them would be lost.
+    let chronology = Memo::new(move |_| {
+        ctx.cases
+            .with(|cases| cases.iter().find(|c| c.id == id).map(|c| c.chronology))
+    });
+    let field = move |f: fn(&casebook_shared::api::CaseSummary) -> String| {
+        move || case().map(|c| f(&c)).unwrap_or_default()
+    };
     view! {
         <p><a href="#/" on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Cases); }>"← My cases"</a></p>
-        {move || match case() {
+        {move || match chronology.get() {
             None => view! { <p class="card">"This case is not in your case list on this device."</p> }.into_any(),
-            Some(case) => view! {
-                <h2>{case.person_name.clone()}</h2>
-                <p class="case-meta">{format!("{} · {} · allocated to {}", case.reference, case.order_type, case.worker_name)}</p>
+            Some(chronology) => view! {
+                <h2>{field(|c| c.person_name.clone())}</h2>
+                <p class="case-meta">{field(|c| format!("{} · {} · allocated to {}", c.reference, c.order_type, c.worker_name))}</p>
                 <p class="actions">
                     <a class="button" id="open-handover" href=Page::Handover(id).hash()
                         on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Handover(id)); }>
@@ -91,9 +100,9 @@ pub fn CasePage(
                         "The person's copy"
                     </a>
                 </p>
-                <Partners case=case.id />
-                <Records case=case.id />
-                <Chronology case=case.id doc=case.chronology />
+                <Partners case=id />
+                <Records case=id />
+                <Chronology case=id doc=chronology />
             }.into_any(),
         }}
     }
@@ -155,6 +164,9 @@ fn Chronology(case: CaseId, doc: DocumentId) -> impl IntoView {
         result
     });
     let today = Date::from_unix_millis(now_ms() as i64).to_string();
+    // Whether there is a list to show (none yet, empty, some): the list itself is rebuilt
+    // only when this changes, not on every change to an entry.
+    let shape = Memo::new(move |_| entries.with(|e| e.as_ref().map(Vec::is_empty)));
     view! {
         <section aria-labelledby="chronology-heading">
             <div class="actions">
@@ -172,24 +184,30 @@ fn Chronology(case: CaseId, doc: DocumentId) -> impl IntoView {
                     on_cancel=Callback::new(move |()| adding.set(false))
                 />
             </Show>
-            {move || match entries.get() {
+            {move || match shape.get() {
                 None => view! { <p class="card">"This chronology has not downloaded to this device yet. It will as soon as you are online."</p> }.into_any(),
-                Some(list) if list.is_empty() => view! { <p class="card">"No entries yet."</p> }.into_any(),
-                Some(_) => view! {
+                Some(true) => view! { <p class="card">"No entries yet."</p> }.into_any(),
+                Some(false) => view! {
                     <ol class="chronology" id="chronology">
                         // Keyed by the entry and how it reads now: an entry nobody changed keeps
-                        // its place and state (an open form) when others change.
+                        // its place and state (an open form) when others change. Its author's
+                        // name follows on its own as the device learns it.
                         <For
                             each=move || {
-                                let me = ctx.me.get().map(|m| m.name).unwrap_or_default();
                                 entries.get().unwrap_or_default().into_iter().map(|entry| {
-                                    let author = authors.with(|a| author_of(&entry, a, &me));
-                                    (format!("{}|{author}|{:?}", entry.id, entry.draft), entry, author)
+                                    (format!("{}|{:?}", entry.id, entry.draft), entry)
                                 }).collect::<Vec<_>>()
                             }
-                            key=|(key, _, _)| key.clone()
-                            children=move |(_, entry, author)| view! {
-                                <EntryItem case=case doc=doc entry=entry author=author editing=editing />
+                            key=|(key, _)| key.clone()
+                            children=move |(_, entry)| {
+                                let author = {
+                                    let entry = entry.clone();
+                                    Signal::derive(move || {
+                                        let me = ctx.me.get().map(|m| m.name).unwrap_or_default();
+                                        authors.with(|a| author_of(&entry, a, &me))
+                                    })
+                                };
+                                view! { <EntryItem case=case doc=doc entry=entry author=author editing=editing /> }
                             }
                         />
                     </ol>
@@ -205,7 +223,7 @@ fn EntryItem(
     case: CaseId,
     doc: DocumentId,
     entry: ChronologyEntry,
-    author: String,
+    author: Signal<String>,
     editing: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let id = entry.id.clone();
@@ -215,13 +233,17 @@ fn EntryItem(
     };
     let d = entry.draft.clone();
     let impact = d.impact.as_str();
-    let recorded = if entry.recorded_at > 0 {
-        format!(
-            "Recorded by {author} on {}",
-            Date::from_unix_millis(entry.recorded_at)
-        )
-    } else {
-        format!("Recorded by {author}")
+    let recorded_at = entry.recorded_at;
+    let recorded = move || {
+        let author = author.get();
+        if recorded_at > 0 {
+            format!(
+                "Recorded by {author} on {}",
+                Date::from_unix_millis(recorded_at)
+            )
+        } else {
+            format!("Recorded by {author}")
+        }
     };
     let save = {
         let id = id.clone();
@@ -248,7 +270,6 @@ fn EntryItem(
                 when=is_editing
                 fallback={
                     let d = d.clone();
-                    let recorded = recorded.clone();
                     let start_edit = start_edit.clone();
                     move || view! {
                         <div class="entry-head">
@@ -261,7 +282,7 @@ fn EntryItem(
                         <p class="entry-foot">"Source: "{d.source.clone()}</p>
                         {(!d.action_taken.is_empty()).then(|| view! { <p class="entry-foot">"Action taken: "{d.action_taken.clone()}</p> })}
                         <div class="actions">
-                            <span class="entry-foot grow">{recorded.clone()}</span>
+                            <span class="entry-foot grow">{recorded}</span>
                             <button type="button" class="secondary edit-entry" on:click=start_edit.clone()>"Edit"</button>
                         </div>
                         {
