@@ -10,7 +10,8 @@
 //! | `duty` | a senior who opened the case outside their team after giving a reason |
 //!
 //! Admins manage accounts and see no cases. Every HTTP request and every sync message is
-//! checked against this, and live connections re-check it every second.
+//! checked against this, and live connections re-derive it when it may have changed
+//! ([`crate::access_changes`]).
 
 use crate::auth::AuthUser;
 use crate::http_error::{Error, Result};
@@ -118,6 +119,22 @@ pub async fn accessible_cases(
     Ok(cases)
 }
 
+/// The next moment after `now` at which what `user` may open changes by itself: a cover of
+/// theirs starting or ending, or a duty access of theirs expiring. Live connections
+/// re-derive their access then (changes made by people move the access-change counter
+/// instead: [`crate::access_changes`]).
+pub async fn next_boundary(db: &crate::db::Db, user: &AuthUser, now: i64) -> Result<Option<i64>> {
+    let staff = user.id.to_string();
+    let (next,): (Option<i64>,) = on_pool!(db, pool => sqlx::query_as(
+        "select min(t) from (
+             select starts_at as t from cover_assignments where staff_id = $1 and starts_at > $2
+             union all select ends_at from cover_assignments where staff_id = $1 and ends_at > $2
+             union all select expires_at from duty_access where staff_id = $1 and expires_at > $2
+         ) boundaries")
+        .bind(&staff).bind(now).fetch_one(pool).await)?;
+    Ok(next)
+}
+
 /// The basis on which `user` may open `case` now, or `Forbidden`.
 pub async fn require_case(
     db: &crate::db::Db,
@@ -164,7 +181,8 @@ pub async fn accessible_documents(
         return Ok(BTreeMap::new());
     }
     // Only the documents of these cases: a worker's few cases must not cost a read of the
-    // whole service's documents (every live connection asks this every second).
+    // whole service's documents (every live connection asks this when access may have
+    // changed).
     let ids: Vec<String> = cases.keys().map(ToString::to_string).collect();
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for chunk in ids.chunks(500) {

@@ -169,6 +169,18 @@ pub async fn session_by_hash(state: &AppState, hash: String) -> Result<Option<Au
     }))
 }
 
+/// When the session with token hash `hash` times out if it is not used before then (the
+/// earlier of its idle and absolute time-outs); `None` when it has already ended.
+pub async fn session_times_out_at(db: &crate::db::Db, hash: &str) -> Result<Option<i64>> {
+    let row: Option<(i64, i64)> = on_pool!(db, pool => sqlx::query_as(
+        "select created_at, last_seen_at from sessions where token_hash = $1")
+        .bind(hash).fetch_optional(pool).await)?;
+    Ok(row.map(|(created, seen)| {
+        // The first moment `session_by_hash` refuses it.
+        (seen + IDLE_TIMEOUT_MS).min(created + ABSOLUTE_TIMEOUT_MS) + 1
+    }))
+}
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 

@@ -14,6 +14,8 @@
 //! - [`auth`]: passwords (argon2id), sessions, the `AuthUser` extractor, sign-in and out.
 //! - [`admin`]: account administration (`casebook-server admin ...` and the admin screen's API).
 //! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
+//! - [`access_changes`]: when live connections must re-derive their access (a counter moved
+//!   by triggers on the tables access comes from).
 //! - [`absence`]: absences, and cover for a whole caseload in one action.
 //! - [`team`]: the duty senior rota, and a senior's view of their team's workload and cases.
 //! - [`allocation`]: reallocation, cover and duty access (checked by role and team).
@@ -39,6 +41,7 @@
 
 pub mod absence;
 pub mod access;
+pub mod access_changes;
 pub mod admin;
 pub mod allocation;
 pub mod audit;
@@ -84,6 +87,8 @@ pub struct AppState {
     pub db: db::Db,
     /// Live documents.
     pub documents: Arc<documents::DocumentHub>,
+    /// The access-change counter, for live connections.
+    pub access_changes: Arc<access_changes::AccessChanges>,
     /// Start-up settings.
     pub settings: Arc<Settings>,
 }
@@ -93,6 +98,7 @@ impl AppState {
     pub fn new(db: db::Db, settings: Settings) -> Self {
         let documents = Arc::new(documents::DocumentHub::new(db.clone()));
         Self {
+            access_changes: Arc::new(access_changes::AccessChanges::new(db.clone())),
             db,
             documents,
             settings: Arc::new(settings),

@@ -10,11 +10,13 @@
 
 use crate::AppState;
 use crate::access::DocumentAccess;
+use crate::access_changes::FULL_CHECK_EVERY_MS;
 use crate::audit;
-use crate::auth::{AuthUser, session_by_hash};
+use crate::auth::{self, AuthUser, session_by_hash};
 use crate::cases::allowed_documents;
 use crate::devices::{self, RegistrationError};
 use crate::documents::{Author, Outbound, PeerHandle};
+use crate::now_ms;
 use crate::sync_lanes::{Lanes, Outlet};
 use axum::Router;
 use axum::extract::State;
@@ -38,7 +40,10 @@ use tokio::sync::{Notify, mpsc};
 const LANES_GRACE: Duration = Duration::from_secs(5);
 /// Frames queued for one device before it counts as too slow and is disconnected.
 const OUTBOX_FRAMES: usize = 1024;
-/// How often a live connection re-checks its session and the documents its user may hold.
+/// How often a live connection looks whether it is due to re-check its session and the
+/// documents its user may hold (a comparison of times; the re-check itself runs when the
+/// access-change counter moves or a time-bound grant starts or ends: see
+/// [`crate::access_changes`]).
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long the server waits for a device to finish a closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -107,6 +112,9 @@ struct Connection {
     allowed: BTreeMap<DocumentId, DocumentAccess>,
     joined: BTreeSet<DocumentId>,
     lanes: Lanes,
+    /// When (server clock, ms) the session and access must be re-checked even if the
+    /// access-change counter has not moved.
+    recheck_at: i64,
 }
 
 /// How a connection ended.
@@ -168,7 +176,9 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
         allowed: BTreeMap::new(),
         joined: BTreeSet::new(),
         lanes,
+        recheck_at: 0,
     };
+    let mut access_changes = conn.state.access_changes.subscribe();
     let mut rate = RateCap::new();
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -177,7 +187,11 @@ async fn connection(socket: WebSocket, state: AppState, user: AuthUser) {
             frame = stream.next() => frame,
             _ = kick.notified() => break Ending::Close(close::POLICY, "disconnected by the server; reconnect"),
             _ = storage_failed.notified() => break Ending::Close(close::INTERNAL, "storage failed"),
-            _ = recheck.tick() => match conn.recheck().await {
+            Ok(()) = access_changes.changed() => match conn.recheck().await {
+                Some(ending) => break ending,
+                None => continue,
+            },
+            _ = recheck.tick() => match conn.recheck_if_due().await {
                 Some(ending) => break ending,
                 None => continue,
             },
@@ -261,10 +275,22 @@ impl Connection {
         self.outlet.error(code, message).await;
     }
 
+    /// [`Self::recheck`] if a time-bound grant or the session's time-out has come, or the
+    /// last full re-check is [`FULL_CHECK_EVERY_MS`] old.
+    async fn recheck_if_due(&mut self) -> Option<Ending> {
+        if now_ms() < self.recheck_at {
+            return None;
+        }
+        self.recheck().await
+    }
+
     /// Re-checks the session (signed out, timed out, account disabled) and the documents the
-    /// user may hold (reallocation, cover ending): access changes reach the device within
-    /// [`RECHECK_EVERY`].
+    /// user may hold (reallocation, cover ending), and notes when it must next be done even
+    /// if nobody changes anything: access changes reach the device within about a second.
     async fn recheck(&mut self) -> Option<Ending> {
+        let now = now_ms();
+        // Until this re-check succeeds, try again on the next tick.
+        self.recheck_at = now;
         match session_by_hash(&self.state, self.user.session.clone()).await {
             Ok(Some(user)) => self.user = user,
             Ok(None) => {
@@ -290,6 +316,7 @@ impl Connection {
         let Ok(documents) = allowed_documents(&self.state, &self.user).await else {
             return None;
         };
+        self.recheck_at = self.next_recheck(now).await;
         if documents == self.allowed {
             return None;
         }
@@ -311,6 +338,22 @@ impl Connection {
         tracing::info!(staff = %self.user.id, removed = removed.len(), "access changed on a live connection");
         self.send(&ServerMessage::Access { documents: list }).await;
         None
+    }
+
+    /// When the next re-check is due without the counter moving: the first of the session
+    /// timing out, a cover or duty access of the user's starting or ending, and
+    /// [`FULL_CHECK_EVERY_MS`] from `now`.
+    async fn next_recheck(&self, now: i64) -> i64 {
+        let session = auth::session_times_out_at(&self.state.db, &self.user.session).await;
+        let grant = crate::access::next_boundary(&self.state.db, &self.user, now).await;
+        match (session, grant) {
+            (Ok(session), Ok(grant)) => [session, grant]
+                .into_iter()
+                .flatten()
+                .fold(now + FULL_CHECK_EVERY_MS, i64::min),
+            // Storage hiccup: look again on the next tick.
+            _ => now,
+        }
     }
 
     /// The case of a record this user held before (per the audit log) but may no longer hold.

@@ -346,6 +346,162 @@ async fn a_reallocated_case_leaves_the_old_workers_device_within_two_seconds() {
 }
 
 #[tokio::test]
+async fn an_allocation_removed_straight_in_the_database_still_leaves_the_device_within_two_seconds()
+{
+    // Live connections re-derive access when the database's access-change counter moves,
+    // which triggers do whatever writes the tables (an administrator's SQL included), not
+    // only the server's own handlers.
+    let server = TestServer::start().await.unwrap();
+    let (case, doc) = jos_own_case(&server).await;
+    let jo = server.sign_in("worker.north1").await;
+    let mut device = NativeDevice::new(jo.me.clone());
+    device.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    device.sync().await.unwrap();
+    assert!(device.holds(doc));
+    // Long enough that the connection's own clock (a full re-check every 30 s) is not due.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    casebook_server::on_pool!(&server.db, pool => sqlx::query("delete from allocations where case_id = $1")
+        .bind(case.to_string()).execute(pool).await.map(|_| ()))
+    .unwrap();
+    let took = wait_until("the case to leave Jo's device", &mut device, |d| {
+        !d.holds(doc)
+    })
+    .await;
+    assert!(took <= Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn every_table_access_is_derived_from_moves_the_access_change_counter_and_nothing_else_does()
+{
+    let server = TestServer::start().await.unwrap();
+    let (case, doc) = jos_own_case(&server).await;
+    let jo = server.sign_in("worker.north1").await;
+    let lee = server.sign_in("worker.north2").await;
+    let db = &server.db;
+    let counter = || casebook_server::access_changes::counter(db);
+    let run = |sql: &'static str, binds: Vec<String>| async move {
+        casebook_server::on_pool!(db, pool => {
+            let mut query = sqlx::query(sql);
+            for b in &binds {
+                query = query.bind(b.clone());
+            }
+            query.execute(pool).await.map(|_| ())
+        })
+        .unwrap();
+    };
+    let (case, doc, jo_id, lee_id) = (
+        case.to_string(),
+        doc.to_string(),
+        jo.me.id.to_string(),
+        lee.me.id.to_string(),
+    );
+    let team: (String,) = casebook_server::on_pool!(db, pool =>
+        sqlx::query_as("select team_id from cases where id = $1").bind(&case).fetch_one(pool).await)
+    .unwrap();
+    // A device of Jo's (a new device changes no one's access).
+    let before = counter().await.unwrap();
+    run(
+        "insert into devices (id, staff_id, first_seen_at, last_seen_at) values ('device-t', $1, 0, 0)",
+        vec![jo_id.clone()],
+    )
+    .await;
+    assert_eq!(counter().await.unwrap(), before, "a device registered");
+    let moves: Vec<(&str, &'static str, Vec<String>)> = vec![
+        (
+            "allocation added",
+            "insert into allocations (case_id, staff_id, relation) values ($1, $2, 'co-worker')",
+            vec![case.clone(), lee_id.clone()],
+        ),
+        (
+            "allocation removed",
+            "delete from allocations where case_id = $1 and staff_id = $2",
+            vec![case.clone(), lee_id.clone()],
+        ),
+        (
+            "cover added",
+            "insert into cover_assignments (id, case_id, staff_id, starts_at, ends_at, reason, created_by, created_at) values ('cover-t', $1, $2, 0, 1, 'test', $2, 0)",
+            vec![case.clone(), lee_id.clone()],
+        ),
+        (
+            "cover ended",
+            "update cover_assignments set ends_at = 2 where id = 'cover-t'",
+            vec![],
+        ),
+        (
+            "cover removed",
+            "delete from cover_assignments where id = 'cover-t'",
+            vec![],
+        ),
+        (
+            "case moved team",
+            "update cases set team_id = $1 where id = $2",
+            vec![team.0.clone(), case.clone()],
+        ),
+        (
+            "record retired",
+            "update documents set superseded_by = null where id = $1",
+            vec![doc.clone()],
+        ),
+        (
+            "account disabled",
+            "update staff set disabled = false where id = $1",
+            vec![lee_id.clone()],
+        ),
+        (
+            "role changed",
+            "update staff set role = role where id = $1",
+            vec![lee_id.clone()],
+        ),
+        (
+            "device revoked",
+            "update devices set revoked_at = 1 where id = 'device-t'",
+            vec![],
+        ),
+        (
+            "sessions ended",
+            "delete from sessions where staff_id = $1",
+            vec![lee_id.clone()],
+        ),
+    ];
+    for (what, sql, binds) in moves {
+        let before = counter().await.unwrap();
+        run(sql, binds).await;
+        assert!(
+            counter().await.unwrap() > before,
+            "{what} moves the counter"
+        );
+    }
+    // What happens all day without changing anyone's access does not.
+    let still: Vec<(&str, &'static str, Vec<String>)> = vec![
+        (
+            "a session used",
+            "update sessions set last_seen_at = last_seen_at + 1 where staff_id = $1",
+            vec![jo_id.clone()],
+        ),
+        (
+            "a device seen",
+            "update devices set last_seen_at = 2 where id = 'device-t'",
+            vec![],
+        ),
+        (
+            "a password changed",
+            "update staff set password_hash = password_hash where id = $1",
+            vec![jo_id.clone()],
+        ),
+    ];
+    for (what, sql, binds) in still {
+        let before = counter().await.unwrap();
+        run(sql, binds).await;
+        assert_eq!(
+            counter().await.unwrap(),
+            before,
+            "{what} leaves the counter"
+        );
+    }
+}
+
+#[tokio::test]
 async fn cover_arrives_on_the_covering_device_and_leaves_when_it_ends() {
     let server = TestServer::start().await.unwrap();
     let (case, doc) = jos_own_case(&server).await;
