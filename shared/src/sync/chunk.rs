@@ -1,15 +1,19 @@
-//! The header of a saved Automerge document, read without loading the document.
+//! The header of a saved Automerge document, read without loading the document, and the
+//! change chunks a sync message carries back to back.
 //!
 //! Automerge's chunk parser is private, so the few fields needed here are read by hand,
 //! following the binary format: the magic bytes, a 4-byte checksum, the chunk type (0 for a
-//! document), the chunk's length (LEB128), then the actors (a count, each a length and its
-//! bytes) and the heads (a count, each 32 bytes). The tests check the result against
-//! Automerge's own `save` and `get_heads`.
+//! document, 1 for a change, 2 for a compressed change), the chunk's length (LEB128), then
+//! for a document the actors (a count, each a length and its bytes) and the heads (a count,
+//! each 32 bytes). The tests check the result against Automerge's own `save`, `get_heads`
+//! and changes.
 
 use automerge::ChangeHash;
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const DOCUMENT: u8 = 0;
+const CHANGE: u8 = 1;
+const COMPRESSED: u8 = 2;
 
 /// The heads of `bytes` if they are exactly one saved Automerge document (the magic bytes,
 /// a checksum, the document chunk type and a length that covers the rest), sorted; `None`
@@ -38,6 +42,25 @@ pub fn document_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
     }
     heads.sort();
     Some(heads)
+}
+
+/// `bytes` cut into the change chunks they hold back to back (how a sync message carries
+/// changes), each with its header; `None` if anything in them is not a whole change chunk.
+pub fn change_chunks(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < bytes.len() {
+        let rest = &bytes[start..];
+        if rest.len() < 10 || rest[..4] != MAGIC || !matches!(rest[8], CHANGE | COMPRESSED) {
+            return None;
+        }
+        let mut at = 9;
+        let length = usize::try_from(leb128(rest, &mut at)?).ok()?;
+        let end = at.checked_add(length).filter(|&end| end <= rest.len())?;
+        chunks.push(&rest[..end]);
+        start += end;
+    }
+    Some(chunks)
 }
 
 /// Whether `bytes` are exactly one saved Automerge document.
@@ -112,5 +135,31 @@ mod tests {
         let mut lying = saved[..10].to_vec();
         lying.extend([0xff, 0x01]);
         assert!(document_heads(&lying).is_none());
+    }
+
+    #[test]
+    fn changes_back_to_back_are_cut_where_automerge_wrote_them() {
+        let mut doc = document(3, 12);
+        let changes = doc.get_changes(&[]);
+        let joined: Vec<u8> = changes
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let cut = change_chunks(&joined).expect("only change chunks");
+        assert_eq!(cut.len(), changes.len());
+        for (piece, change) in cut.iter().zip(&changes) {
+            assert_eq!(*piece, change.raw_bytes());
+        }
+        assert_eq!(change_chunks(&[]), Some(Vec::new()));
+        assert!(
+            change_chunks(&joined[..joined.len() - 1]).is_none(),
+            "truncated"
+        );
+        assert!(change_chunks(&doc.save()).is_none(), "a document");
+        let with_document = [joined.clone(), doc.save()].concat();
+        assert!(
+            change_chunks(&with_document).is_none(),
+            "a document after changes"
+        );
     }
 }

@@ -11,16 +11,77 @@
 //!
 //! A third case is the first message to a peer that holds nothing of the document (a
 //! device picking up a case): Automerge sends the whole document, encoded afresh with
-//! `save()`. [`next_message_saving`] sends an encoding already at hand instead (the server
+//! `save()`. [`next_message_kept`] sends an encoding already at hand instead (the server
 //! keeps the snapshot it loaded a document from), with the same summary and state.
+//!
+//! A fourth is a peer some changes behind (a device that was busy, or held back while it
+//! answered: see `DocumentRoom::outgoing`). Automerge works out which changes to send from
+//! the change graph, which is cheap, and then extracts them with a pass over the document's
+//! operations, which is not: under load that pass was most of the server's work. When every
+//! change to send is one the room has seen arrive recently ([`Recent`]), the message is
+//! built from those bytes, with the same choice of changes, order, summary and state.
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// The message to send to the peer whose sync state is `state`, or `None` when it is owed
 /// nothing; the same answer as `generate_sync_message`, with the same effect on `state`.
 pub fn next_message(doc: &mut AutoCommit, state: &mut sync::State) -> Option<sync::Message> {
-    next_message_saving(doc, state, &mut None)
+    next_message_kept(doc, state, &mut Kept::default())
+}
+
+/// What a document's holder keeps to answer peers without a pass over the document: its
+/// last whole encoding and the changes it saw arrive recently.
+#[derive(Clone, Debug, Default)]
+pub struct Kept {
+    /// The whole document encoded, while it is unchanged.
+    pub saved: Option<Saved>,
+    /// Changes as they arrived, most recent last.
+    pub recent: Recent,
+}
+
+/// Changes of a document as they arrived (their encoded bytes by hash), the most recent
+/// [`Recent::MAX_CHANGES`] and at most [`Recent::MAX_BYTES`] of them.
+#[derive(Clone, Debug, Default)]
+pub struct Recent {
+    bytes: HashMap<ChangeHash, Vec<u8>>,
+    order: VecDeque<ChangeHash>,
+    total: usize,
+}
+
+impl Recent {
+    /// Most changes kept.
+    pub const MAX_CHANGES: usize = 1_000;
+    /// Most bytes of changes kept.
+    pub const MAX_BYTES: usize = 512 * 1024;
+
+    /// Keeps `bytes`, the encoding of the change `hash`, forgetting the oldest beyond the caps.
+    pub fn add(&mut self, hash: ChangeHash, bytes: Vec<u8>) {
+        if bytes.len() > Self::MAX_BYTES || self.bytes.contains_key(&hash) {
+            return;
+        }
+        self.total += bytes.len();
+        self.bytes.insert(hash, bytes);
+        self.order.push_back(hash);
+        while self.order.len() > Self::MAX_CHANGES || self.total > Self::MAX_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.bytes.remove(&old) {
+                self.total -= b.len();
+            }
+        }
+    }
+
+    /// Forgets every change (the document was replaced).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn get(&self, hash: &ChangeHash) -> Option<&[u8]> {
+        self.bytes.get(hash).map(Vec::as_slice)
+    }
 }
 
 /// The whole document encoded (what `AutoCommit::save` returns, or bytes that load to the
@@ -44,13 +105,14 @@ impl Saved {
     }
 }
 
-/// As [`next_message`], sending `saved` rather than encoding the document again when the
-/// peer holds nothing of it and `saved` is of the document as it is; otherwise the encoding
-/// made for the peer is kept in `saved` for the next such peer.
-pub fn next_message_saving(
+/// As [`next_message`], using what `kept` holds: its whole encoding rather than encoding
+/// the document again when the peer holds nothing of it and the encoding is of the document
+/// as it is (otherwise the encoding made for the peer is kept for the next such peer), and
+/// its recent changes rather than extracting them when they are all the peer is owed.
+pub fn next_message_kept(
     doc: &mut AutoCommit,
     state: &mut sync::State,
-    saved: &mut Option<Saved>,
+    kept: &mut Kept,
 ) -> Option<sync::Message> {
     let heads = doc.get_heads();
     if owed_nothing(state, &heads) {
@@ -59,7 +121,10 @@ pub fn next_message_saving(
     if let Some(message) = acknowledgement(doc, state, &heads) {
         return Some(message);
     }
-    if let Some(message) = whole_document(doc, state, &heads, saved) {
+    if let Some(message) = whole_document(doc, state, &heads, &mut kept.saved) {
+        return Some(message);
+    }
+    if let Some(message) = recent_changes(doc, state, &heads, &kept.recent) {
         return Some(message);
     }
     doc.sync().generate_sync_message(state)
@@ -177,6 +242,103 @@ fn whole_document(
     ))
 }
 
+/// The message for a peer owed changes that are all in `recent`: what
+/// `generate_sync_message` would send (the same changes chosen the same way from the change
+/// graph, in the same order, with the same summary), with the changes' bytes taken from
+/// `recent` instead of extracted from the document. `None` for any peer Automerge would
+/// answer some other way (it asks for changes, asks for a reset, would be sent the whole
+/// document or nothing) or owed a change `recent` no longer holds.
+fn recent_changes(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    heads: &[ChangeHash],
+    recent: &Recent,
+) -> Option<sync::Message> {
+    let their_heads = state.their_heads.as_ref()?;
+    let their_have = state.their_have.as_ref()?;
+    let ready = !recent.order.is_empty()
+        && !their_heads.is_empty()
+        && state.their_need.as_ref().is_some_and(Vec::is_empty)
+        && !their_have.is_empty()
+        && !state.read_only
+        && !state.needs_reset
+        && !state.is_peer_read_only()
+        // Automerge waits while a message with these heads is unanswered.
+        && !(state.have_responded && state.last_sent_heads == heads)
+        // We hold every change they have (so we ask for nothing and summarise since the
+        // shared heads), and the start of their summary (else Automerge asks for a reset).
+        && doc.get_missing_deps(their_heads).is_empty()
+        && their_have
+            .first()
+            .is_none_or(|have| doc.get_missing_deps(&have.last_sync).is_empty());
+    if !ready {
+        return None;
+    }
+    // As Automerge's `get_hashes_to_send`: every change since their summaries' start that
+    // no summary holds, and every change depending on one of those.
+    let last_sync: Vec<ChangeHash> = their_have
+        .iter()
+        .flat_map(|h| h.last_sync.iter().copied())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let since = doc.get_changes_meta(&last_sync);
+    let mut dependents: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
+    let mut chosen = HashSet::new();
+    for change in &since {
+        for dep in &change.deps {
+            dependents.entry(*dep).or_default().push(change.hash);
+        }
+        if their_have
+            .iter()
+            .all(|have| !have.bloom.contains_hash(&change.hash))
+        {
+            chosen.insert(change.hash);
+        }
+    }
+    let mut stack: Vec<ChangeHash> = chosen.iter().copied().collect();
+    while let Some(hash) = stack.pop() {
+        for dependent in dependents.get(&hash).into_iter().flatten() {
+            if chosen.insert(*dependent) {
+                stack.push(*dependent);
+            }
+        }
+    }
+    let hashes: Vec<ChangeHash> = since
+        .iter()
+        .map(|c| c.hash)
+        .filter(|h| chosen.contains(h) && !state.sent_hashes.contains(h))
+        .collect();
+    let version = version_for(state);
+    let in_doc = automerge::ReadDoc::stats(&*doc).num_changes as usize;
+    // Nothing to send is answered by Automerge (or the shortcuts above); a third of the
+    // document or more goes whole.
+    if hashes.is_empty() || (version == sync::MessageVersion::V2 && hashes.len() * 3 > in_doc) {
+        return None;
+    }
+    let bytes: Vec<&[u8]> = hashes
+        .iter()
+        .map(|h| recent.get(h))
+        .collect::<Option<_>>()?;
+    let changes = match version {
+        sync::MessageVersion::V2 => vec![bytes.concat()],
+        sync::MessageVersion::V1 => bytes.iter().map(|b| b.to_vec()).collect(),
+    };
+    let summarised: Vec<ChangeHash> = doc
+        .get_changes_meta(&state.shared_heads)
+        .iter()
+        .map(|c| c.hash)
+        .collect();
+    mark_sent(state, heads, &hashes);
+    Some(build(
+        heads,
+        state.shared_heads.clone(),
+        &summarised,
+        changes,
+        version,
+    ))
+}
+
 /// The version Automerge writes for the peer whose state is `state`: 2 once it has said it
 /// reads version 2 messages.
 pub(crate) fn version_for(state: &sync::State) -> sync::MessageVersion {
@@ -237,7 +399,7 @@ mod tests {
     struct Side {
         doc: AutoCommit,
         state: sync::State,
-        saved: Option<Saved>,
+        kept: Kept,
     }
 
     impl Side {
@@ -245,7 +407,16 @@ mod tests {
             Side {
                 doc: AutoCommit::new(),
                 state: sync::State::new(),
-                saved: None,
+                kept: Kept::default(),
+            }
+        }
+
+        /// Keeps the changes made or received since `before`, as a room does.
+        fn keep_since(&mut self, before: &[ChangeHash]) {
+            for change in self.doc.get_changes(before) {
+                self.kept
+                    .recent
+                    .add(change.hash(), change.raw_bytes().to_vec());
             }
         }
     }
@@ -256,6 +427,7 @@ mod tests {
         owed_nothing: usize,
         acknowledgements: usize,
         whole_documents: usize,
+        recent_changes: usize,
     }
 
     /// Builds the next message both ways and checks they agree; returns it, counting the
@@ -278,10 +450,19 @@ mod tests {
         .is_some()
         {
             shortcuts.whole_documents += 1;
+        } else if recent_changes(
+            &mut side.doc.clone(),
+            &mut side.state.clone(),
+            &heads,
+            &side.kept.recent,
+        )
+        .is_some()
+        {
+            shortcuts.recent_changes += 1;
         }
         // The side keeps the last whole encoding it made, as a room keeps its snapshot: it
         // is sent again only while the document is unchanged.
-        let got = next_message_saving(&mut side.doc, &mut side.state, &mut side.saved);
+        let got = next_message_kept(&mut side.doc, &mut side.state, &mut side.kept);
         assert_eq!(
             got.as_ref().map(|m| m.clone().encode()),
             expected.map(sync::Message::encode),
@@ -294,10 +475,15 @@ mod tests {
     /// Hands one encoded message to a side.
     fn deliver(side: &mut Side, bytes: &[u8]) {
         let m = sync::Message::decode(bytes).unwrap();
+        let before = side.doc.get_heads();
         side.doc
             .sync()
             .receive_sync_message(&mut side.state, m)
             .unwrap();
+        if side.doc.get_heads() != before {
+            side.kept.saved = None;
+            side.keep_since(&before);
+        }
     }
 
     /// Two sides editing at random and exchanging messages over a channel that delivers in
@@ -323,8 +509,11 @@ mod tests {
                     }
                     1..=12 => {
                         let key = format!("k{}", rng.random_range(0..20));
+                        let before = sides[i].doc.get_heads();
                         sides[i].doc.put(automerge::ROOT, key, step as i64).unwrap();
                         sides[i].doc.commit();
+                        sides[i].kept.saved = None;
+                        sides[i].keep_since(&before);
                     }
                     13..=28 => {
                         if let Some(m) = next_checked(&mut sides[i], &mut shortcuts) {
@@ -367,6 +556,11 @@ mod tests {
             shortcuts.whole_documents > 20,
             "{}",
             shortcuts.whole_documents
+        );
+        assert!(
+            shortcuts.recent_changes > 20,
+            "{}",
+            shortcuts.recent_changes
         );
     }
 }

@@ -9,7 +9,7 @@
 //! If `receive` fails the room may hold part of a message that was not stored: the server
 //! must drop the room and load it again from storage.
 
-use super::message::Saved;
+use super::message::{Kept, Saved};
 use crate::protocol::Head;
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash};
@@ -119,10 +119,11 @@ pub struct DocumentRoom {
     fresh: Option<Fresh>,
     /// Messages built by [`pass_on`] rather than by Automerge (for tests).
     passed_on: usize,
-    /// The whole document encoded, while it is unchanged: the snapshot it was loaded from,
-    /// or the last encoding made. A device that holds nothing of the document (picking up a
-    /// case) is sent this rather than a fresh encoding.
-    saved: Option<Saved>,
+    /// The whole document encoded while it is unchanged (the snapshot it was loaded from, or
+    /// the last encoding made), sent to a device that holds nothing of it (picking up a case)
+    /// rather than a fresh encoding; and the changes that arrived recently, sent to devices
+    /// behind rather than extracted from the document again for each.
+    kept: Kept,
 }
 
 /// Changes just added to the document, as they arrived.
@@ -180,6 +181,35 @@ fn pass_on(
     ))
 }
 
+/// The changes the document gained since `before`, in an order that respects their
+/// dependencies: taken from the chunks the message carried (`carried`) when they hold every
+/// one of them, which saves Automerge extracting them again with a pass over the document;
+/// otherwise (a change that waited for one of these, a whole document) extracted.
+fn arrived(doc: &mut AutoCommit, before: &[ChangeHash], carried: &[Vec<u8>]) -> Vec<Change> {
+    let gained: Vec<ChangeHash> = doc
+        .get_changes_meta(before)
+        .iter()
+        .map(|c| c.hash)
+        .collect();
+    let mut by_hash: HashMap<ChangeHash, Change> = HashMap::new();
+    for chunk in carried {
+        let Some(pieces) = super::chunk::change_chunks(chunk) else {
+            return doc.get_changes(before);
+        };
+        for piece in pieces {
+            let Ok(change) = Change::from_bytes(piece.to_vec()) else {
+                return doc.get_changes(before);
+            };
+            by_hash.insert(change.hash(), change);
+        }
+    }
+    gained
+        .iter()
+        .map(|h| by_hash.remove(h))
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_else(|| doc.get_changes(before))
+}
+
 impl DocumentRoom {
     /// A room over an empty document.
     pub fn empty() -> Self {
@@ -189,7 +219,7 @@ impl DocumentRoom {
             due: BTreeSet::new(),
             fresh: None,
             passed_on: 0,
-            saved: None,
+            kept: Kept::default(),
         }
     }
 
@@ -207,10 +237,16 @@ impl DocumentRoom {
             .map(|bytes| Change::from_bytes(bytes.to_vec()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RoomError::Load(e.to_string()))?;
-        let saved = match (snapshot, changes.is_empty()) {
-            (Some(bytes), true) => Some(Saved::new(doc.get_heads(), bytes.to_vec())),
-            _ => None,
+        let mut kept = Kept {
+            saved: match (snapshot, changes.is_empty()) {
+                (Some(bytes), true) => Some(Saved::new(doc.get_heads(), bytes.to_vec())),
+                _ => None,
+            },
+            ..Kept::default()
         };
+        for change in &changes {
+            kept.recent.add(change.hash(), change.raw_bytes().to_vec());
+        }
         doc.apply_changes(changes)
             .map_err(|e| RoomError::Load(e.to_string()))?;
         super::forget_patches(&mut doc);
@@ -220,7 +256,7 @@ impl DocumentRoom {
             due: BTreeSet::new(),
             fresh: None,
             passed_on: 0,
-            saved,
+            kept,
         })
     }
 
@@ -249,12 +285,13 @@ impl DocumentRoom {
         super::forget_patches(&mut self.doc);
         let gained = self.doc.get_heads() != before;
         if gained {
-            self.saved = None;
+            self.kept.saved = None;
             self.due.extend(self.peers.keys().copied());
             // Changes alone (no snapshot) are passed on to peers in step like changes a peer
             // sent: one extraction here rather than one per peer.
             self.fresh = if snapshot.is_none() {
                 let new = self.doc.get_changes(&before);
+                self.keep_recent(&new);
                 let mut before = before;
                 before.sort();
                 Some(Fresh {
@@ -302,6 +339,7 @@ impl DocumentRoom {
         state.awaiting_since = None;
         let before = self.doc.get_heads();
         let records_before = automerge::ReadDoc::length(&self.doc, automerge::ROOT);
+        let carried: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
         let mut patches = automerge::PatchLog::active();
         self.doc
             .sync()
@@ -325,7 +363,7 @@ impl DocumentRoom {
         let new_changes = if self.doc.get_heads() == before {
             Vec::new()
         } else {
-            self.doc.get_changes(&before)
+            arrived(&mut self.doc, &before, &carried)
         };
         if new_changes.len() > limits.max_changes_per_message {
             return Err(RoomError::TooManyChanges);
@@ -334,7 +372,8 @@ impl DocumentRoom {
             automerge::ReadDoc::length(&self.doc, automerge::ROOT).saturating_sub(records_before);
         self.due.insert(peer);
         if !new_changes.is_empty() {
-            self.saved = None;
+            self.kept.saved = None;
+            self.keep_recent(&new_changes);
             self.due.extend(self.peers.keys().copied());
             let mut before = before;
             before.sort();
@@ -382,7 +421,7 @@ impl DocumentRoom {
                 None => None,
             }
             .or_else(|| {
-                super::message::next_message_saving(&mut self.doc, &mut state.sync, &mut self.saved)
+                super::message::next_message_kept(&mut self.doc, &mut state.sync, &mut self.kept)
             });
             if let Some(message) = message {
                 // Changes that move the peer to new heads: it answers once it has them.
@@ -404,6 +443,15 @@ impl DocumentRoom {
         // Still owed: asked again when they answer, or once the wait is over.
         self.due.extend(held);
         out
+    }
+
+    /// Keeps the bytes of changes that just arrived, for peers that are behind.
+    fn keep_recent(&mut self, changes: &[Change]) {
+        for change in changes {
+            self.kept
+                .recent
+                .add(change.hash(), change.raw_bytes().to_vec());
+        }
     }
 
     /// Removes a peer (its connection closed).
@@ -451,7 +499,7 @@ impl DocumentRoom {
     /// The whole document, compacted, for a snapshot.
     pub fn save(&mut self) -> Vec<u8> {
         let bytes = self.doc.save();
-        self.saved = Some(Saved::new(self.doc.get_heads(), bytes.clone()));
+        self.kept.saved = Some(Saved::new(self.doc.get_heads(), bytes.clone()));
         bytes
     }
 
@@ -732,6 +780,56 @@ mod tests {
             .unwrap();
         assert_eq!(received.new_changes.len(), 3);
         assert!(!received.stale);
+    }
+
+    #[test]
+    fn the_changes_handed_back_are_those_automerge_would_extract() {
+        // Three devices writing concurrently, some of their messages held back and delivered
+        // late, so the room gains changes one at a time, several at once, and changes that
+        // waited for others: whatever the room hands back for storage equals what Automerge
+        // extracts for the same heads, byte for byte and in the same order.
+        let mut room = DocumentRoom::empty();
+        let mut devices: Vec<Device> = (0..3).map(|_| Device::fresh()).collect();
+        let mut held: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut gained = 0;
+        for round in 0..40 {
+            for (i, d) in devices.iter_mut().enumerate() {
+                // Now and then two changes in one message.
+                for n in 0..(round + i) % 3 {
+                    d.doc
+                        .put(automerge::ROOT, format!("k{round}-{i}-{n}"), round as i64)
+                        .unwrap();
+                    d.doc.commit();
+                }
+                if let Some(m) = d.doc.sync().generate_sync_message(&mut d.state) {
+                    held.push((i, m.encode()));
+                }
+            }
+            // Deliver the oldest message first, or now and then the newest.
+            while !held.is_empty() {
+                let (i, data) = if round % 5 == 0 {
+                    held.pop().unwrap()
+                } else {
+                    held.remove(0)
+                };
+                let before = room.change_hashes();
+                let received = room
+                    .receive(i as PeerId, 1, &data, &Limits::default())
+                    .unwrap();
+                let expected = room.document().clone().get_changes(&before);
+                let bytes = |changes: &[Change]| -> Vec<Vec<u8>> {
+                    changes.iter().map(|c| c.raw_bytes().to_vec()).collect()
+                };
+                assert_eq!(bytes(&received.new_changes), bytes(&expected));
+                gained += received.new_changes.len();
+                for out in room.outgoing(0) {
+                    let d = &mut devices[out.peer as usize];
+                    let m = sync::Message::decode(&out.data).unwrap();
+                    d.doc.sync().receive_sync_message(&mut d.state, m).unwrap();
+                }
+            }
+        }
+        assert!(gained > 30, "{gained}");
     }
 
     #[test]
