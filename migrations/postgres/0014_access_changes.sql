@@ -1,17 +1,13 @@
--- One counter that moves whenever something a live connection's access depends on changes
--- (sessions ended, accounts disabled or moved, devices revoked, allocations, cover, duty
--- access, cases moving teams, records registered or retired). Each server instance reads it
--- a few times a second and its connections re-derive their access only when it moved (or a
--- time-bound grant starts or ends), instead of every connection asking every second.
-create table access_changes (
-    id integer primary key check (id = 1),
-    counter bigint not null
-);
-insert into access_changes (id, counter) values (1, 0);
-
+-- Whenever something a live connection's access depends on changes (sessions ended,
+-- accounts disabled or moved, devices revoked, allocations, cover, duty access, cases moving
+-- teams, records registered or retired), every server instance is told on commit, and its
+-- connections re-derive their access then (or when a time-bound grant starts or ends),
+-- instead of every connection asking every second. A notification rather than a counter
+-- row (as on SQLite): it takes no row lock, so transactions touching these tables never
+-- wait on each other for it, and it is delivered only when the transaction commits.
 create function access_changed() returns trigger language plpgsql as $$
 begin
-    update access_changes set counter = counter + 1;
+    perform pg_notify('casebook_access', '');
     return null;
 end;
 $$;

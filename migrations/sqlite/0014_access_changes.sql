@@ -1,8 +1,9 @@
 -- One counter that moves whenever something a live connection's access depends on changes
 -- (sessions ended, accounts disabled or moved, devices revoked, allocations, cover, duty
--- access, cases moving teams, records registered or retired). Each server instance reads it
--- a few times a second and its connections re-derive their access only when it moved (or a
+-- access, cases moving teams, records registered or retired). The server reads it a few
+-- times a second and its connections re-derive their access only when it moved (or a
 -- time-bound grant starts or ends), instead of every connection asking every second.
+-- (PostgreSQL notifies instead: see its 0014.)
 create table access_changes (
     id integer primary key check (id = 1),
     counter bigint not null

@@ -121,7 +121,7 @@ pub async fn accessible_cases(
 
 /// The next moment after `now` at which what `user` may open changes by itself: a cover of
 /// theirs starting or ending, or a duty access of theirs expiring. Live connections
-/// re-derive their access then (changes made by people move the access-change counter
+/// re-derive their access then (changes people make to the tables are reported by the database
 /// instead: [`crate::access_changes`]).
 pub async fn next_boundary(db: &crate::db::Db, user: &AuthUser, now: i64) -> Result<Option<i64>> {
     let staff = user.id.to_string();

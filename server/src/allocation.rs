@@ -1,7 +1,7 @@
 //! Decisions about who works a case: reallocation, cover, and a senior's duty access. Each is
 //! an HTTP call checked on the server by role and team; the change reaches live sync
-//! connections within about a second (they re-derive their documents when the access-change
-//! counter moves: [`crate::access_changes`]).
+//! connections within about a second (they re-derive their documents when the database reports
+//! an access change: [`crate::access_changes`]).
 
 use crate::auth::AuthUser;
 use crate::cases::parse_case;

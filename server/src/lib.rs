@@ -14,8 +14,9 @@
 //! - [`auth`]: passwords (argon2id), sessions, the `AuthUser` extractor, sign-in and out.
 //! - [`admin`]: account administration (`casebook-server admin ...` and the admin screen's API).
 //! - [`access`]: who may open which case (allocation, cover, team seniors, manager, duty).
-//! - [`access_changes`]: when live connections must re-derive their access (a counter moved
-//!   by triggers on the tables access comes from).
+//! - [`access_changes`]: when live connections must re-derive their access (triggers on the
+//!   tables access comes from report changes: a counter on SQLite, notifications on
+//!   PostgreSQL).
 //! - [`absence`]: absences, and cover for a whole caseload in one action.
 //! - [`team`]: the duty senior rota, and a senior's view of their team's workload and cases.
 //! - [`allocation`]: reallocation, cover and duty access (checked by role and team).

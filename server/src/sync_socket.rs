@@ -42,7 +42,7 @@ const LANES_GRACE: Duration = Duration::from_secs(5);
 const OUTBOX_FRAMES: usize = 1024;
 /// How often a live connection looks whether it is due to re-check its session and the
 /// documents its user may hold (a comparison of times; the re-check itself runs when the
-/// access-change counter moves or a time-bound grant starts or ends: see
+/// database reports an access change or a time-bound grant starts or ends: see
 /// [`crate::access_changes`]).
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long the server waits for a device to finish a closing handshake.
@@ -113,7 +113,7 @@ struct Connection {
     joined: BTreeSet<DocumentId>,
     lanes: Lanes,
     /// When (server clock, ms) the session and access must be re-checked even if the
-    /// access-change counter has not moved.
+    /// database has reported no access change.
     recheck_at: i64,
 }
 
@@ -340,7 +340,7 @@ impl Connection {
         None
     }
 
-    /// When the next re-check is due without the counter moving: the first of the session
+    /// When the next re-check is due if no access change is reported: the first of the session
     /// timing out, a cover or duty access of the user's starting or ending, and
     /// [`FULL_CHECK_EVERY_MS`] from `now`.
     async fn next_recheck(&self, now: i64) -> i64 {
