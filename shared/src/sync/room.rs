@@ -566,6 +566,15 @@ mod tests {
             }
         }
 
+        /// Takes in one message from the room.
+        fn hear(&mut self, data: &[u8]) {
+            let m = sync::Message::decode(data).unwrap();
+            self.doc
+                .sync()
+                .receive_sync_message(&mut self.state, m)
+                .unwrap();
+        }
+
         /// Its next message, encoded.
         fn say(&mut self) -> Vec<u8> {
             self.doc
@@ -589,9 +598,7 @@ mod tests {
             }
             for out in room.outgoing(0) {
                 quiet = false;
-                let d = &mut devices[out.peer as usize];
-                let m = sync::Message::decode(&out.data).unwrap();
-                d.doc.sync().receive_sync_message(&mut d.state, m).unwrap();
+                devices[out.peer as usize].hear(&out.data);
             }
             if quiet {
                 return;
@@ -635,9 +642,7 @@ mod tests {
         assert_eq!(room.peers[&1].sync.sent_hashes, copy.sent_hashes);
         assert_eq!(room.peers[&1].sync.last_sent_heads, copy.last_sent_heads);
         for out in out {
-            let d = &mut devices[out.peer as usize];
-            let m = sync::Message::decode(&out.data).unwrap();
-            d.doc.sync().receive_sync_message(&mut d.state, m).unwrap();
+            devices[out.peer as usize].hear(&out.data);
         }
         settle(&mut room, &mut devices);
         for d in &mut devices {
@@ -709,12 +714,7 @@ mod tests {
             room.receive(0, 1, &m.encode(), &limits).unwrap();
             let out = room.outgoing(now);
             for o in out.iter().filter(|o| o.peer == 0) {
-                let m = sync::Message::decode(&o.data).unwrap();
-                writer
-                    .doc
-                    .sync()
-                    .receive_sync_message(&mut writer.state, m)
-                    .unwrap();
+                writer.hear(&o.data);
             }
             out.into_iter().filter(|o| o.peer == 1).collect::<Vec<_>>()
         };
@@ -728,12 +728,7 @@ mod tests {
             assert!(write(&mut room, writer, n, 1_000 + n as u64).is_empty());
         }
         // It takes in the first message and answers: one message brings the other three.
-        let m = sync::Message::decode(&first[0].data).unwrap();
-        reader
-            .doc
-            .sync()
-            .receive_sync_message(&mut reader.state, m)
-            .unwrap();
+        reader.hear(&first[0].data);
         let answer = reader
             .doc
             .sync()
@@ -742,12 +737,7 @@ mod tests {
         room.receive(1, 1, &answer.encode(), &limits).unwrap();
         let out = room.outgoing(1_010);
         assert_eq!(out.len(), 1);
-        let m = sync::Message::decode(&out[0].data).unwrap();
-        reader
-            .doc
-            .sync()
-            .receive_sync_message(&mut reader.state, m)
-            .unwrap();
+        reader.hear(&out[0].data);
         assert_eq!(
             reader.doc.get_heads(),
             room.doc.get_heads(),
@@ -823,9 +813,7 @@ mod tests {
                 assert_eq!(bytes(&received.new_changes), bytes(&expected));
                 gained += received.new_changes.len();
                 for out in room.outgoing(0) {
-                    let d = &mut devices[out.peer as usize];
-                    let m = sync::Message::decode(&out.data).unwrap();
-                    d.doc.sync().receive_sync_message(&mut d.state, m).unwrap();
+                    devices[out.peer as usize].hear(&out.data);
                 }
             }
         }
