@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -108,9 +109,14 @@ impl NativeDevice {
     pub async fn connect(&mut self, ws_url: &str, cookie: &str) -> anyhow::Result<()> {
         let mut request = ws_url.into_client_request()?;
         request.headers_mut().insert("cookie", cookie.parse()?);
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .context("opening the sync socket")?;
+        // tungstenite zeroes its read buffer (128 KiB by default) before every read: a
+        // thousand simulated devices in one process would spend much of a core on that.
+        // Frames are mostly under a kilobyte; a larger one grows the buffer.
+        let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+        let (socket, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                .await
+                .context("opening the sync socket")?;
         self.socket = Some(socket);
         let out = self.core.connected(self.now());
         self.apply(out).await?;

@@ -120,6 +120,39 @@ async fn every_change_is_stored_with_who_sent_it_before_it_is_acknowledged() {
     assert_eq!(device, a.core.device().to_string());
 }
 
+/// The server reads a device's frames through a small buffer (8 KiB) that grows for a
+/// larger frame: a catch-up several times that size arrives whole and reaches a co-worker.
+#[tokio::test]
+async fn a_catch_up_frame_larger_than_the_read_buffer_arrives_whole() {
+    use rand::Rng;
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
+    let mut a = online_device(&server, &jo).await;
+    let mut b = online_device(&server, &lee).await;
+    a.disconnect().await;
+    // Random text barely compresses, so the catch-up message stays large once deflated.
+    let mut rng = rand::rng();
+    let mut written = BTreeSet::new();
+    for _ in 0..200 {
+        let text: String = (0..240)
+            .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+            .collect();
+        written.insert(a.add_entry(doc, &draft(&text)).await.unwrap());
+    }
+    let saved = a.document(doc).unwrap().clone().save().len();
+    assert!(saved > 24 * 1024, "the offline work is {saved} bytes");
+    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+    a.sync().await.unwrap();
+    assert_eq!(a.core.waiting(), 0, "the server acknowledged all of it");
+    b.pump_until(Duration::from_secs(10), |d| {
+        let held: BTreeSet<_> = d.entries(doc).into_iter().map(|e| e.id).collect();
+        written.is_subset(&held)
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_device_restarted_from_its_storage_still_sends_what_it_had_not_synced() {
     let server = TestServer::start().await.unwrap();
