@@ -9,6 +9,11 @@
 //!                [--merge (keep the earlier figures of scenarios this run does not measure)]
 //! ```
 
+/// The server's allocator for the simulated devices too (`server/src/main.rs`): they run
+/// the same Automerge code.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, bail};
 use casebook_tests::bench::report::Report;
 use casebook_tests::bench::{self, Settings};
