@@ -70,10 +70,13 @@ impl Outlet {
     }
 }
 
+/// A message waiting in a lane. The audit entry is boxed: a lane's queue is allocated in
+/// blocks of 32 slots, and with the entry inline (twelve strings) every lane of every
+/// connection held about 11 KB of empty slots.
 struct Job {
     session: u32,
     data: Vec<u8>,
-    audit: audit::Entry,
+    audit: Box<audit::Entry>,
 }
 
 /// The lanes of one connection.
@@ -116,7 +119,7 @@ impl Lanes {
         let job = Job {
             session,
             data,
-            audit,
+            audit: Box::new(audit),
         };
         let sender = match self.senders.get(&doc) {
             Some(s) if !s.is_closed() => s.clone(),
@@ -176,10 +179,14 @@ async fn lane(lane: Lane, mut jobs: mpsc::Receiver<Job>) {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let denied = |reason| ServerMessage::Denied { doc, reason };
-        match state
-            .documents
-            .sync(&peer, doc, job.session, &job.data, job.audit)
-            .await
+        // Boxed: the handling's state (about 10 KB) is held only while a message is being
+        // handled, not for as long as the lane lives (one per document a device syncs).
+        match Box::pin(
+            state
+                .documents
+                .sync(&peer, doc, job.session, &job.data, *job.audit),
+        )
+        .await
         {
             Ok(()) => {}
             Err(SyncError::Retired) => {
@@ -211,5 +218,35 @@ async fn lane(lane: Lane, mut jobs: mpsc::Receiver<Job>) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The size of the future an async fn of two (or three) arguments returns.
+    fn future_size2<A, B, F: FnOnce(A, B) -> Fut, Fut>(_: F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+    fn future_size3<A, B, C, F: FnOnce(A, B, C) -> Fut, Fut>(_: F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// What every connection keeps for as long as it is open: its task, a task per document
+    /// it synced, and a queue per document. With the handling inline they were about 12 KB,
+    /// 10.6 KB and 11 KB (a thousand devices on five documents each: over 100 MB).
+    #[test]
+    fn an_idle_connection_holds_little_memory() {
+        let connection = future_size3(crate::sync_socket::connection);
+        let lane = future_size2(super::lane);
+        let queue_block = 32 * std::mem::size_of::<super::Job>();
+        assert!(
+            connection <= 4096,
+            "a connection's task is {connection} bytes"
+        );
+        assert!(lane <= 2048, "a lane's task is {lane} bytes");
+        assert!(
+            queue_block <= 2048,
+            "a lane's queue block is {queue_block} bytes"
+        );
     }
 }
