@@ -1,6 +1,8 @@
 // The automerge-repo sync server the bench compares Casebook with: a Repo with the
-// WebSocket server adapter and NodeFS storage, sharing every document with every peer
-// (as automerge-repo's own sync server does). Prints "listening PORT" once ready.
+// WebSocket server adapter and NodeFS storage that announces no document to a peer and
+// syncs each with the peers that ask for it, as automerge-repo's own sync server
+// (automerge-repo-sync-server, `sharePolicy: async () => false`) does. Prints
+// "listening PORT" once ready.
 //
 //   node server.mjs STORAGE_DIR
 import { Repo } from "@automerge/automerge-repo"
@@ -15,6 +17,6 @@ new Repo({
   network: [new WebSocketServerAdapter(wss)],
   storage: new NodeFSStorageAdapter(dir),
   peerId: "sync-server",
-  sharePolicy: async () => true,
+  sharePolicy: async () => false,
 })
 console.log(`listening ${wss.address().port}`)

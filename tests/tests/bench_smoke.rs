@@ -46,6 +46,7 @@ async fn catch_up_and_cover_pickup_run_and_measure() {
 async fn live_load_ladder_and_overload_lose_nothing_at_smoke_size() {
     let mut report = Report::default();
     bench::live::bench(&settings(), &mut report).await.unwrap();
+    bench::live::held(&settings(), &mut report).await.unwrap();
     let held = bench::ladder::climb(&settings(), None, &mut report)
         .await
         .unwrap();
@@ -65,7 +66,8 @@ async fn live_load_ladder_and_overload_lose_nothing_at_smoke_size() {
         figure(&report, "overload", "offered rate"),
         2.0 * bench::ladder::SMOKE_RATE
     );
-    for scenario in ["live load", "overload"] {
+    let held_scenario = format!("live load at {} changes/s", bench::live::HELD_RATE);
+    for scenario in ["live load", held_scenario.as_str(), "overload"] {
         for name in [
             "changes still waiting after a 20 s drain (kept on the devices)",
             "deliveries missing",

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! casebook-bench --server PATH [--engine sqlite|postgres|both] [--runs N] [--smoke]
-//!                [--only catch-up,cover,live,ladder,overload,scale,instances,automerge-repo,app]
+//!                [--only catch-up,cover,live,live-held,ladder,overload,scale,instances,automerge-repo,app]
 //!                [--json bench/results.json] [--markdown docs/performance.md]
 //!                [--method bench/method.md] [--dist DIR (the built app: app figures)]
 //!                [--root DIR (the workspace, for bench/automerge-repo; default .)]
@@ -155,6 +155,16 @@ async fn main() -> anyhow::Result<()> {
             println!("live load...");
             let r = bench::live::bench(&settings, &mut report).await;
             settle(&o, &mut report, &format!("live load ({engine})"), r);
+        }
+        if wanted("live") || wanted("live-held") {
+            println!("live load at the held rate...");
+            let r = bench::live::held(&settings, &mut report).await;
+            settle(
+                &o,
+                &mut report,
+                &format!("live load, held rate ({engine})"),
+                r,
+            );
         }
         // The overload is twice the highest rate the ladder held, so it needs the ladder.
         let mut held = None;
