@@ -2,10 +2,10 @@
 //! rising rates, each until it no longer holds the latency bound. 100 devices on 20
 //! documents (5 each, 25 devices per document), 20 s at each rate of [`RATES`].
 //!
-//! The 1,000-device shape cannot be compared: 1,000 automerge-repo clients in two
-//! Node processes were still connecting after several minutes. At 100 devices both systems
-//! run, and the figure that compares them is the highest rate each holds with p99 latency
-//! within [`BOUND_MS`] and nothing missing, with the server's memory at every rate.
+//! Both systems are driven by native clients in this process (Casebook's devices, and
+//! [`super::repo_client::RepoDevice`] for automerge-repo). The figure that compares them is
+//! the highest rate each holds with p99 latency within [`BOUND_MS`] and nothing missing,
+//! with the server's memory at every rate.
 
 use super::Settings;
 use super::live::{self, Load, Phase};

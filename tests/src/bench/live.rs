@@ -63,7 +63,7 @@ impl Load {
 
     /// When device `n` writes, in seconds from the start of the load: an even spread over
     /// the devices within each phase.
-    fn schedule(&self, n: usize) -> Vec<f64> {
+    pub fn schedule(&self, n: usize) -> Vec<f64> {
         let mut times = Vec::new();
         let mut start = 0.0;
         for phase in &self.phases {

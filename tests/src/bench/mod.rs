@@ -13,6 +13,7 @@
 //! - [`live`]: many devices writing at a steady rate (live load, overload, several instances).
 //! - [`scale`]: 100,000 stored documents.
 //! - [`node`]: the same catch-up and live load against an automerge-repo sync server.
+//! - [`repo_client`]: a native client of that server, for the live load.
 //! - [`app`]: the wasm bundle, opening offline, and cover pickup in Chromium.
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod fixture;
 pub mod ladder;
 pub mod live;
 pub mod node;
+pub mod repo_client;
 pub mod report;
 pub mod scale;
 

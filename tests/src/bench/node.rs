@@ -1,19 +1,27 @@
 //! Side by side: the catch-up and live-load workloads against an automerge-repo sync server
 //! (Node, `@automerge/automerge-repo` 2.5 with its WebSocket server adapter and NodeFS
-//! storage), driven by automerge-repo clients. The scripts are in `bench/automerge-repo/`;
+//! storage). The catch-up is driven by automerge-repo client repos in Node; the live load by
+//! native clients speaking automerge-repo's protocol ([`RepoDevice`]), as Casebook's live load
+//! is driven by native devices: Node client repos took more CPU than the server they loaded,
+//! so the ladder measured them rather than it. The scripts are in `bench/automerge-repo/`;
 //! the bench installs their pinned packages from the npm registry (`npm install`; `npm ci`
 //! refuses this lock file on npm 11 over optional platform packages of `cbor-extract`) on
 //! first use.
 
+use super::fixture;
 use super::live::Load;
+use super::repo_client::RepoDevice;
 use super::report::{Report, Run};
 use super::{ProcessStats, process_stats};
 use crate::database::TempDir;
 use anyhow::{Context, bail};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The folder of the automerge-repo scripts, with its packages installed.
@@ -146,12 +154,13 @@ impl LiveOutcome {
     }
 }
 
-/// Runs a live load (one phase) against a fresh automerge-repo server, with the devices
-/// split over two Node driver processes (one per core).
+/// A change as its writer made it: hash, when, and which device.
+type Made = (automerge::ChangeHash, Instant, usize);
+
+/// Runs a live load against a fresh automerge-repo server, driven by native clients
+/// ([`RepoDevice`]) in this process, as Casebook's load is driven by its native devices.
 pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
     let server = SyncServer::start(dir).await?;
-    let work = TempDir::new("automerge-repo-live");
-    let docs_file = work.0.join("documents.json");
     let setup = Command::new("node")
         .arg("setup.mjs")
         .arg(&server.url)
@@ -161,91 +170,176 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
         .output()
         .await
         .context("creating the automerge-repo documents")?;
-    let urls = String::from_utf8_lossy(&setup.stdout)
-        .lines()
-        .find(|l| l.starts_with('['))
-        .context("the automerge-repo setup printed no documents")?
-        .to_owned();
-    std::fs::write(&docs_file, urls)?;
-    let rate = load.phases[0].rate;
-    let seconds = load.phases[0].seconds;
-    let drivers = 2.min(load.devices);
-    let mut children = Vec::new();
-    for k in 0..drivers {
-        let first = load.devices * k / drivers;
-        let count = load.devices * (k + 1) / drivers - first;
-        let out = work.0.join(format!("live-{k}.json"));
-        let mut child = Command::new("node")
-            .arg("--max-old-space-size=4096")
-            .arg("live.mjs")
-            .arg(&server.url)
-            .arg(&docs_file)
-            .args([
-                load.devices.to_string(),
-                load.per_device.to_string(),
-                rate.to_string(),
-                seconds.to_string(),
-                first.to_string(),
-                count.to_string(),
-            ])
-            .arg(&out)
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting an automerge-repo load driver")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        children.push((child, out));
-        // Wait for this driver's devices to hold their documents.
-        tokio::time::timeout(Duration::from_secs(600), async {
-            while let Some(line) = lines.next_line().await? {
-                if line.trim() == "ready" {
-                    return Ok(());
-                }
-            }
-            bail!("an automerge-repo load driver exited before its devices were ready")
-        })
-        .await
-        .context("waiting for the automerge-repo devices")??;
-    }
-    let before = server.stats();
-    let start_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs_f64()
-        * 1000.0
-        + 500.0;
-    for (child, _) in &mut children {
-        let stdin = child.stdin.as_mut().context("stdin")?;
-        stdin.write_all(format!("{start_at}\n").as_bytes()).await?;
-        stdin.flush().await?;
-    }
-    tokio::time::sleep(Duration::from_secs_f64(seconds + 0.5)).await;
-    let after = server.stats();
-    let (mut latencies, mut made, mut expected, mut errors) = (Vec::new(), 0.0, 0.0, 0.0);
-    for (mut child, out) in children {
-        let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
-            .await
-            .context("an automerge-repo load driver did not finish")??;
-        let text = std::fs::read_to_string(&out)
-            .with_context(|| format!("the load driver wrote no results ({status})"))?;
-        let v: serde_json::Value = serde_json::from_str(&text)?;
-        for a in v["arrivals"].as_array().into_iter().flatten() {
-            if let Some(ms) = a.get(0).and_then(serde_json::Value::as_f64) {
-                latencies.push(ms);
-            }
+    let urls: Vec<String> = serde_json::from_str(
+        String::from_utf8_lossy(&setup.stdout)
+            .lines()
+            .find(|l| l.starts_with('['))
+            .context("the automerge-repo setup printed no documents")?,
+    )?;
+    let ids: Arc<Vec<String>> = Arc::new(
+        urls.iter()
+            .map(|u| u.trim_start_matches("automerge:").to_owned())
+            .collect(),
+    );
+    let mut holders = vec![0usize; load.documents];
+    for n in 0..load.devices {
+        for d in load.documents_of(n) {
+            holders[d] += 1;
         }
-        made += v["made"].as_f64().unwrap_or(0.0);
-        expected += v["expected"].as_f64().unwrap_or(0.0);
-        errors += v["errors"].as_f64().unwrap_or(0.0);
     }
-    Ok(LiveOutcome {
-        latencies,
-        made,
-        expected,
-        errors,
+    let seconds: f64 = load.phases.iter().map(|p| p.seconds).sum();
+    let made: Arc<Vec<Mutex<Vec<Made>>>> = Arc::new(
+        (0..load.documents)
+            .map(|_| Mutex::new(Vec::new()))
+            .collect(),
+    );
+    let connected = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
+    let go = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
+    let start: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let connecting = Arc::new(tokio::sync::Semaphore::new(16));
+    let writing = Arc::new(AtomicUsize::new(load.devices));
+    let mut tasks = Vec::new();
+    for n in 0..load.devices {
+        let mine = load.documents_of(n);
+        let schedule = load.schedule(n);
+        let url = server.url.clone();
+        let (ids, made, connected, go, start, connecting, writing) = (
+            ids.clone(),
+            made.clone(),
+            connected.clone(),
+            go.clone(),
+            start.clone(),
+            connecting.clone(),
+            writing.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let names: Vec<String> = mine.iter().map(|d| ids[*d].clone()).collect();
+            let device = async {
+                let _permit = connecting.acquire().await?;
+                RepoDevice::connect(&url, &format!("bench-device-{n}"), &names).await
+            }
+            .await;
+            connected.wait().await;
+            go.wait().await;
+            let mut device = device.with_context(|| format!("connecting device {n}"))?;
+            let start = start.lock().expect("start").expect("set before go");
+            let index: HashMap<String, usize> =
+                names.iter().cloned().zip(mine.iter().copied()).collect();
+            let mut seen: HashMap<usize, (usize, Vec<Made>)> = HashMap::new();
+            let mut arrivals: Vec<(automerge::ChangeHash, Instant)> = Vec::new();
+            let notice =
+                |doc: &str,
+                 am: &automerge::AutoCommit,
+                 seen: &mut HashMap<usize, (usize, Vec<Made>)>,
+                 arrivals: &mut Vec<(automerge::ChangeHash, Instant)>| {
+                    let Some(&d) = index.get(doc) else { return };
+                    let now = Instant::now();
+                    let (cursor, pending) = seen.entry(d).or_default();
+                    {
+                        let list = made[d].lock().expect("made");
+                        pending.extend(list[*cursor..].iter().filter(|m| m.2 != n));
+                        *cursor = list.len();
+                    }
+                    pending.retain(|m| {
+                        if fixture::has_change(am, &m.0) {
+                            arrivals.push((m.0, now));
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                };
+            for (k, at) in schedule.iter().enumerate() {
+                device
+                    .run_until(start + Duration::from_secs_f64(*at), &mut |doc, am| {
+                        notice(doc, am, &mut seen, &mut arrivals)
+                    })
+                    .await?;
+                let d = mine[k % mine.len()];
+                let hash = device.write(&ids[d], &format!("d{n}-{k}"), &fixture::entry_text(k))?;
+                made[d]
+                    .lock()
+                    .expect("made")
+                    .push((hash, Instant::now(), n));
+                device.sync_doc(&ids[d]).await?;
+            }
+            writing.fetch_sub(1, Ordering::SeqCst);
+            let end = start + Duration::from_secs_f64(seconds);
+            device
+                .run_until(end, &mut |doc, am| {
+                    notice(doc, am, &mut seen, &mut arrivals)
+                })
+                .await?;
+            // The drain: until every change made on its documents has arrived (or 20 s).
+            let drain_until = end + Duration::from_secs(20);
+            while Instant::now() < drain_until {
+                let all = mine.iter().all(|d| {
+                    let total = made[*d].lock().expect("made").len();
+                    seen.get(d)
+                        .is_some_and(|(c, p)| *c == total && p.is_empty())
+                });
+                if all && writing.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                let until = Instant::now() + Duration::from_millis(100);
+                device
+                    .run_until(until, &mut |doc, am| {
+                        notice(doc, am, &mut seen, &mut arrivals)
+                    })
+                    .await?;
+            }
+            anyhow::Ok((arrivals, device.errors))
+        }));
+    }
+    connected.wait().await;
+    let before = server.stats();
+    *start.lock().expect("start") = Some(Instant::now());
+    let at_end = {
+        let pid = server.child.id();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            process_stats(pid)
+        })
+    };
+    go.wait().await;
+    let mut by_hash: HashMap<automerge::ChangeHash, Instant> = HashMap::new();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await?);
+    }
+    let after = at_end.await?;
+    for list in made.iter() {
+        for m in list.lock().expect("made").iter() {
+            by_hash.insert(m.0, m.1);
+        }
+    }
+    let mut outcome = LiveOutcome {
+        latencies: Vec::new(),
+        made: by_hash.len() as f64,
+        expected: made
+            .iter()
+            .enumerate()
+            .map(|(d, list)| (list.lock().expect("made").len() * (holders[d] - 1)) as f64)
+            .sum(),
+        errors: 0.0,
         cpu_percent: (after.cpu_seconds - before.cpu_seconds) / seconds * 100.0,
         peak_rss_mb: after.peak_rss_mb,
-    })
+    };
+    for result in results {
+        match result {
+            Ok((arrivals, errors)) => {
+                outcome.errors += errors as f64;
+                for (hash, at) in arrivals {
+                    if let Some(made_at) = by_hash.get(&hash) {
+                        outcome
+                            .latencies
+                            .push(at.duration_since(*made_at).as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+            // A device whose connection failed counts as an error; its deliveries go missing.
+            Err(_) => outcome.errors += 1.0,
+        }
+    }
+    Ok(outcome)
 }
