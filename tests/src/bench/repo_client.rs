@@ -83,7 +83,9 @@ impl RepoDevice {
         device.socket.send(Message::Binary(join.into())).await?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while device.server.is_empty() {
-            device.step(deadline, &mut |_, _| {}).await?;
+            if !device.step(deadline, &mut |_, _| {}).await? {
+                bail!("the automerge-repo server did not answer the join");
+            }
         }
         for id in documents {
             let mut held = Held {
@@ -100,7 +102,9 @@ impl RepoDevice {
             device.send("request", id, first.encode()).await?;
         }
         while device.docs.values().any(|h| !h.received) {
-            device.step(deadline, &mut |_, _| {}).await?;
+            if !device.step(deadline, &mut |_, _| {}).await? {
+                bail!("the automerge-repo server did not send every document within 30 s");
+            }
         }
         Ok(device)
     }
@@ -130,7 +134,7 @@ impl RepoDevice {
     }
 
     /// Reads one frame (waiting until `deadline` at most) and acts on it; `arrived` is
-    /// called with a document that changed.
+    /// called with a document that changed. False when `deadline` passed first.
     async fn step(
         &mut self,
         deadline: Instant,
