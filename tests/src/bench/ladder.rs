@@ -13,8 +13,9 @@ use super::node;
 use super::report::{Report, Run, percentile};
 use std::path::Path;
 
-/// Changes per second over all devices, climbed in order.
-pub const RATES: [f64; 6] = [25.0, 50.0, 100.0, 200.0, 300.0, 400.0];
+/// Changes per second over all devices, climbed in order: steps of half again or less up to
+/// 300/s, so that the highest rate held is known to within them.
+pub const RATES: [f64; 9] = [25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 250.0, 300.0, 400.0];
 
 /// The one rate of a smoke run.
 pub const SMOKE_RATE: f64 = 10.0;

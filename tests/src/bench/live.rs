@@ -143,16 +143,166 @@ impl Outcome {
 
 /// A change as its writer made it.
 #[derive(Clone, Copy)]
-struct Made {
-    hash: ChangeHash,
-    at: Instant,
-    writer: usize,
+pub struct Made {
+    /// The change.
+    pub hash: ChangeHash,
+    /// When it was made.
+    pub at: Instant,
+    /// Which device made it.
+    pub writer: usize,
+}
+
+/// Every change made during a load, document by document, in the order made. A writer
+/// records a change before sending it, so no device receives a change it cannot name.
+pub struct Ledger(Vec<Mutex<Vec<Made>>>);
+
+impl Ledger {
+    /// An empty ledger for `documents` documents.
+    pub fn new(documents: usize) -> Self {
+        Self((0..documents).map(|_| Mutex::new(Vec::new())).collect())
+    }
+
+    /// Records that device `writer` has just made `hash` on document `document`.
+    pub fn record(&self, document: usize, hash: ChangeHash, writer: usize) {
+        self.0[document].lock().expect("ledger").push(Made {
+            hash,
+            at: Instant::now(),
+            writer,
+        });
+    }
+
+    /// Changes made on `document` so far.
+    pub fn count(&self, document: usize) -> usize {
+        self.0[document].lock().expect("ledger").len()
+    }
+
+    /// Every change made, by hash, with its document.
+    pub fn by_hash(&self) -> HashMap<ChangeHash, (Made, usize)> {
+        let mut all = HashMap::new();
+        for (d, list) in self.0.iter().enumerate() {
+            for m in list.lock().expect("ledger").iter() {
+                all.insert(m.hash, (*m, d));
+            }
+        }
+        all
+    }
+}
+
+/// The changes other devices made on one device's documents, and when each arrived on it.
+pub struct Arrivals {
+    me: usize,
+    /// By document: how far into the ledger this device has looked, and the changes seen
+    /// there that have not arrived yet.
+    pending: HashMap<usize, (usize, Vec<Made>)>,
+    /// Each change made elsewhere that has arrived, and when.
+    pub arrived: Vec<(ChangeHash, Instant)>,
+}
+
+impl Arrivals {
+    /// Nothing arrived yet on device `me`.
+    pub fn new(me: usize) -> Self {
+        Self {
+            me,
+            pending: HashMap::new(),
+            arrived: Vec::new(),
+        }
+    }
+
+    /// Called after a frame changed `document` (now `am` on this device): notes which changes
+    /// made elsewhere have arrived with it.
+    pub fn notice(&mut self, ledger: &Ledger, document: usize, am: &automerge::AutoCommit) {
+        let now = Instant::now();
+        let (cursor, pending) = self.pending.entry(document).or_default();
+        {
+            let list = ledger.0[document].lock().expect("ledger");
+            pending.extend(list[*cursor..].iter().filter(|m| m.writer != self.me));
+            *cursor = list.len();
+        }
+        let arrived = &mut self.arrived;
+        pending.retain(|m| {
+            if fixture::has_change(am, &m.hash) {
+                arrived.push((m.hash, now));
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Whether every change made elsewhere on `documents` so far has arrived here.
+    pub fn caught_up(&self, ledger: &Ledger, documents: impl IntoIterator<Item = usize>) -> bool {
+        documents.into_iter().all(|d| {
+            self.pending
+                .get(&d)
+                .is_some_and(|(cursor, p)| *cursor == ledger.count(d) && p.is_empty())
+        })
+    }
+}
+
+/// Starts a load's devices together: each connects (16 at a time) and syncs, all wait for
+/// each other, and the driver starts the load on one signal once it has read the servers'
+/// figures. It also counts the devices still writing: one behind its schedule may write after
+/// the load's end, so nobody stops listening until every writer has finished.
+pub struct StartLine {
+    connecting: tokio::sync::Semaphore,
+    connected: tokio::sync::Barrier,
+    go: tokio::sync::Barrier,
+    at: Mutex<Option<Instant>>,
+    writing: AtomicUsize,
+}
+
+impl StartLine {
+    /// A start for `devices` devices.
+    pub fn new(devices: usize) -> Self {
+        Self {
+            connecting: tokio::sync::Semaphore::new(16),
+            connected: tokio::sync::Barrier::new(devices + 1),
+            go: tokio::sync::Barrier::new(devices + 1),
+            at: Mutex::new(None),
+            writing: AtomicUsize::new(devices),
+        }
+    }
+
+    /// A device: runs `connecting` (16 devices at a time), then waits for the start. Returns
+    /// what connecting returned and when the load started.
+    pub async fn line_up<T>(&self, connecting: impl Future<Output = T>) -> (T, Instant) {
+        let ready = {
+            let _permit = self.connecting.acquire().await.expect("never closed");
+            connecting.await
+        };
+        self.connected.wait().await;
+        self.go.wait().await;
+        let at = self.at.lock().expect("start").expect("set before go");
+        (ready, at)
+    }
+
+    /// The driver: waits until every device has connected.
+    pub async fn all_connected(&self) {
+        self.connected.wait().await;
+    }
+
+    /// The driver: starts the load now and returns when.
+    pub async fn go(&self) -> Instant {
+        let now = Instant::now();
+        *self.at.lock().expect("start") = Some(now);
+        self.go.wait().await;
+        now
+    }
+
+    /// A device has made the last change of its schedule.
+    pub fn finished_writing(&self) {
+        self.writing.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether every device has made the last change of its schedule.
+    pub fn all_written(&self) -> bool {
+        self.writing.load(Ordering::SeqCst) == 0
+    }
 }
 
 /// What one device saw.
-#[derive(Default)]
 struct DeviceLog {
-    arrivals: Vec<(ChangeHash, Instant)>,
+    arrivals: Arrivals,
     errors: usize,
     disconnected: bool,
     unacknowledged: usize,
@@ -196,20 +346,8 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
     }
     let urls: Vec<String> = servers.iter().map(|s| ws_url(&s.base)).collect();
 
-    // Every change, by document, as its writer made it (registered before it is sent).
-    let made: Arc<Vec<Mutex<Vec<Made>>>> = Arc::new(
-        (0..load.documents)
-            .map(|_| Mutex::new(Vec::new()))
-            .collect(),
-    );
-    // Every device connects and syncs, then all start together.
-    let connected = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
-    let go = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
-    let start: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
-    let connecting = Arc::new(tokio::sync::Semaphore::new(16));
-    // Devices still writing: a device behind its schedule may write after the load's end,
-    // so nobody stops listening until every writer has finished.
-    let writing = Arc::new(AtomicUsize::new(load.devices));
+    let ledger = Arc::new(Ledger::new(load.documents));
+    let line = Arc::new(StartLine::new(load.devices));
     let mut tasks = Vec::new();
     for n in 0..load.devices {
         let me = fixture::practitioner(staff[n], &format!("bench.live.{}", n + 1));
@@ -222,58 +360,35 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             .collect();
         let schedule = load.schedule(n);
         let total = load.seconds();
-        let (made, connected, go, start, connecting, writing) = (
-            made.clone(),
-            connected.clone(),
-            go.clone(),
-            start.clone(),
-            connecting.clone(),
-            writing.clone(),
-        );
+        let (ledger, line) = (ledger.clone(), line.clone());
         tasks.push(tokio::spawn(async move {
             let mut device = NativeDevice::new(me);
             device.keeps_storage = false;
-            let ready = async {
-                let _permit = connecting.acquire().await?;
-                device.connect(&url, &cookie).await?;
-                device.sync().await
-            }
-            .await;
-            connected.wait().await;
-            go.wait().await;
+            let (ready, start) = line
+                .line_up(async {
+                    device.connect(&url, &cookie).await?;
+                    device.sync().await
+                })
+                .await;
             ready.with_context(|| format!("connecting device {n}"))?;
-            let start = start.lock().expect("start").expect("set before go");
             let index: HashMap<DocumentId, usize> = mine.iter().map(|(d, id)| (*id, *d)).collect();
-            let mut seen: HashMap<usize, (usize, Vec<Made>)> = HashMap::new();
-            let mut log = DeviceLog::default();
-            // Called for every document a frame changed: which changes made elsewhere have
-            // now arrived?
-            let notice = |doc: DocumentId,
-                          am: &automerge::AutoCommit,
-                          log: &mut DeviceLog,
-                          seen: &mut HashMap<usize, (usize, Vec<Made>)>| {
-                let Some(&d) = index.get(&doc) else { return };
-                let now = Instant::now();
-                let (cursor, pending) = seen.entry(d).or_default();
-                {
-                    let list = made[d].lock().expect("made");
-                    pending.extend(list[*cursor..].iter().filter(|m| m.writer != n));
-                    *cursor = list.len();
+            let mut log = DeviceLog {
+                arrivals: Arrivals::new(n),
+                errors: 0,
+                disconnected: false,
+                unacknowledged: 0,
+            };
+            // Called for every document a frame changed.
+            let notice = |doc: DocumentId, am: &automerge::AutoCommit, arrivals: &mut Arrivals| {
+                if let Some(&d) = index.get(&doc) {
+                    arrivals.notice(&ledger, d, am);
                 }
-                pending.retain(|m| {
-                    if fixture::has_change(am, &m.hash) {
-                        log.arrivals.push((m.hash, now));
-                        false
-                    } else {
-                        true
-                    }
-                });
             };
             for (k, at) in schedule.iter().enumerate() {
                 let due = start + Duration::from_secs_f64(*at);
                 let wait = due.saturating_duration_since(Instant::now());
                 if device
-                    .run_for(wait, |doc, am| notice(doc, am, &mut log, &mut seen))
+                    .run_for(wait, |doc, am| notice(doc, am, &mut log.arrivals))
                     .await
                     .is_err()
                 {
@@ -283,11 +398,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                 let (d, doc) = mine[k % mine.len()];
                 let written = device
                     .add_entry_marked(doc, &draft(&fixture::entry_text(k)), |hash| {
-                        made[d].lock().expect("made").push(Made {
-                            hash,
-                            at: Instant::now(),
-                            writer: n,
-                        });
+                        ledger.record(d, hash, n);
                     })
                     .await;
                 if written.is_err() {
@@ -295,30 +406,29 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                     break;
                 }
             }
-            writing.fetch_sub(1, Ordering::SeqCst);
+            line.finished_writing();
             // The rest of the load, then a drain until nothing is waiting or in flight.
             let end = start + Duration::from_secs_f64(total);
             if !log.disconnected {
                 let wait = end.saturating_duration_since(Instant::now());
                 log.disconnected = device
-                    .run_for(wait, |doc, am| notice(doc, am, &mut log, &mut seen))
+                    .run_for(wait, |doc, am| notice(doc, am, &mut log.arrivals))
                     .await
                     .is_err();
             }
             let drain_until = end + Duration::from_secs(20);
             while !log.disconnected && Instant::now() < drain_until {
-                let all_arrived = mine.iter().all(|(d, _)| {
-                    let total = made[*d].lock().expect("made").len();
-                    seen.get(d)
-                        .is_some_and(|(c, p)| *c == total && p.is_empty())
-                });
-                if all_arrived && device.core.waiting() == 0 && writing.load(Ordering::SeqCst) == 0
+                if log
+                    .arrivals
+                    .caught_up(&ledger, mine.iter().map(|(d, _)| *d))
+                    && device.core.waiting() == 0
+                    && line.all_written()
                 {
                     break;
                 }
                 log.disconnected = device
                     .run_for(Duration::from_millis(100), |doc, am| {
-                        notice(doc, am, &mut log, &mut seen)
+                        notice(doc, am, &mut log.arrivals)
                     })
                     .await
                     .is_err();
@@ -329,11 +439,9 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             anyhow::Ok(log)
         }));
     }
-    connected.wait().await;
+    line.all_connected().await;
     let pids: Vec<Option<u32>> = servers.iter().map(ServerProcess::pid).collect();
     let before: Vec<ProcessStats> = pids.iter().map(|p| process_stats(*p)).collect();
-    let started = Instant::now();
-    *start.lock().expect("start") = Some(started);
     // Server figures cover the load itself, not the drain after it.
     let at_end = {
         let (pids, seconds) = (pids.clone(), load.seconds());
@@ -342,7 +450,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             pids.iter().map(|p| process_stats(*p)).collect::<Vec<_>>()
         })
     };
-    go.wait().await;
+    let started = line.go().await;
     let mut logs = Vec::new();
     for task in tasks {
         logs.push(task.await??);
@@ -354,18 +462,13 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
         servers: before.into_iter().zip(after).collect(),
         ..Outcome::default()
     };
-    let mut by_hash: HashMap<ChangeHash, (Made, usize)> = HashMap::new();
-    for (d, list) in made.iter().enumerate() {
-        for m in list.lock().expect("made").iter() {
-            by_hash.insert(m.hash, (*m, d));
-        }
-    }
+    let by_hash = ledger.by_hash();
     outcome.written = by_hash.len();
     for (n, log) in logs.iter().enumerate() {
         outcome.errors += log.errors;
         outcome.disconnects += usize::from(log.disconnected);
         outcome.unacknowledged += log.unacknowledged;
-        for (hash, arrived) in &log.arrivals {
+        for (hash, arrived) in &log.arrivals.arrived {
             if let Some((m, _)) = by_hash.get(hash) {
                 outcome.samples.push(Sample {
                     at: arrived.duration_since(started).as_secs_f64(),

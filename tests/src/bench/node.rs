@@ -9,7 +9,7 @@
 //! first use.
 
 use super::fixture;
-use super::live::Load;
+use super::live::{Arrivals, Ledger, Load, StartLine};
 use super::repo_client::RepoDevice;
 use super::report::{Report, Run};
 use super::{ProcessStats, process_stats};
@@ -18,8 +18,7 @@ use anyhow::{Context, bail};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -154,9 +153,6 @@ impl LiveOutcome {
     }
 }
 
-/// A change as its writer made it: hash, when, and which device.
-type Made = (automerge::ChangeHash, Instant, usize);
-
 /// Runs a live load against a fresh automerge-repo server, driven by native clients
 /// ([`RepoDevice`]) in this process, as Casebook's load is driven by its native devices.
 pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
@@ -188,112 +184,64 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
         }
     }
     let seconds: f64 = load.phases.iter().map(|p| p.seconds).sum();
-    let made: Arc<Vec<Mutex<Vec<Made>>>> = Arc::new(
-        (0..load.documents)
-            .map(|_| Mutex::new(Vec::new()))
-            .collect(),
-    );
-    let connected = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
-    let go = Arc::new(tokio::sync::Barrier::new(load.devices + 1));
-    let start: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
-    let connecting = Arc::new(tokio::sync::Semaphore::new(16));
-    let writing = Arc::new(AtomicUsize::new(load.devices));
+    let ledger = Arc::new(Ledger::new(load.documents));
+    let line = Arc::new(StartLine::new(load.devices));
     let mut tasks = Vec::new();
     for n in 0..load.devices {
         let mine = load.documents_of(n);
         let schedule = load.schedule(n);
         let url = server.url.clone();
-        let (ids, made, connected, go, start, connecting, writing) = (
-            ids.clone(),
-            made.clone(),
-            connected.clone(),
-            go.clone(),
-            start.clone(),
-            connecting.clone(),
-            writing.clone(),
-        );
+        let (ids, ledger, line) = (ids.clone(), ledger.clone(), line.clone());
         tasks.push(tokio::spawn(async move {
             let names: Vec<String> = mine.iter().map(|d| ids[*d].clone()).collect();
-            let device = async {
-                let _permit = connecting.acquire().await?;
-                RepoDevice::connect(&url, &format!("bench-device-{n}"), &names).await
-            }
-            .await;
-            connected.wait().await;
-            go.wait().await;
+            let (device, start) = line
+                .line_up(RepoDevice::connect(
+                    &url,
+                    &format!("bench-device-{n}"),
+                    &names,
+                ))
+                .await;
             let mut device = device.with_context(|| format!("connecting device {n}"))?;
-            let start = start.lock().expect("start").expect("set before go");
             let index: HashMap<String, usize> =
                 names.iter().cloned().zip(mine.iter().copied()).collect();
-            let mut seen: HashMap<usize, (usize, Vec<Made>)> = HashMap::new();
-            let mut arrivals: Vec<(automerge::ChangeHash, Instant)> = Vec::new();
-            let notice =
-                |doc: &str,
-                 am: &automerge::AutoCommit,
-                 seen: &mut HashMap<usize, (usize, Vec<Made>)>,
-                 arrivals: &mut Vec<(automerge::ChangeHash, Instant)>| {
-                    let Some(&d) = index.get(doc) else { return };
-                    let now = Instant::now();
-                    let (cursor, pending) = seen.entry(d).or_default();
-                    {
-                        let list = made[d].lock().expect("made");
-                        pending.extend(list[*cursor..].iter().filter(|m| m.2 != n));
-                        *cursor = list.len();
-                    }
-                    pending.retain(|m| {
-                        if fixture::has_change(am, &m.0) {
-                            arrivals.push((m.0, now));
-                            false
-                        } else {
-                            true
-                        }
-                    });
-                };
+            let mut arrivals = Arrivals::new(n);
+            let notice = |doc: &str, am: &automerge::AutoCommit, arrivals: &mut Arrivals| {
+                if let Some(&d) = index.get(doc) {
+                    arrivals.notice(&ledger, d, am);
+                }
+            };
             for (k, at) in schedule.iter().enumerate() {
                 device
                     .run_until(start + Duration::from_secs_f64(*at), &mut |doc, am| {
-                        notice(doc, am, &mut seen, &mut arrivals)
+                        notice(doc, am, &mut arrivals)
                     })
                     .await?;
                 let d = mine[k % mine.len()];
                 let hash = device.write(&ids[d], &format!("d{n}-{k}"), &fixture::entry_text(k))?;
-                made[d]
-                    .lock()
-                    .expect("made")
-                    .push((hash, Instant::now(), n));
+                ledger.record(d, hash, n);
                 device.sync_doc(&ids[d]).await?;
             }
-            writing.fetch_sub(1, Ordering::SeqCst);
+            line.finished_writing();
             let end = start + Duration::from_secs_f64(seconds);
             device
-                .run_until(end, &mut |doc, am| {
-                    notice(doc, am, &mut seen, &mut arrivals)
-                })
+                .run_until(end, &mut |doc, am| notice(doc, am, &mut arrivals))
                 .await?;
             // The drain: until every change made on its documents has arrived (or 20 s).
             let drain_until = end + Duration::from_secs(20);
             while Instant::now() < drain_until {
-                let all = mine.iter().all(|d| {
-                    let total = made[*d].lock().expect("made").len();
-                    seen.get(d)
-                        .is_some_and(|(c, p)| *c == total && p.is_empty())
-                });
-                if all && writing.load(Ordering::SeqCst) == 0 {
+                if arrivals.caught_up(&ledger, mine.iter().copied()) && line.all_written() {
                     break;
                 }
                 let until = Instant::now() + Duration::from_millis(100);
                 device
-                    .run_until(until, &mut |doc, am| {
-                        notice(doc, am, &mut seen, &mut arrivals)
-                    })
+                    .run_until(until, &mut |doc, am| notice(doc, am, &mut arrivals))
                     .await?;
             }
-            anyhow::Ok((arrivals, device.errors))
+            anyhow::Ok((arrivals.arrived, device.errors))
         }));
     }
-    connected.wait().await;
+    line.all_connected().await;
     let before = server.stats();
-    *start.lock().expect("start") = Some(Instant::now());
     let at_end = {
         let pid = server.child.id();
         tokio::spawn(async move {
@@ -301,25 +249,19 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
             process_stats(pid)
         })
     };
-    go.wait().await;
-    let mut by_hash: HashMap<automerge::ChangeHash, Instant> = HashMap::new();
+    line.go().await;
     let mut results = Vec::new();
     for task in tasks {
         results.push(task.await?);
     }
     let after = at_end.await?;
-    for list in made.iter() {
-        for m in list.lock().expect("made").iter() {
-            by_hash.insert(m.0, m.1);
-        }
-    }
+    let by_hash = ledger.by_hash();
     let mut outcome = LiveOutcome {
         latencies: Vec::new(),
         made: by_hash.len() as f64,
-        expected: made
-            .iter()
-            .enumerate()
-            .map(|(d, list)| (list.lock().expect("made").len() * (holders[d] - 1)) as f64)
+        expected: by_hash
+            .values()
+            .map(|(_, d)| (holders[*d] - 1) as f64)
             .sum(),
         errors: 0.0,
         cpu_percent: (after.cpu_seconds - before.cpu_seconds) / seconds * 100.0,
@@ -330,10 +272,10 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
             Ok((arrivals, errors)) => {
                 outcome.errors += errors as f64;
                 for (hash, at) in arrivals {
-                    if let Some(made_at) = by_hash.get(&hash) {
+                    if let Some((made, _)) = by_hash.get(&hash) {
                         outcome
                             .latencies
-                            .push(at.duration_since(*made_at).as_secs_f64() * 1000.0);
+                            .push(at.duration_since(made.at).as_secs_f64() * 1000.0);
                     }
                 }
             }

@@ -198,8 +198,9 @@ impl RepoDevice {
         Ok(())
     }
 
-    /// Writes a chronology entry like the Node scripts' (`common.mjs` `entry`) into `doc`
-    /// and returns the change's hash; [`Self::sync_doc`] sends it.
+    /// Writes a chronology entry shaped as Casebook's (`chronology::add_entry`: the two free
+    /// text fields as text objects, the rest as values) into `doc` and returns the change's
+    /// hash; [`Self::sync_doc`] sends it.
     pub fn write(&mut self, doc: &str, key: &str, what: &str) -> anyhow::Result<ChangeHash> {
         let held = self
             .docs
@@ -212,10 +213,15 @@ impl RepoDevice {
         let entry = held.doc.put_object(&entries, key, ObjType::Map)?;
         held.doc.put(&entry, "event_date", "2026-11-27")?;
         held.doc.put(&entry, "date_approximate", false)?;
-        held.doc.put(&entry, "what_happened", what)?;
+        // Text objects, as Casebook's entries hold these two fields (and as automerge-repo's
+        // JavaScript API stores every string): one operation per character.
+        let text = held
+            .doc
+            .put_object(&entry, "what_happened", ObjType::Text)?;
+        held.doc.splice_text(&text, 0, 0, what)?;
         held.doc.put(&entry, "source", "Case worker")?;
         held.doc.put(&entry, "impact", "neutral")?;
-        held.doc.put(&entry, "action_taken", "")?;
+        held.doc.put_object(&entry, "action_taken", ObjType::Text)?;
         held.doc.put(&entry, "category", "Supervision contact")?;
         held.doc.put(&entry, "withheld", false)?;
         held.doc.put(&entry, "author", self.me.as_str())?;
