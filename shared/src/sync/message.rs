@@ -19,7 +19,11 @@
 //! the change graph, which is cheap, and then extracts them with a pass over the document's
 //! operations, which is not: under load that pass was most of the server's work. When every
 //! change to send is one the room has seen arrive recently ([`Recent`]), the message is
-//! built from those bytes, with the same choice of changes, order, summary and state.
+//! built from those bytes, with the same choice of changes, order, summary and state. The
+//! same reading of the change graph answers such a peer when it is owed no change at all:
+//! nothing while our last message to it is unanswered, or our heads and summary again once
+//! it has answered and is still behind them (in a busy room with many concurrent writers,
+//! half of the server's messages were these, each with Automerge's pass).
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
@@ -124,8 +128,8 @@ pub fn next_message_kept(
     if let Some(message) = whole_document(doc, state, &heads, &mut kept.saved) {
         return Some(message);
     }
-    if let Some(message) = recent_changes(doc, state, &heads, &kept.recent) {
-        return Some(message);
+    if let Some(answer) = recent_changes(doc, state, &heads, &kept.recent) {
+        return answer;
     }
     doc.sync().generate_sync_message(state)
 }
@@ -138,6 +142,13 @@ pub(crate) fn same_heads(h: &[ChangeHash], heads: &[ChangeHash]) -> bool {
     let mut h = h.to_vec();
     h.sort();
     h == heads
+}
+
+/// `heads`, sorted.
+fn sorted(heads: &[ChangeHash]) -> Vec<ChangeHash> {
+    let mut heads = heads.to_vec();
+    heads.sort();
+    heads
 }
 
 /// Whether the peer is known to hold exactly our heads, has been told them, and asks for
@@ -242,29 +253,27 @@ fn whole_document(
     ))
 }
 
-/// The message for a peer owed changes that are all in `recent`: what
-/// `generate_sync_message` would send (the same changes chosen the same way from the change
-/// graph, in the same order, with the same summary), with the changes' bytes taken from
-/// `recent` instead of extracted from the document. `None` for any peer Automerge would
-/// answer some other way (it asks for changes, asks for a reset, would be sent the whole
-/// document or nothing) or owed a change `recent` no longer holds.
+/// The answer for a peer that holds nothing we lack, built from the change graph and the
+/// changes `recent` holds: what `generate_sync_message` would answer (the same changes
+/// chosen the same way, in the same order, with the same summary, or nothing while it
+/// waits for the peer's answer), with the changes' bytes taken from `recent` instead of
+/// extracted from the document. `Some(None)` is "send nothing". `None` leaves the peer to
+/// Automerge: one that may hold changes we lack, is owed a reset or the whole document, or
+/// is owed a change `recent` no longer holds.
 fn recent_changes(
     doc: &mut AutoCommit,
     state: &mut sync::State,
     heads: &[ChangeHash],
     recent: &Recent,
-) -> Option<sync::Message> {
+) -> Option<Option<sync::Message>> {
     let their_heads = state.their_heads.as_ref()?;
     let their_have = state.their_have.as_ref()?;
-    let ready = !recent.order.is_empty()
-        && !their_heads.is_empty()
-        && state.their_need.as_ref().is_some_and(Vec::is_empty)
+    let their_need = state.their_need.as_ref()?;
+    let ready = !their_heads.is_empty()
         && !their_have.is_empty()
         && !state.read_only
         && !state.needs_reset
         && !state.is_peer_read_only()
-        // Automerge waits while a message with these heads is unanswered.
-        && !(state.have_responded && state.last_sent_heads == heads)
         // We hold every change they have (so we ask for nothing and summarise since the
         // shared heads), and the start of their summary (else Automerge asks for a reset).
         && doc.get_missing_deps(their_heads).is_empty()
@@ -274,14 +283,32 @@ fn recent_changes(
     if !ready {
         return None;
     }
-    // As Automerge's `get_hashes_to_send`: every change since their summaries' start that
-    // no summary holds, and every change depending on one of those.
+    // Automerge sends our heads once, then waits for the answer before sending them again.
+    let unchanged = state.have_responded && state.last_sent_heads == heads;
+    if unchanged && state.in_flight {
+        return Some(None);
+    }
+    // New heads are mostly new changes to send: with none kept (a device keeps none), the
+    // graph walk below would be wasted before Automerge's own.
+    if !unchanged && recent.order.is_empty() {
+        return None;
+    }
+    // As Automerge's `get_hashes_to_send`: what they ask for and we hold, then every change
+    // since their summaries' start that no summary holds, and every change depending on one
+    // of those; less what was sent already.
     let last_sync: Vec<ChangeHash> = their_have
         .iter()
         .flat_map(|h| h.last_sync.iter().copied())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
+    let lacking = if their_need.is_empty() {
+        Vec::new()
+    } else {
+        doc.get_missing_deps(their_need)
+    };
+    let version = version_for(state);
+    let in_doc = automerge::ReadDoc::stats(&*doc).num_changes as usize;
     let since = doc.get_changes_meta(&last_sync);
     let mut dependents: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
     let mut chosen = HashSet::new();
@@ -304,16 +331,18 @@ fn recent_changes(
             }
         }
     }
-    let hashes: Vec<ChangeHash> = since
+    let hashes: Vec<ChangeHash> = their_need
         .iter()
-        .map(|c| c.hash)
-        .filter(|h| chosen.contains(h) && !state.sent_hashes.contains(h))
+        .filter(|h| !lacking.contains(h) && !chosen.contains(h))
+        .copied()
+        .chain(since.iter().map(|c| c.hash).filter(|h| chosen.contains(h)))
+        .filter(|h| !state.sent_hashes.contains(h))
         .collect();
-    let version = version_for(state);
-    let in_doc = automerge::ReadDoc::stats(&*doc).num_changes as usize;
-    // Nothing to send is answered by Automerge (or the shortcuts above); a third of the
-    // document or more goes whole.
-    if hashes.is_empty() || (version == sync::MessageVersion::V2 && hashes.len() * 3 > in_doc) {
+    if hashes.is_empty() && unchanged && state.their_heads.as_deref() == Some(heads) {
+        return Some(None);
+    }
+    // A third of the document or more goes whole: left to Automerge.
+    if version == sync::MessageVersion::V2 && hashes.len() * 3 > in_doc {
         return None;
     }
     let bytes: Vec<&[u8]> = hashes
@@ -321,22 +350,28 @@ fn recent_changes(
         .map(|h| recent.get(h))
         .collect::<Option<_>>()?;
     let changes = match version {
+        _ if bytes.is_empty() => Vec::new(),
         sync::MessageVersion::V2 => vec![bytes.concat()],
         sync::MessageVersion::V1 => bytes.iter().map(|b| b.to_vec()).collect(),
     };
-    let summarised: Vec<ChangeHash> = doc
-        .get_changes_meta(&state.shared_heads)
-        .iter()
-        .map(|c| c.hash)
-        .collect();
+    // The summary is of the changes since the shared heads: usually where their summary
+    // starts too, so the same changes.
+    let summarised: Vec<ChangeHash> = if same_heads(&last_sync, &sorted(&state.shared_heads)) {
+        since.iter().map(|c| c.hash).collect()
+    } else {
+        doc.get_changes_meta(&state.shared_heads)
+            .iter()
+            .map(|c| c.hash)
+            .collect()
+    };
     mark_sent(state, heads, &hashes);
-    Some(build(
+    Some(Some(build(
         heads,
         state.shared_heads.clone(),
         &summarised,
         changes,
         version,
-    ))
+    )))
 }
 
 /// The version Automerge writes for the peer whose state is `state`: 2 once it has said it
@@ -428,6 +463,10 @@ mod tests {
         acknowledgements: usize,
         whole_documents: usize,
         recent_changes: usize,
+        /// Answered from the change graph: nothing while Automerge waits for an answer.
+        waits: usize,
+        /// Answered from the change graph: our heads and summary again, no change.
+        heads_again: usize,
     }
 
     /// Builds the next message both ways and checks they agree; returns it, counting the
@@ -450,15 +489,18 @@ mod tests {
         .is_some()
         {
             shortcuts.whole_documents += 1;
-        } else if recent_changes(
-            &mut side.doc.clone(),
-            &mut side.state.clone(),
-            &heads,
-            &side.kept.recent,
-        )
-        .is_some()
-        {
-            shortcuts.recent_changes += 1;
+        } else {
+            match recent_changes(
+                &mut side.doc.clone(),
+                &mut side.state.clone(),
+                &heads,
+                &side.kept.recent,
+            ) {
+                Some(None) => shortcuts.waits += 1,
+                Some(Some(m)) if m.changes.is_empty() => shortcuts.heads_again += 1,
+                Some(Some(_)) => shortcuts.recent_changes += 1,
+                None => {}
+            }
         }
         // The side keeps the last whole encoding it made, as a room keeps its snapshot: it
         // is sent again only while the document is unchanged.
@@ -562,5 +604,7 @@ mod tests {
             "{}",
             shortcuts.recent_changes
         );
+        assert!(shortcuts.waits > 20, "{}", shortcuts.waits);
+        assert!(shortcuts.heads_again > 20, "{}", shortcuts.heads_again);
     }
 }

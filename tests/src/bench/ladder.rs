@@ -40,11 +40,13 @@ pub fn shape(settings: &Settings, rate: f64) -> Load {
     }
 }
 
-/// One rung: p99 latency (ms), deliveries missing and server peak memory (MB).
+/// One rung: p99 latency (ms), deliveries missing, server peak memory (MB) and server CPU
+/// (percent of one core).
 struct Rung {
     p99: f64,
     missing: f64,
     rss: f64,
+    cpu: f64,
 }
 
 /// The highest rate a system held, and its p99 latency (ms) there.
@@ -86,6 +88,7 @@ pub async fn climb(
                     p99: percentile(&o.latencies(0.0, f64::INFINITY, false), 99.0),
                     missing: o.undelivered as f64,
                     rss: o.server_peak_rss_mb(),
+                    cpu: o.server_cpu_percent(),
                 }
             }
             Some(dir) => {
@@ -94,18 +97,25 @@ pub async fn climb(
                     p99: percentile(&o.latencies, 99.0),
                     missing: o.missing(),
                     rss: o.peak_rss_mb,
+                    cpu: o.cpu_percent,
                 }
             }
         };
         println!(
-            "  {system} at {rate}/s: p99 {:.0} ms, {} missing, {:.0} MB",
-            rung.p99, rung.missing, rung.rss
+            "  {system} at {rate}/s: p99 {:.0} ms, {} missing, {:.0} MB, server {:.0}% of a core",
+            rung.p99, rung.missing, rung.rss, rung.cpu
         );
         run.add(&format!("latency p99 at {rate}/s"), "ms", rung.p99, None);
         run.add(
             &format!("server peak RSS at {rate}/s"),
             "MB",
             rung.rss,
+            None,
+        );
+        run.add(
+            &format!("server CPU at {rate}/s"),
+            "% of a core",
+            rung.cpu,
             None,
         );
         if rung.p99 > BOUND_MS || rung.missing > 0.0 {
