@@ -144,13 +144,6 @@ pub(crate) fn same_heads(h: &[ChangeHash], heads: &[ChangeHash]) -> bool {
     h == heads
 }
 
-/// `heads`, sorted.
-fn sorted(heads: &[ChangeHash]) -> Vec<ChangeHash> {
-    let mut heads = heads.to_vec();
-    heads.sort();
-    heads
-}
-
 /// Whether the peer is known to hold exactly our heads, has been told them, and asks for
 /// nothing: `generate_sync_message` would answer `None` (after its pass over the document).
 pub(crate) fn owed_nothing(state: &sync::State, heads: &[ChangeHash]) -> bool {
@@ -296,12 +289,11 @@ fn recent_changes(
     // As Automerge's `get_hashes_to_send`: what they ask for and we hold, then every change
     // since their summaries' start that no summary holds, and every change depending on one
     // of those; less what was sent already.
-    let last_sync: Vec<ChangeHash> = their_have
+    let starts: HashSet<ChangeHash> = their_have
         .iter()
         .flat_map(|h| h.last_sync.iter().copied())
-        .collect::<HashSet<_>>()
-        .into_iter()
         .collect();
+    let last_sync: Vec<ChangeHash> = starts.iter().copied().collect();
     let lacking = if their_need.is_empty() {
         Vec::new()
     } else {
@@ -356,7 +348,9 @@ fn recent_changes(
     };
     // The summary is of the changes since the shared heads: usually where their summary
     // starts too, so the same changes.
-    let summarised: Vec<ChangeHash> = if same_heads(&last_sync, &sorted(&state.shared_heads)) {
+    let same_start = state.shared_heads.len() == starts.len()
+        && state.shared_heads.iter().all(|h| starts.contains(h));
+    let summarised: Vec<ChangeHash> = if same_start {
         since.iter().map(|c| c.hash).collect()
     } else {
         doc.get_changes_meta(&state.shared_heads)

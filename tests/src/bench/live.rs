@@ -57,8 +57,31 @@ impl Load {
         (n * self.per_device / self.documents) % self.instances
     }
 
-    fn seconds(&self) -> f64 {
+    /// Length of the load, in seconds.
+    pub fn seconds(&self) -> f64 {
         self.phases.iter().map(|p| p.seconds).sum()
+    }
+
+    /// The devices holding each document.
+    pub fn holders(&self) -> Vec<Vec<usize>> {
+        let mut holders = vec![Vec::new(); self.documents];
+        for n in 0..self.devices {
+            for d in self.documents_of(n) {
+                holders[d].push(n);
+            }
+        }
+        holders
+    }
+
+    /// (change, other device on its document) pairs the changes in `ledger` owe.
+    pub fn deliveries_owed(&self, ledger: &Ledger) -> usize {
+        let holders = self.holders();
+        ledger
+            .0
+            .iter()
+            .enumerate()
+            .map(|(d, list)| list.lock().expect("ledger").len() * (holders[d].len() - 1))
+            .sum()
     }
 
     /// When device `n` writes, in seconds from the start of the load: an even spread over
@@ -313,12 +336,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
     let database = TestDatabase::on(settings.engine).await?;
     let mut fixture = Fixture::open(&database.url).await?;
     let staff = fixture.staff("bench.live", load.devices).await?;
-    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); load.documents];
-    for n in 0..load.devices {
-        for d in load.documents_of(n) {
-            holders[d].push(n);
-        }
-    }
+    let holders = load.holders();
     let cases = fixture
         .cases(load.documents, |k| {
             holders[k].iter().map(|&n| staff[n]).collect()
@@ -478,8 +496,9 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let expected_deliveries: usize = by_hash.values().map(|(_, d)| holders[*d].len() - 1).sum();
-    outcome.undelivered = expected_deliveries.saturating_sub(outcome.samples.len());
+    outcome.undelivered = load
+        .deliveries_owed(&ledger)
+        .saturating_sub(outcome.samples.len());
     outcome.acknowledged = outcome.written - outcome.unacknowledged;
     drop(servers);
     Ok(outcome)

@@ -177,13 +177,7 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
             .map(|u| u.trim_start_matches("automerge:").to_owned())
             .collect(),
     );
-    let mut holders = vec![0usize; load.documents];
-    for n in 0..load.devices {
-        for d in load.documents_of(n) {
-            holders[d] += 1;
-        }
-    }
-    let seconds: f64 = load.phases.iter().map(|p| p.seconds).sum();
+    let seconds = load.seconds();
     let ledger = Arc::new(Ledger::new(load.documents));
     let line = Arc::new(StartLine::new(load.devices));
     let mut tasks = Vec::new();
@@ -259,10 +253,7 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
     let mut outcome = LiveOutcome {
         latencies: Vec::new(),
         made: by_hash.len() as f64,
-        expected: by_hash
-            .values()
-            .map(|(_, d)| (holders[*d] - 1) as f64)
-            .sum(),
+        expected: load.deliveries_owed(&ledger) as f64,
         errors: 0.0,
         cpu_percent: (after.cpu_seconds - before.cpu_seconds) / seconds * 100.0,
         peak_rss_mb: after.peak_rss_mb,
