@@ -13,6 +13,8 @@
 //! - [`message::next_message`] builds the next message for a peer, answering
 //!   acknowledgements and "nothing owed" from the sync state without a pass over the
 //!   document; both of the above use it.
+//! - [`receive::receive`] takes a message in as Automerge's `receive_sync_message` does,
+//!   without its walk of the whole change graph after every message.
 //!
 //! Neither reads a clock: time is passed in as milliseconds. Neither does IO: they return
 //! the messages to send and the documents to save, and the runtime adapters (the browser app,
@@ -22,6 +24,7 @@ pub mod chunk;
 pub mod client;
 pub mod message;
 pub mod quiet;
+pub mod receive;
 pub mod room;
 
 use crate::protocol::Head;

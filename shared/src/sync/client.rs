@@ -15,7 +15,7 @@
 use super::{heads_from_wire, heads_to_wire};
 use crate::ids::{CaseId, DeviceId, DocumentId};
 use crate::protocol::{ClientMessage, DenyReason, ErrorCode, Head, ServerMessage};
-use automerge::sync::{self, SyncDoc};
+use automerge::sync;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -541,14 +541,7 @@ impl ClientCore {
                     }
                     _ => None,
                 };
-                // A throwaway patch log: the document's own would keep every text insertion.
-                d.doc
-                    .sync()
-                    .receive_sync_message_log_patches(
-                        &mut d.sync,
-                        message,
-                        &mut automerge::PatchLog::null(),
-                    )
+                super::receive::receive(&mut d.doc, &mut d.sync, message)
                     .map_err(|_| ClientError::BadSync)?;
                 if let Some(bytes) = whole {
                     d.arrived_whole = Some((d.doc.get_heads(), bytes));

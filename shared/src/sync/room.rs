@@ -337,6 +337,17 @@ impl DocumentRoom {
             *state = PeerState::new(session);
         }
         state.awaiting_since = None;
+        if message.changes.is_empty() {
+            // Most messages: an answer to ours, with no change and so nothing to check.
+            super::receive::receive(&mut self.doc, &mut state.sync, message)?;
+            self.due.insert(peer);
+            return Ok(Received {
+                new_changes: Vec::new(),
+                stale: false,
+                created_records: 0,
+                touched_records: BTreeSet::new(),
+            });
+        }
         let before = self.doc.get_heads();
         let records_before = automerge::ReadDoc::length(&self.doc, automerge::ROOT);
         let carried: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();

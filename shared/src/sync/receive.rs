@@ -1,0 +1,192 @@
+//! Taking in a sync message without a walk of the whole change graph.
+//!
+//! Automerge 0.12's `receive_sync_message` ends by forgetting, of the changes we sent the
+//! peer, those its heads now cover (`State::sent_hashes`). It does that with a walk from
+//! the peer's heads to the document's first change, every message, even when there is
+//! nothing to forget: in a busy room a device spent 7% of its time on that walk, and it
+//! grows with the document's history.
+//!
+//! [`receive`] has the same effect on the document and the sync state, but skips the walk
+//! when nothing was sent, and otherwise stops it as soon as the changes still to be found
+//! cannot lie further back. A change's operations are numbered above every operation of
+//! the changes it depends on, so a change whose first operation is numbered no higher than
+//! the last operation of every sent change still unfound cannot have any of them behind it.
+//! (Were a peer to send changes numbered otherwise, the walk would at worst keep a hash it
+//! could have forgotten; a kept hash only stops us sending that change again, and the peer
+//! has it.) The tests check the document and the state against Automerge's after every
+//! message of a randomised exchange.
+
+use automerge::sync::{self, MessageFlags};
+use automerge::{AutoCommit, AutomergeError, ChangeHash};
+use std::collections::{BTreeSet, HashSet};
+
+/// Applies `message` from the peer whose sync state is `state`: what
+/// `receive_sync_message` does, without its walk of the whole history.
+///
+/// The changes go through the document's own patch log, which is dropped afterwards (see
+/// [`super::forget_patches`]); a caller that wants patches uses Automerge's own receive.
+pub fn receive(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    message: sync::Message,
+) -> Result<(), AutomergeError> {
+    state.in_flight = false;
+    let before_heads = doc.get_heads();
+    let sync::Message {
+        heads,
+        changes,
+        need,
+        have,
+        flags,
+        ..
+    } = message;
+
+    if let Some(flags) = flags {
+        let mut capabilities = vec![sync::Capability::MessageV2];
+        if flags.contains(MessageFlags::SUPPORTS_SYNC_RESET) {
+            capabilities.push(sync::Capability::SyncReset);
+        }
+        state.their_capabilities = Some(capabilities);
+        if flags.contains(MessageFlags::SYNC_RESET) {
+            state.sent_hashes.clear();
+        }
+        state.peer_read_only = flags.contains(MessageFlags::READ_ONLY);
+    }
+
+    let no_changes = changes.is_empty();
+    if !no_changes && !state.read_only {
+        let joined: Vec<u8> = changes.iter().flatten().copied().collect();
+        let applied = doc.load_incremental(&joined);
+        super::forget_patches(doc);
+        applied?;
+        let after: HashSet<ChangeHash> = doc.get_heads().into_iter().collect();
+        state.shared_heads = advance_heads(&before_heads, &after, &state.shared_heads);
+    }
+
+    forget_covered(doc, &mut state.sent_hashes, &heads);
+
+    if no_changes && heads == before_heads {
+        state.last_sent_heads.clone_from(&heads);
+    }
+
+    let known: Vec<ChangeHash> = heads
+        .iter()
+        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+        .copied()
+        .collect();
+    if known.len() == heads.len() {
+        state.shared_heads.clone_from(&heads);
+        if heads.is_empty() {
+            state.last_sent_heads = Vec::new();
+            state.sent_hashes = BTreeSet::new();
+        }
+    } else {
+        let mut shared: Vec<ChangeHash> =
+            state.shared_heads.iter().chain(&known).copied().collect();
+        shared.sort();
+        shared.dedup();
+        state.shared_heads = shared;
+    }
+
+    state.their_have = Some(have);
+    state.their_heads = Some(heads);
+    state.their_need = Some(need);
+    Ok(())
+}
+
+/// Our new heads and the shared heads we still have, sorted: Automerge's `advance_heads`.
+fn advance_heads(
+    before: &[ChangeHash],
+    after: &HashSet<ChangeHash>,
+    shared: &[ChangeHash],
+) -> Vec<ChangeHash> {
+    let mut advanced: Vec<ChangeHash> = after
+        .iter()
+        .filter(|h| !before.contains(h))
+        .chain(shared.iter().filter(|h| after.contains(h)))
+        .copied()
+        .collect();
+    advanced.sort();
+    advanced.dedup();
+    advanced
+}
+
+/// Removes from `sent` every change that `heads` (those we know) cover, walking back from
+/// them only as far as a sent change still unfound could lie.
+fn forget_covered(doc: &mut AutoCommit, sent: &mut BTreeSet<ChangeHash>, heads: &[ChangeHash]) {
+    if sent.is_empty() {
+        return;
+    }
+    // The sent changes still to look for, with the number of their last operation.
+    let mut unfound: Vec<(ChangeHash, u64)> = sent
+        .iter()
+        .filter_map(|h| doc.get_change_meta_by_hash(h).map(|m| (*h, m.max_op)))
+        .collect();
+    let mut to_visit: Vec<ChangeHash> = heads.to_vec();
+    let mut visited: HashSet<ChangeHash> = HashSet::new();
+    while !unfound.is_empty() {
+        let Some(hash) = to_visit.pop() else { break };
+        if !visited.insert(hash) {
+            continue;
+        }
+        let Some(meta) = doc.get_change_meta_by_hash(&hash) else {
+            continue;
+        };
+        if let Some(i) = unfound.iter().position(|(h, _)| *h == hash) {
+            unfound.swap_remove(i);
+            sent.remove(&hash);
+        }
+        if unfound.iter().any(|(_, max_op)| meta.start_op > *max_op) {
+            to_visit.extend(meta.deps);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::sync::SyncDoc;
+    use automerge::transaction::Transactable;
+
+    fn doc_with(n: usize) -> AutoCommit {
+        let mut doc = AutoCommit::new();
+        for i in 0..n {
+            doc.put(automerge::ROOT, format!("k{i}"), i as i64).unwrap();
+            doc.commit();
+        }
+        doc
+    }
+
+    /// A change the peer's heads cover is forgotten, one they do not cover is kept, as
+    /// Automerge does; a change made before the one still unfound stops the walk.
+    #[test]
+    fn forgets_exactly_the_sent_changes_the_peer_holds() {
+        let mut ours = doc_with(5);
+        let hashes: Vec<ChangeHash> = ours.get_changes(&[]).iter().map(|c| c.hash()).collect();
+        let their_heads = vec![hashes[4]];
+        ours.put(automerge::ROOT, "later", 1).unwrap();
+        ours.commit();
+        let covered = hashes[2];
+        let not_covered = ours.get_heads()[0];
+
+        let mut state = sync::State::new();
+        state.sent_hashes = [covered, not_covered].into_iter().collect();
+        let message = sync::Message {
+            heads: their_heads,
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: Vec::<Vec<u8>>::new().into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let mut expected_state = state.clone();
+        let mut expected_doc = ours.clone();
+        expected_doc
+            .sync()
+            .receive_sync_message(&mut expected_state, message.clone())
+            .unwrap();
+        receive(&mut ours, &mut state, message).unwrap();
+        assert_eq!(state, expected_state);
+        assert_eq!(state.sent_hashes, [not_covered].into_iter().collect());
+    }
+}
