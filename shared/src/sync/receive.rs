@@ -69,9 +69,12 @@ pub fn receive(
         state.last_sent_heads.clone_from(&heads);
     }
 
+    // The heads we hold (asking for missing dependencies is a set lookup per head, where
+    // reading each head's metadata is several column reads).
+    let missing = doc.get_missing_deps(&heads);
     let known: Vec<ChangeHash> = heads
         .iter()
-        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+        .filter(|h| !missing.contains(h))
         .copied()
         .collect();
     if known.len() == heads.len() {
