@@ -69,14 +69,7 @@ pub fn receive(
         state.last_sent_heads.clone_from(&heads);
     }
 
-    // The heads we hold (asking for missing dependencies is a set lookup per head, where
-    // reading each head's metadata is several column reads).
-    let missing = doc.get_missing_deps(&heads);
-    let known: Vec<ChangeHash> = heads
-        .iter()
-        .filter(|h| !missing.contains(h))
-        .copied()
-        .collect();
+    let known = held(doc, &heads);
     if known.len() == heads.len() {
         state.shared_heads.clone_from(&heads);
         if heads.is_empty() {
@@ -95,6 +88,28 @@ pub fn receive(
     state.their_heads = Some(heads);
     state.their_need = Some(need);
     Ok(())
+}
+
+/// Those of `heads` the document holds (has applied). Asking for missing dependencies is a
+/// set lookup per head, where reading each head's metadata is several column reads; but a
+/// change that arrived before its dependencies waits in Automerge's queue, neither held nor
+/// missing. Something waits there only when some dependency is missing, so the quick answer
+/// is taken only when nothing is.
+fn held(doc: &mut AutoCommit, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+    if doc.get_missing_deps(&[]).is_empty() {
+        let missing = doc.get_missing_deps(heads);
+        heads
+            .iter()
+            .filter(|h| !missing.contains(h))
+            .copied()
+            .collect()
+    } else {
+        heads
+            .iter()
+            .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+            .copied()
+            .collect()
+    }
 }
 
 /// Our new heads and the shared heads we still have, sorted: Automerge's `advance_heads`.
@@ -158,6 +173,40 @@ mod tests {
             doc.commit();
         }
         doc
+    }
+
+    /// A change that arrives before the change it depends on waits in Automerge's queue: it
+    /// is not held, so the peer's heads naming it are not shared heads yet.
+    #[test]
+    fn a_head_waiting_for_its_dependency_is_not_held() {
+        let mut ours = doc_with(1);
+        let mut theirs = ours.fork();
+        theirs.put(automerge::ROOT, "first", 1).unwrap();
+        theirs.commit();
+        let before = theirs.get_heads();
+        theirs.put(automerge::ROOT, "second", 2).unwrap();
+        theirs.commit();
+        // Only the second change travels; the first is missing here.
+        let second = theirs.get_changes(&before)[0].raw_bytes().to_vec();
+        let message = sync::Message {
+            heads: theirs.get_heads(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![second].into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let mut state = sync::State::new();
+        let mut expected_state = state.clone();
+        let mut expected_doc = ours.clone();
+        expected_doc
+            .sync()
+            .receive_sync_message(&mut expected_state, message.clone())
+            .unwrap();
+        receive(&mut ours, &mut state, message).unwrap();
+        assert_eq!(state, expected_state);
+        assert!(state.shared_heads.is_empty());
+        assert_eq!(ours.get_heads(), expected_doc.get_heads());
     }
 
     /// A change the peer's heads cover is forgotten, one they do not cover is kept, as
