@@ -160,11 +160,42 @@ fn forget_covered(doc: &mut AutoCommit, sent: &mut BTreeSet<ChangeHash>, heads: 
     }
 }
 
+/// Takes `message` in with [`receive`] and checks the document's heads and the sync state
+/// against Automerge's own receive on copies: for tests here and in `message.rs`.
+#[cfg(test)]
+pub(crate) fn receive_checked(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    message: sync::Message,
+) {
+    use automerge::sync::SyncDoc;
+    let mut expected_doc = doc.clone();
+    let mut expected_state = state.clone();
+    expected_doc
+        .sync()
+        .receive_sync_message(&mut expected_state, message.clone())
+        .unwrap();
+    receive(doc, state, message).unwrap();
+    assert_eq!(*state, expected_state, "the same sync state as Automerge");
+    assert_eq!(doc.get_heads(), expected_doc.get_heads());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use automerge::sync::SyncDoc;
     use automerge::transaction::Transactable;
+
+    /// A message with our `heads` and `changes`, no request and no summary.
+    fn message(heads: Vec<ChangeHash>, changes: Vec<Vec<u8>>) -> sync::Message {
+        sync::Message {
+            heads,
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: changes.into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        }
+    }
 
     fn doc_with(n: usize) -> AutoCommit {
         let mut doc = AutoCommit::new();
@@ -188,25 +219,13 @@ mod tests {
         theirs.commit();
         // Only the second change travels; the first is missing here.
         let second = theirs.get_changes(&before)[0].raw_bytes().to_vec();
-        let message = sync::Message {
-            heads: theirs.get_heads(),
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: vec![second].into(),
-            flags: None,
-            version: sync::MessageVersion::V1,
-        };
         let mut state = sync::State::new();
-        let mut expected_state = state.clone();
-        let mut expected_doc = ours.clone();
-        expected_doc
-            .sync()
-            .receive_sync_message(&mut expected_state, message.clone())
-            .unwrap();
-        receive(&mut ours, &mut state, message).unwrap();
-        assert_eq!(state, expected_state);
+        receive_checked(
+            &mut ours,
+            &mut state,
+            message(theirs.get_heads(), vec![second]),
+        );
         assert!(state.shared_heads.is_empty());
-        assert_eq!(ours.get_heads(), expected_doc.get_heads());
     }
 
     /// A change the peer's heads cover is forgotten, one they do not cover is kept, as
@@ -223,22 +242,7 @@ mod tests {
 
         let mut state = sync::State::new();
         state.sent_hashes = [covered, not_covered].into_iter().collect();
-        let message = sync::Message {
-            heads: their_heads,
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: Vec::<Vec<u8>>::new().into(),
-            flags: None,
-            version: sync::MessageVersion::V1,
-        };
-        let mut expected_state = state.clone();
-        let mut expected_doc = ours.clone();
-        expected_doc
-            .sync()
-            .receive_sync_message(&mut expected_state, message.clone())
-            .unwrap();
-        receive(&mut ours, &mut state, message).unwrap();
-        assert_eq!(state, expected_state);
+        receive_checked(&mut ours, &mut state, message(their_heads, Vec::new()));
         assert_eq!(state.sent_hashes, [not_covered].into_iter().collect());
     }
 }

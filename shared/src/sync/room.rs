@@ -327,10 +327,8 @@ impl DocumentRoom {
             .or_insert_with(|| PeerState::new(session));
         if session < state.session {
             return Ok(Received {
-                new_changes: Vec::new(),
                 stale: true,
-                created_records: 0,
-                touched_records: BTreeSet::new(),
+                ..Received::default()
             });
         }
         if session > state.session {
@@ -341,12 +339,7 @@ impl DocumentRoom {
             // Most messages: an answer to ours, with no change and so nothing to check.
             super::receive::receive(&mut self.doc, &mut state.sync, message)?;
             self.due.insert(peer);
-            return Ok(Received {
-                new_changes: Vec::new(),
-                stale: false,
-                created_records: 0,
-                touched_records: BTreeSet::new(),
-            });
+            return Ok(Received::default());
         }
         let before = self.doc.get_heads();
         let records_before = automerge::ReadDoc::length(&self.doc, automerge::ROOT);
