@@ -55,7 +55,7 @@ struct Rung {
 }
 
 /// The highest rate a system held, and its p99 latency (ms) there.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Held {
     /// Changes per second (0 when not even the first rate was held).
     pub rate: f64,
@@ -87,10 +87,7 @@ pub async fn climb(
 fn median(mut climbs: Vec<Held>) -> Held {
     climbs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
     let middle = climbs.len().saturating_sub(1) / 2;
-    climbs.get(middle).copied().unwrap_or(Held {
-        rate: 0.0,
-        p99: 0.0,
-    })
+    climbs.get(middle).copied().unwrap_or_default()
 }
 
 /// One climb: the rates in order until one is not held.
@@ -109,10 +106,7 @@ async fn climb_once(
         Some(_) => ("automerge-repo", "nodefs"),
     };
     let mut run = Run::default();
-    let mut held = Held {
-        rate: 0.0,
-        p99: 0.0,
-    };
+    let mut held = Held::default();
     for &rate in rates {
         let load = shape(settings, rate);
         let rung = match automerge_repo {
