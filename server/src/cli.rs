@@ -213,7 +213,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     println!("Casebook is listening on http://{address}");
     tracing::info!(%address, engine = state.db.engine(), "serving");
-    axum::serve(listener, app(state))
+    axum::serve(crate::without_nagle(listener), app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

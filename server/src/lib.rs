@@ -38,7 +38,8 @@
 //! - [`devices`]: devices and the Automerge actor ids registered to them.
 //! - [`web`]: static files of the app and security headers.
 //!
-//! [`app`] builds the whole router from a [`AppState`], so tests can serve it on port 0.
+//! [`app`] builds the whole router from a [`AppState`], so tests can serve it on port 0;
+//! [`without_nagle`] wraps the listener it is served on.
 
 pub mod absence;
 pub mod access;
@@ -130,6 +131,22 @@ pub fn app(state: AppState) -> Router {
     web::with_static_files(api, &state.settings).with_state(state)
 }
 
+/// `listener` with Nagle's algorithm turned off on every connection it accepts. Sync frames
+/// are small and the other side waits for each one: with Nagle on, a frame written while the
+/// previous one is unacknowledged waits in the kernel for that acknowledgement, which the
+/// peer may delay by tens of milliseconds. Browsers turn it off on their side of a WebSocket;
+/// serve [`app`] on this so the server's side matches.
+pub fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not turn off Nagle's algorithm on a connection");
+        }
+    })
+}
+
 /// Milliseconds since the Unix epoch, now (moved on by [`clock::advance`] in builds with the
 /// `test-clock` feature, which only the test suite enables).
 pub fn now_ms() -> i64 {
@@ -157,5 +174,21 @@ pub mod clock {
     /// How far the clock has been moved on.
     pub fn offset() -> i64 {
         OFFSET.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn connections_are_accepted_with_nagle_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut listener = super::without_nagle(listener);
+        let client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap(), "the server's side");
+        drop(client);
     }
 }

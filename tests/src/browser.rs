@@ -230,6 +230,9 @@ impl NetworkSwitch {
                         let Ok(mut outbound) = TcpStream::connect(target).await else {
                             return;
                         };
+                        // No Nagle on either leg, as between the browser and the server.
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
                         tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                             _ = cut.changed() => {}

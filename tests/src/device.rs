@@ -113,10 +113,10 @@ impl NativeDevice {
         // thousand simulated devices in one process would spend much of a core on that.
         // Frames are mostly under a kilobyte; a larger one grows the buffer.
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-        let (socket, _) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
-                .await
-                .context("opening the sync socket")?;
+        // Nagle's algorithm off, as browsers have it on a WebSocket (`true` below).
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+            .await
+            .context("opening the sync socket")?;
         self.socket = Some(socket);
         let out = self.core.connected(self.now());
         self.apply(out).await?;

@@ -53,7 +53,7 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr()?);
         let router = app(state.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(casebook_server::without_nagle(listener), router).await;
         });
         Ok(Self {
             base,

@@ -61,7 +61,8 @@ impl RepoDevice {
     /// the part of an `automerge:` URL after the colon) until each has arrived.
     pub async fn connect(url: &str, me: &str, documents: &[String]) -> anyhow::Result<Self> {
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        // Nagle's algorithm off (`true`), as automerge-repo's own client (the `ws` package) has it.
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
             .await
             .context("opening a socket to the automerge-repo server")?;
         let mut device = Self {
