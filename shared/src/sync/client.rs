@@ -102,6 +102,10 @@ struct DeviceDocument {
     /// A whole document the server sent to this empty document, with the heads it brought:
     /// stored as it came rather than encoded again (see [`ClientCore::save`]).
     arrived_whole: Option<(Vec<ChangeHash>, Vec<u8>)>,
+    /// Changes that arrived since the last save, as they came, with the heads before and
+    /// after them: saved as they are rather than extracted from the document again (see
+    /// [`ClientCore::save`]).
+    arrived: Option<Arrived>,
     chunks: usize,
     sync: sync::State,
     session: u32,
@@ -130,7 +134,32 @@ impl DeviceDocument {
             denied: false,
             waiting_memo: None,
             arrived_whole: None,
+            arrived: None,
         }
+    }
+
+    /// Notes `bytes` (changes as they came in one message) as taken in between `before`
+    /// and the document's heads now, if loading them onto the document as it was at
+    /// `before` gives exactly the document now: nothing was held back for want of an
+    /// earlier change, before or after.
+    fn note_arrival(&mut self, before: Vec<ChangeHash>, bytes: Vec<u8>, clean_before: bool) {
+        let after = self.doc.get_heads();
+        if !clean_before || !self.doc.get_missing_deps(&[]).is_empty() {
+            self.arrived = None;
+            return;
+        }
+        self.arrived = match self.arrived.take() {
+            Some(mut earlier) if earlier.after == before => {
+                earlier.bytes.extend_from_slice(&bytes);
+                earlier.after = after;
+                Some(earlier)
+            }
+            _ => Some(Arrived {
+                before,
+                after,
+                bytes,
+            }),
+        };
     }
 
     /// Changes on this device that the server has not confirmed storing.
@@ -183,6 +212,13 @@ impl DeviceDocument {
             data: message.encode(),
         })
     }
+}
+
+/// Changes taken in from the server since the document was last saved, as they came.
+struct Arrived {
+    before: Vec<ChangeHash>,
+    after: Vec<ChangeHash>,
+    bytes: Vec<u8>,
 }
 
 /// A record made on this device that the server has not yet registered to its case.
@@ -405,8 +441,16 @@ impl ClientCore {
             }))
         } else {
             d.chunks += 1;
-            Some(Chunk::Incremental(d.doc.save_after(&d.saved_heads)))
+            Some(Chunk::Incremental(match d.arrived.take() {
+                // Exactly what arrived since the last save, and nothing made here since:
+                // the bytes as they came load onto what is stored to give the document now.
+                Some(arrived) if arrived.before == d.saved_heads && arrived.after == heads => {
+                    arrived.bytes
+                }
+                _ => d.doc.save_after(&d.saved_heads),
+            }))
         };
+        d.arrived = None;
         d.saved_heads = heads;
         Some(DocumentSave {
             chunk,
@@ -541,10 +585,22 @@ impl ClientCore {
                     }
                     _ => None,
                 };
+                // Changes that apply in full are kept as they came, to be stored so.
+                let arriving = (whole.is_none() && !message.changes.is_empty()).then(|| {
+                    let bytes: Vec<u8> = message.changes.iter().flatten().copied().collect();
+                    (
+                        d.doc.get_heads(),
+                        bytes,
+                        d.doc.get_missing_deps(&[]).is_empty(),
+                    )
+                });
                 super::receive::receive(&mut d.doc, &mut d.sync, message)
                     .map_err(|_| ClientError::BadSync)?;
                 if let Some(bytes) = whole {
                     d.arrived_whole = Some((d.doc.get_heads(), bytes));
+                }
+                if let Some((before, bytes, clean)) = arriving {
+                    d.note_arrival(before, bytes, clean);
                 }
                 d.last_heard_ms = now_ms;
                 out.save.insert(doc);
@@ -687,6 +743,7 @@ impl ClientCore {
 mod tests {
     use super::*;
     use crate::sync::room::{DocumentRoom, Limits};
+    use automerge::sync::SyncDoc;
     use automerge::transaction::Transactable;
 
     fn server_document(entries: usize) -> AutoCommit {
@@ -767,5 +824,117 @@ mod tests {
         assert_eq!(stored, sent_whole, "stored as it came");
         let mut reloaded = AutoCommit::load(&stored).unwrap();
         assert_eq!(reloaded.get_heads(), server_doc.get_heads());
+    }
+
+    /// A device holding a document restarts, reconnects and is sent `added` new changes
+    /// by the server. Returns the device, the id, the bytes it held, and the message.
+    fn sent_new_changes(added: usize) -> (ClientCore, DocumentId, Vec<u8>, sync::Message) {
+        let id = DocumentId(uuid::Uuid::from_u128(9));
+        let mut server_doc = server_document(20);
+        let held = server_doc.save();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        core.restore(
+            id,
+            std::slice::from_ref(&held),
+            &heads_to_wire(&server_doc.get_heads()),
+        )
+        .unwrap();
+        core.connected(0);
+        let out = core
+            .receive(
+                0,
+                ServerMessage::Welcome {
+                    documents: vec![id],
+                },
+            )
+            .unwrap();
+        let [ClientMessage::Sync { data, .. }] = &out.send[..] else {
+            panic!("one sync message for the document held");
+        };
+        for i in 0..added {
+            let text = server_doc
+                .put_object(automerge::ROOT, format!("new{i}"), automerge::ObjType::Text)
+                .unwrap();
+            server_doc
+                .splice_text(&text, 0, 0, "entered by a co-worker")
+                .unwrap();
+            server_doc.commit();
+        }
+        let mut state = sync::State::new();
+        server_doc
+            .sync()
+            .receive_sync_message(&mut state, sync::Message::decode(data).unwrap())
+            .unwrap();
+        let message = server_doc
+            .sync()
+            .generate_sync_message(&mut state)
+            .expect("the server has changes for the device");
+        assert!(!message.changes.is_empty());
+        (core, id, held, message)
+    }
+
+    /// Changes that arrive are saved as the bytes that came, not extracted from the
+    /// document again (extraction is a pass over the whole document), and load back.
+    #[test]
+    fn changes_that_arrive_are_stored_as_they_came() {
+        let (mut core, id, held, mut message) = sent_new_changes(3);
+        // The message also carries a change the device already has (taken in once): an
+        // extraction would not write it, so what is stored shows where it came from.
+        let mut came = AutoCommit::load(&held).unwrap().get_changes(&[])[0]
+            .raw_bytes()
+            .to_vec();
+        came.extend(message.changes.iter().flatten());
+        message.changes = came.clone().into();
+        let data = message.encode();
+        let out = core
+            .receive(
+                0,
+                ServerMessage::Sync {
+                    doc: id,
+                    session: 1,
+                    data,
+                },
+            )
+            .unwrap();
+        assert!(out.save.contains(&id));
+        let Some(Chunk::Incremental(stored)) = core.save(id).and_then(|s| s.chunk) else {
+            panic!("new changes are saved as an increment");
+        };
+        assert_eq!(stored, came, "stored as it came");
+        let mut reloaded = AutoCommit::load(&held).unwrap();
+        reloaded.load_incremental(&stored).unwrap();
+        assert_eq!(
+            reloaded.get_heads(),
+            core.docs.get_mut(&id).unwrap().doc.get_heads()
+        );
+        assert_eq!(reloaded.get_changes(&[]).len(), 20 + 3);
+    }
+
+    /// An edit made here between the arrival and the save is saved too.
+    #[test]
+    fn an_edit_after_changes_arrive_is_saved_with_them() {
+        let (mut core, id, held, message) = sent_new_changes(2);
+        let data = message.encode();
+        core.receive(
+            0,
+            ServerMessage::Sync {
+                doc: id,
+                session: 1,
+                data,
+            },
+        )
+        .unwrap();
+        let (put, _) = core
+            .edit(id, |doc| doc.put(automerge::ROOT, "local", "kept"))
+            .unwrap();
+        put.unwrap();
+        let Some(Chunk::Incremental(stored)) = core.save(id).and_then(|s| s.chunk) else {
+            panic!("saved as an increment");
+        };
+        let mut reloaded = AutoCommit::load(&held).unwrap();
+        reloaded.load_incremental(&stored).unwrap();
+        let mut here = core.docs.get_mut(&id).unwrap().doc.clone();
+        assert_eq!(reloaded.get_heads(), here.get_heads());
+        assert_eq!(reloaded.get_changes(&[]).len(), 20 + 2 + 1);
     }
 }
