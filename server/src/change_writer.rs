@@ -27,7 +27,10 @@ const ROWS_PER_INSERT: usize = 1000;
 pub struct Batch {
     doc: DocumentId,
     author: Author,
-    /// Each change as stored: hash, actor, bytes (compressed as Automerge saves them).
+    /// Each change as stored: hash, actor, bytes (Automerge's encoding, uncompressed:
+    /// Automerge deflates a change of over 256 bytes on asking, setting up a compressor
+    /// for each one, which cost the server more than the storage it saved; snapshots are
+    /// compressed, and frames over 1 KiB are deflated on the wire).
     changes: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
     audit: Option<audit::Entry>,
 }
@@ -42,10 +45,10 @@ impl Batch {
     ) -> Self {
         let changes = changes
             .into_iter()
-            .map(|mut c| {
+            .map(|c| {
                 let hash = c.hash().0.to_vec();
                 let actor = c.actor_id().to_bytes().to_vec();
-                (hash, actor, c.bytes().to_vec())
+                (hash, actor, c.raw_bytes().to_vec())
             })
             .collect();
         Self {
