@@ -138,28 +138,22 @@ impl DeviceDocument {
         }
     }
 
-    /// Notes `bytes` (changes as they came in one message) as taken in between `before`
-    /// and the document's heads now, if loading them onto the document as it was at
-    /// `before` gives exactly the document now: nothing was held back for want of an
-    /// earlier change, before or after.
-    fn note_arrival(&mut self, before: Vec<ChangeHash>, bytes: Vec<u8>, clean_before: bool) {
+    /// Notes `bytes` (changes as they came in one message, taken in onto the document as
+    /// last saved, with nothing held back for want of an earlier change) as what is new
+    /// since that save, if the document now holds all of them: nothing held back after
+    /// either. Only one message is kept, and only when the document was saved just before
+    /// it, so a holder that does not save (the load benchmarks' devices) keeps nothing.
+    fn note_arrival(&mut self, before: Vec<ChangeHash>, bytes: Vec<u8>) {
         let after = self.doc.get_heads();
-        if !clean_before || !self.doc.get_missing_deps(&[]).is_empty() {
-            self.arrived = None;
-            return;
-        }
-        self.arrived = match self.arrived.take() {
-            Some(mut earlier) if earlier.after == before => {
-                earlier.bytes.extend_from_slice(&bytes);
-                earlier.after = after;
-                Some(earlier)
-            }
-            _ => Some(Arrived {
+        self.arrived = self
+            .doc
+            .get_missing_deps(&[])
+            .is_empty()
+            .then_some(Arrived {
                 before,
                 after,
                 bytes,
-            }),
-        };
+            });
     }
 
     /// Changes on this device that the server has not confirmed storing.
@@ -585,22 +579,29 @@ impl ClientCore {
                     }
                     _ => None,
                 };
-                // Changes that apply in full are kept as they came, to be stored so.
-                let arriving = (whole.is_none() && !message.changes.is_empty()).then(|| {
-                    let bytes: Vec<u8> = message.changes.iter().flatten().copied().collect();
-                    (
-                        d.doc.get_heads(),
-                        bytes,
-                        d.doc.get_missing_deps(&[]).is_empty(),
-                    )
+                // Changes taken in onto the document as saved are kept as they came, to be
+                // stored so (see `note_arrival`).
+                let before = d.doc.get_heads();
+                let arriving = (whole.is_none()
+                    && !message.changes.is_empty()
+                    && before == d.saved_heads
+                    && d.doc.get_missing_deps(&[]).is_empty())
+                .then(|| {
+                    message
+                        .changes
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .collect::<Vec<u8>>()
                 });
+                d.arrived = None;
                 super::receive::receive(&mut d.doc, &mut d.sync, message)
                     .map_err(|_| ClientError::BadSync)?;
                 if let Some(bytes) = whole {
                     d.arrived_whole = Some((d.doc.get_heads(), bytes));
                 }
-                if let Some((before, bytes, clean)) = arriving {
-                    d.note_arrival(before, bytes, clean);
+                if let Some(bytes) = arriving {
+                    d.note_arrival(before, bytes);
                 }
                 d.last_heard_ms = now_ms;
                 out.save.insert(doc);
@@ -908,6 +909,29 @@ mod tests {
             core.docs.get_mut(&id).unwrap().doc.get_heads()
         );
         assert_eq!(reloaded.get_changes(&[]).len(), 20 + 3);
+    }
+
+    /// A holder that does not save (the load benchmarks' devices) keeps nothing of the
+    /// messages after the first: what arrives is not gathered without bound.
+    #[test]
+    fn changes_are_kept_only_onto_the_document_as_saved() {
+        let (mut core, id, _, message) = sent_new_changes(2);
+        let data = message.encode();
+        let sync = |data: Vec<u8>| ServerMessage::Sync {
+            doc: id,
+            session: 1,
+            data,
+        };
+        core.receive(0, sync(data.clone())).unwrap();
+        assert!(
+            core.docs[&id].arrived.is_some(),
+            "taken in onto the saved document"
+        );
+        core.receive(0, sync(data)).unwrap();
+        assert!(
+            core.docs[&id].arrived.is_none(),
+            "not saved since the last message: nothing kept"
+        );
     }
 
     /// An edit made here between the arrival and the save is saved too.
