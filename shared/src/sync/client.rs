@@ -102,7 +102,7 @@ struct DeviceDocument {
     /// A whole document the server sent to this empty document, with the heads it brought:
     /// stored as it came rather than encoded again (see [`ClientCore::save`]).
     arrived_whole: Option<(Vec<ChangeHash>, Vec<u8>)>,
-    /// Changes that arrived since the last save, as they came, with the heads before and
+    /// Changes that arrived onto the document as last saved, as they came, with the heads
     /// after them: saved as they are rather than extracted from the document again (see
     /// [`ClientCore::save`]).
     arrived: Option<Arrived>,
@@ -143,17 +143,13 @@ impl DeviceDocument {
     /// since that save, if the document now holds all of them: nothing held back after
     /// either. Only one message is kept, and only when the document was saved just before
     /// it, so a holder that does not save (the load benchmarks' devices) keeps nothing.
-    fn note_arrival(&mut self, before: Vec<ChangeHash>, bytes: Vec<u8>) {
+    fn note_arrival(&mut self, bytes: Vec<u8>) {
         let after = self.doc.get_heads();
         self.arrived = self
             .doc
             .get_missing_deps(&[])
             .is_empty()
-            .then_some(Arrived {
-                before,
-                after,
-                bytes,
-            });
+            .then_some(Arrived { after, bytes });
     }
 
     /// Changes on this device that the server has not confirmed storing.
@@ -208,9 +204,9 @@ impl DeviceDocument {
     }
 }
 
-/// Changes taken in from the server since the document was last saved, as they came.
+/// Changes taken in from the server onto the document as last saved, as they came. It is
+/// cleared by every save, so it always follows the saved heads.
 struct Arrived {
-    before: Vec<ChangeHash>,
     after: Vec<ChangeHash>,
     bytes: Vec<u8>,
 }
@@ -419,6 +415,7 @@ impl ClientCore {
     pub fn save(&mut self, id: DocumentId) -> Option<DocumentSave> {
         let d = self.docs.get_mut(&id)?;
         let heads = d.doc.get_heads();
+        let arrived = d.arrived.take();
         let chunk = if heads == d.saved_heads && d.chunks > 0 {
             None
         } else if d.chunks == 0
@@ -435,16 +432,13 @@ impl ClientCore {
             }))
         } else {
             d.chunks += 1;
-            Some(Chunk::Incremental(match d.arrived.take() {
+            Some(Chunk::Incremental(match arrived {
                 // Exactly what arrived since the last save, and nothing made here since:
                 // the bytes as they came load onto what is stored to give the document now.
-                Some(arrived) if arrived.before == d.saved_heads && arrived.after == heads => {
-                    arrived.bytes
-                }
+                Some(arrived) if arrived.after == heads => arrived.bytes,
                 _ => d.doc.save_after(&d.saved_heads),
             }))
         };
-        d.arrived = None;
         d.saved_heads = heads;
         Some(DocumentSave {
             chunk,
@@ -581,10 +575,9 @@ impl ClientCore {
                 };
                 // Changes taken in onto the document as saved are kept as they came, to be
                 // stored so (see `note_arrival`).
-                let before = d.doc.get_heads();
                 let arriving = (whole.is_none()
                     && !message.changes.is_empty()
-                    && before == d.saved_heads
+                    && d.doc.get_heads() == d.saved_heads
                     && d.doc.get_missing_deps(&[]).is_empty())
                 .then(|| {
                     message
@@ -601,7 +594,7 @@ impl ClientCore {
                     d.arrived_whole = Some((d.doc.get_heads(), bytes));
                 }
                 if let Some(bytes) = arriving {
-                    d.note_arrival(before, bytes);
+                    d.note_arrival(bytes);
                 }
                 d.last_heard_ms = now_ms;
                 out.save.insert(doc);
