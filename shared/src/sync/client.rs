@@ -10,8 +10,11 @@
 //!
 //! A change counts as *waiting* until the server reports (with `Persisted`) heads that
 //! include it. Waiting changes survive restarts because the persisted heads are saved with
-//! the document.
+//! the document. Until then the device also keeps them in memory as Automerge encoded them
+//! when they were made (at most 1,000 changes or 512 KiB a document, [`Kept`]), and sends
+//! and saves them from those bytes rather than extracting them from the document again.
 
+use super::message::Kept;
 use super::{heads_from_wire, heads_to_wire};
 use crate::ids::{CaseId, DeviceId, DocumentId};
 use crate::protocol::{ClientMessage, DenyReason, ErrorCode, Head, ServerMessage};
@@ -106,6 +109,10 @@ struct DeviceDocument {
     /// after them: saved as they are rather than extracted from the document again (see
     /// [`ClientCore::save`]).
     arrived: Option<Arrived>,
+    /// This device's own changes that the server has not confirmed storing, as encoded
+    /// when they were made: sent and saved from these bytes rather than extracted from the
+    /// document again (see [`DeviceDocument::keep_own`]).
+    own: Kept,
     chunks: usize,
     sync: sync::State,
     session: u32,
@@ -135,7 +142,68 @@ impl DeviceDocument {
             waiting_memo: None,
             arrived_whole: None,
             arrived: None,
+            own: Kept::default(),
         }
+    }
+
+    /// Keeps the changes made here since `before` as Automerge encoded them, until the
+    /// server has stored them. Extracting a change from a document is a pass over it; this
+    /// is the one extraction of a change made here, where without it every message carrying
+    /// it and every save of it made another (a day's entries made offline were all
+    /// extracted again, one document after another, at the moment of reconnecting).
+    fn keep_own(&mut self, before: &[ChangeHash]) {
+        if self.doc.get_heads() == before {
+            return;
+        }
+        for change in self.doc.get_changes(before) {
+            self.own
+                .recent
+                .add(change.hash(), change.raw_bytes().to_vec());
+        }
+    }
+
+    /// Forgets the kept changes of this device's that the server has now stored.
+    fn forget_stored_own(&mut self) {
+        if self.own.recent.is_empty() {
+            return;
+        }
+        let heads = self.doc.get_heads();
+        if super::message::same_heads(&self.persisted, &heads) {
+            self.own.recent.clear();
+            return;
+        }
+        let stored = self.stored_heads();
+        let unstored: BTreeSet<ChangeHash> = self
+            .doc
+            .get_changes_meta(&stored)
+            .iter()
+            .map(|c| c.hash)
+            .collect();
+        self.own.recent.retain(|h| unstored.contains(h));
+    }
+
+    /// The changes new since the last save, if every one of them is a change made here and
+    /// kept: their bytes, which load onto what is stored to give the document now.
+    fn own_since_saved(&mut self) -> Option<Vec<u8>> {
+        if self.own.recent.is_empty() {
+            return None;
+        }
+        let since = self.doc.get_changes_meta(&self.saved_heads);
+        let mut bytes = Vec::new();
+        for change in &since {
+            bytes.extend_from_slice(self.own.recent.get(&change.hash)?);
+        }
+        Some(bytes)
+    }
+
+    /// Those of the heads the server last reported stored that this document holds.
+    fn stored_heads(&mut self) -> Vec<ChangeHash> {
+        let missing = self.doc.get_missing_deps(&self.persisted);
+        self.persisted
+            .iter()
+            .filter(|h| !missing.contains(h))
+            .copied()
+            .collect()
     }
 
     /// Notes `bytes` (changes as they came in one message, taken in onto the document as
@@ -167,14 +235,8 @@ impl DeviceDocument {
             self.waiting_memo = Some((heads, self.persisted.clone(), 0));
             return 0;
         }
-        let missing = self.doc.get_missing_deps(&self.persisted);
-        let known: Vec<ChangeHash> = self
-            .persisted
-            .iter()
-            .filter(|h| !missing.contains(h))
-            .copied()
-            .collect();
-        let n = self.doc.get_changes_meta(&known).len();
+        let stored = self.stored_heads();
+        let n = self.doc.get_changes_meta(&stored).len();
         self.waiting_memo = Some((heads, self.persisted.clone(), n));
         n
     }
@@ -195,7 +257,11 @@ impl DeviceDocument {
     }
 
     fn next_message(&mut self, id: DocumentId) -> Option<ClientMessage> {
-        let message = super::message::next_message(&mut self.doc, &mut self.sync)?;
+        let message =
+            super::message::next_message_kept(&mut self.doc, &mut self.sync, &mut self.own);
+        // A whole encoding made for the server is not kept on a device.
+        self.own.saved = None;
+        let message = message?;
         Some(ClientMessage::Sync {
             doc: id,
             session: self.session,
@@ -351,14 +417,8 @@ impl ClientCore {
             .values_mut()
             .filter(|_| !self.past_actors.is_empty())
         {
-            let missing = d.doc.get_missing_deps(&d.persisted);
-            let known: Vec<ChangeHash> = d
-                .persisted
-                .iter()
-                .filter(|h| !missing.contains(h))
-                .copied()
-                .collect();
-            for change in d.doc.get_changes_meta(&known) {
+            let stored = d.stored_heads();
+            for change in d.doc.get_changes_meta(&stored) {
                 authors.insert(change.actor.into_owned());
             }
         }
@@ -436,7 +496,11 @@ impl ClientCore {
                 // Exactly what arrived since the last save, and nothing made here since:
                 // the bytes as they came load onto what is stored to give the document now.
                 Some(arrived) if arrived.after == heads => arrived.bytes,
-                _ => d.doc.save_after(&d.saved_heads),
+                // Only changes made here since, kept as they were made.
+                _ => match d.own_since_saved() {
+                    Some(bytes) => bytes,
+                    None => d.doc.save_after(&d.saved_heads),
+                },
             }))
         };
         d.saved_heads = heads;
@@ -603,6 +667,7 @@ impl ClientCore {
             ServerMessage::Persisted { doc, heads } => {
                 if let Some(d) = self.docs.get_mut(&doc) {
                     d.persisted = heads_from_wire(&heads);
+                    d.forget_stored_own();
                     d.confirmed = self.link == Link::Online;
                     d.last_heard_ms = now_ms;
                     out.save.insert(doc);
@@ -688,9 +753,11 @@ impl ClientCore {
         change: impl FnOnce(&mut AutoCommit) -> R,
     ) -> Result<(R, Output), ClientError> {
         let d = self.docs.get_mut(&id).ok_or(ClientError::UnknownDocument)?;
+        let before = d.doc.get_heads();
         let result = change(&mut d.doc);
         d.doc.commit();
         super::forget_patches(&mut d.doc);
+        d.keep_own(&before);
         let mut out = Output::default();
         out.save.insert(id);
         if self.link == Link::Online && !d.denied {
@@ -953,5 +1020,115 @@ mod tests {
         let mut here = core.docs.get_mut(&id).unwrap().doc.clone();
         assert_eq!(reloaded.get_heads(), here.get_heads());
         assert_eq!(reloaded.get_changes(&[]).len(), 20 + 2 + 1);
+    }
+
+    /// Changes made here are kept as they were made until the server has stored them: they
+    /// are saved and sent from those bytes, and forgotten once stored, those the server has
+    /// not stored yet staying kept.
+    #[test]
+    fn own_changes_are_kept_until_the_server_has_stored_them() {
+        let id = DocumentId(uuid::Uuid::from_u128(11));
+        let mut server_doc = server_document(20);
+        let held = server_doc.save();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        core.restore(
+            id,
+            std::slice::from_ref(&held),
+            &heads_to_wire(&server_doc.get_heads()),
+        )
+        .unwrap();
+        // Offline: three entries, each saved.
+        let mut made = Vec::new();
+        for i in 0..3 {
+            let before = core.docs.get_mut(&id).unwrap().doc.get_heads();
+            core.edit(id, |doc| {
+                let text = doc
+                    .put_object(
+                        automerge::ROOT,
+                        format!("mine{i}"),
+                        automerge::ObjType::Text,
+                    )
+                    .unwrap();
+                doc.splice_text(&text, 0, 0, "written in a client's home, offline")
+            })
+            .unwrap()
+            .0
+            .unwrap();
+            let d = core.docs.get_mut(&id).unwrap();
+            let change = d.doc.get_changes(&before).pop().unwrap();
+            made.push(change.raw_bytes().to_vec());
+            let Some(Chunk::Incremental(stored)) = core.save(id).and_then(|s| s.chunk) else {
+                panic!("an edit is saved as an increment");
+            };
+            assert_eq!(stored, made[i], "saved as made");
+        }
+        assert_eq!(core.docs[&id].own.recent.len(), 3, "all three kept");
+
+        // Reconnecting: the server (a room over what it stored) is sent the three changes.
+        let mut room = DocumentRoom::load(Some(&held), []).unwrap();
+        let mut to_server = core.connected(0).send;
+        to_server.extend(
+            core.receive(
+                0,
+                ServerMessage::Welcome {
+                    documents: vec![id],
+                },
+            )
+            .unwrap()
+            .send,
+        );
+        let mut carried = Vec::new();
+        for _ in 0..10 {
+            let mut answers = Vec::new();
+            for message in to_server.drain(..) {
+                if let ClientMessage::Sync { session, data, .. } = message {
+                    let m = sync::Message::decode(&data).unwrap();
+                    carried.extend(m.changes.iter().flatten().copied());
+                    room.receive(1, session, &data, &Limits::default()).unwrap();
+                }
+            }
+            for out in room.outgoing(0) {
+                answers.push(ServerMessage::Sync {
+                    doc: id,
+                    session: out.session,
+                    data: out.data,
+                });
+            }
+            for answer in answers {
+                to_server.extend(core.receive(0, answer).unwrap().send);
+            }
+        }
+        assert_eq!(carried, made.concat(), "the three changes, as made");
+        assert_eq!(core.waiting_in(id), 3, "not yet reported stored");
+
+        // The server reports the first two stored: the third stays kept.
+        let mut first_two = AutoCommit::load(&held).unwrap();
+        first_two.load_incremental(&made[..2].concat()).unwrap();
+        core.receive(
+            0,
+            ServerMessage::Persisted {
+                doc: id,
+                heads: heads_to_wire(&first_two.get_heads()),
+            },
+        )
+        .unwrap();
+        assert_eq!(core.waiting_in(id), 1);
+        let d = core.docs.get_mut(&id).unwrap();
+        let third = d.doc.get_heads()[0];
+        assert_eq!(d.own.recent.len(), 1);
+        assert!(d.own.recent.get(&third).is_some(), "the one not stored");
+        core.receive(
+            0,
+            ServerMessage::Persisted {
+                doc: id,
+                heads: room.heads(),
+            },
+        )
+        .unwrap();
+        assert_eq!(core.waiting_in(id), 0);
+        assert!(
+            core.docs[&id].own.recent.is_empty(),
+            "all stored: none kept"
+        );
     }
 }

@@ -36,7 +36,8 @@ pub fn next_message(doc: &mut AutoCommit, state: &mut sync::State) -> Option<syn
 }
 
 /// What a document's holder keeps to answer peers without a pass over the document: its
-/// last whole encoding and the changes it saw arrive recently.
+/// last whole encoding and the changes it saw arrive recently (a room), or its own changes
+/// the server has not stored yet (a device).
 #[derive(Clone, Debug, Default)]
 pub struct Kept {
     /// The whole document encoded, while it is unchanged.
@@ -83,7 +84,25 @@ impl Recent {
         *self = Self::default();
     }
 
-    fn get(&self, hash: &ChangeHash) -> Option<&[u8]> {
+    /// Keeps only the changes `keep` says to.
+    pub fn retain(&mut self, keep: impl Fn(&ChangeHash) -> bool) {
+        self.order.retain(|h| keep(h));
+        self.bytes.retain(|h, _| keep(h));
+        self.total = self.bytes.values().map(Vec::len).sum();
+    }
+
+    /// How many changes are kept.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether no change is kept.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The encoding of the change `hash`, if kept.
+    pub fn get(&self, hash: &ChangeHash) -> Option<&[u8]> {
         self.bytes.get(hash).map(Vec::as_slice)
     }
 }
@@ -281,9 +300,9 @@ fn recent_changes(
     if unchanged && state.in_flight {
         return Some(None);
     }
-    // New heads are mostly new changes to send: with none kept (a device keeps none), the
-    // graph walk below would be wasted before Automerge's own.
-    if !unchanged && recent.order.is_empty() {
+    // New heads are mostly new changes to send: with none kept (a device keeps only its
+    // own, until stored), the graph walk below would be wasted before Automerge's own.
+    if !unchanged && recent.is_empty() {
         return None;
     }
     // As Automerge's `get_hashes_to_send`: what they ask for and we hold, then every change
