@@ -36,6 +36,11 @@ pub const IDLE_AFTER: Duration = Duration::from_secs(60);
 /// Stored changes of one document gathered before they are compacted into a snapshot.
 pub const COMPACT_AFTER: usize = 500;
 
+/// Sync messages at least this large are applied as heavy work (`DocumentHub::heavy`): a catch-up's message of
+/// ten chronology entries is about 6 KB and takes Automerge a few milliseconds to apply,
+/// where a single entry (under 1 KB) takes a fraction of one.
+const HEAVY_MESSAGE_BYTES: usize = 4 * 1024;
+
 /// What a connection's writer sends.
 #[derive(Debug)]
 pub enum Outbound {
@@ -207,6 +212,8 @@ pub struct DocumentHub {
     next_peer: AtomicU64,
     /// Stores changes with group commit; started on first use (inside the runtime).
     writer: OnceLock<ChangeWriter>,
+    /// Turns for [`Self::heavy`] work: as many as the machine has cores.
+    heavy_turns: tokio::sync::Semaphore,
 }
 
 impl DocumentHub {
@@ -218,7 +225,31 @@ impl DocumentHub {
             limits: Limits::default(),
             next_peer: AtomicU64::new(1),
             writer: OnceLock::new(),
+            heavy_turns: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            ),
         }
+    }
+
+    /// Runs `work` (when `is_heavy`: milliseconds of Automerge applying a large message or
+    /// loading a document) on this thread handed over to blocking work, at most one such
+    /// job per core. Neither the work nor waiting for a turn holds one of the runtime's
+    /// workers, so its other tasks (the group commit that acknowledges other documents,
+    /// frames to other devices) keep moving, and documents come out one after another
+    /// instead of all at the end. A reconnecting device's catch-up is twenty such messages
+    /// at once: applied on the workers themselves, they held up the group commit between
+    /// its statements (the first document's commit took 20 ms), and no document reached the
+    /// co-worker's device until most were applied. Handed over without turns, all twenty
+    /// ran at once on as many threads and finished together, later still. On a runtime
+    /// with one thread (unit tests) it simply runs.
+    async fn heavy<R>(&self, is_heavy: bool, work: impl FnOnce() -> R) -> R {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !(is_heavy && multi_thread) {
+            return work();
+        }
+        let _turn = self.heavy_turns.acquire().await;
+        tokio::task::block_in_place(work)
     }
 
     /// Registers a new connection.
@@ -303,7 +334,13 @@ impl DocumentHub {
             }
             let live = self.make_live(&mut slot, doc).await?;
             live.peers.insert(peer.id, peer.clone());
-            let received = match live.room.receive(peer.id, session, data, &self.limits) {
+            let limits = &self.limits;
+            let received = match self
+                .heavy(data.len() >= HEAVY_MESSAGE_BYTES, || {
+                    live.room.receive(peer.id, session, data, limits)
+                })
+                .await
+            {
                 Ok(r) => r,
                 Err(e @ (RoomError::Malformed | RoomError::OverLimits)) => return Err(e.into()),
                 Err(e) => {
@@ -479,7 +516,9 @@ impl DocumentHub {
     ) -> Result<&'a mut LiveRoom, SyncError> {
         slot.last_used = Instant::now();
         if let Some(quiet) = slot.quiet.take() {
-            let mut room = DocumentRoom::load(Some(quiet.doc.snapshot()), [])?;
+            let mut room = self
+                .heavy(true, || DocumentRoom::load(Some(quiet.doc.snapshot()), []))
+                .await?;
             let told: HashMap<PeerId, (Option<u32>, Vec<Head>)> = quiet
                 .doc
                 .peers()
@@ -502,7 +541,8 @@ impl DocumentHub {
             });
         }
         if slot.live.is_none() {
-            slot.live = Some(read_stored(&self.db, doc).await?.into_live()?);
+            let stored = read_stored(&self.db, doc).await?;
+            slot.live = Some(self.heavy(true, || stored.into_live()).await?);
         }
         Ok(slot.live.as_mut().expect("loaded above"))
     }
