@@ -36,9 +36,9 @@ pub const IDLE_AFTER: Duration = Duration::from_secs(60);
 /// Stored changes of one document gathered before they are compacted into a snapshot.
 pub const COMPACT_AFTER: usize = 500;
 
-/// Sync messages at least this large are applied as heavy work (`DocumentHub::heavy`): a catch-up's message of
-/// ten chronology entries is about 6 KB and takes Automerge a few milliseconds to apply,
-/// where a single entry (under 1 KB) takes a fraction of one.
+/// Sync messages at least this large are applied as heavy work (`DocumentHub::heavy`): a
+/// catch-up's message of ten chronology entries is about 6 KB and takes Automerge a few
+/// milliseconds to apply, where a single entry (under 1 KB) takes a fraction of one.
 const HEAVY_MESSAGE_BYTES: usize = 4 * 1024;
 
 /// What a connection's writer sends.
