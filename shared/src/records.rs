@@ -732,8 +732,9 @@ fn write_value(
                     }
                 }
                 _ => {
+                    // A new, empty text: one splice, no diff against the empty text.
                     let text = doc.put_object(obj, field.key, ObjType::Text)?;
-                    doc.update_text(&text, value)?;
+                    doc.splice_text(&text, 0, 0, value)?;
                 }
             }
             return Ok(());
