@@ -11,10 +11,10 @@
 //! A change counts as *waiting* until the server reports (with `Persisted`) heads that
 //! include it. Waiting changes survive restarts because the persisted heads are saved with
 //! the document. Until then the device also keeps them in memory as Automerge encoded them
-//! when they were made (at most 1,000 changes or 512 KiB a document, [`Kept`]), and sends
+//! when they were made (at most 1,000 changes or 512 KiB a document, [`Recent`]), and sends
 //! and saves them from those bytes rather than extracting them from the document again.
 
-use super::message::Kept;
+use super::message::Recent;
 use super::{heads_from_wire, heads_to_wire};
 use crate::ids::{CaseId, DeviceId, DocumentId};
 use crate::protocol::{ClientMessage, DenyReason, ErrorCode, Head, ServerMessage};
@@ -112,7 +112,7 @@ struct DeviceDocument {
     /// This device's own changes that the server has not confirmed storing, as encoded
     /// when they were made: sent and saved from these bytes rather than extracted from the
     /// document again (see [`DeviceDocument::keep_own`]).
-    own: Kept,
+    own: Recent,
     chunks: usize,
     sync: sync::State,
     session: u32,
@@ -142,7 +142,7 @@ impl DeviceDocument {
             waiting_memo: None,
             arrived_whole: None,
             arrived: None,
-            own: Kept::default(),
+            own: Recent::default(),
         }
     }
 
@@ -156,20 +156,18 @@ impl DeviceDocument {
             return;
         }
         for change in self.doc.get_changes(before) {
-            self.own
-                .recent
-                .add(change.hash(), change.raw_bytes().to_vec());
+            self.own.add(change.hash(), change.raw_bytes().to_vec());
         }
     }
 
     /// Forgets the kept changes of this device's that the server has now stored.
     fn forget_stored_own(&mut self) {
-        if self.own.recent.is_empty() {
+        if self.own.is_empty() {
             return;
         }
         let heads = self.doc.get_heads();
         if super::message::same_heads(&self.persisted, &heads) {
-            self.own.recent.clear();
+            self.own.clear();
             return;
         }
         let stored = self.stored_heads();
@@ -179,19 +177,19 @@ impl DeviceDocument {
             .iter()
             .map(|c| c.hash)
             .collect();
-        self.own.recent.retain(|h| unstored.contains(h));
+        self.own.retain(|h| unstored.contains(h));
     }
 
     /// The changes new since the last save, if every one of them is a change made here and
     /// kept: their bytes, which load onto what is stored to give the document now.
     fn own_since_saved(&mut self) -> Option<Vec<u8>> {
-        if self.own.recent.is_empty() {
+        if self.own.is_empty() {
             return None;
         }
         let since = self.doc.get_changes_meta(&self.saved_heads);
         let mut bytes = Vec::new();
         for change in &since {
-            bytes.extend_from_slice(self.own.recent.get(&change.hash)?);
+            bytes.extend_from_slice(self.own.get(&change.hash)?);
         }
         Some(bytes)
     }
@@ -257,11 +255,9 @@ impl DeviceDocument {
     }
 
     fn next_message(&mut self, id: DocumentId) -> Option<ClientMessage> {
+        // A whole encoding made for the server is not kept on a device: no `saved`.
         let message =
-            super::message::next_message_kept(&mut self.doc, &mut self.sync, &mut self.own);
-        // A whole encoding made for the server is not kept on a device.
-        self.own.saved = None;
-        let message = message?;
+            super::message::next_message_kept(&mut self.doc, &mut self.sync, &mut None, &self.own)?;
         Some(ClientMessage::Sync {
             doc: id,
             session: self.session,
@@ -827,51 +823,14 @@ mod tests {
         let mut server_doc = server_document(40);
         let mut room = DocumentRoom::load(Some(&server_doc.save()), []).unwrap();
         let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
-        let mut sent_whole = None;
-        let mut to_server = core.connected(0).send;
-        to_server.extend(
-            core.receive(
-                0,
-                ServerMessage::Welcome {
-                    documents: vec![id],
-                },
-            )
-            .unwrap()
-            .send,
-        );
-        for _ in 0..10 {
-            let mut answers = Vec::new();
-            for message in to_server.drain(..) {
-                if let ClientMessage::Sync { session, data, .. } = message {
-                    room.receive(1, session, &data, &Limits::default()).unwrap();
-                }
-            }
-            for out in room.outgoing(0) {
-                let m = sync::Message::decode(&out.data).unwrap();
-                if let Some(chunk) = m
-                    .changes
-                    .iter()
-                    .next()
-                    .filter(|c| super::super::chunk::is_whole_document(c))
-                {
-                    sent_whole = Some(chunk.to_vec());
-                }
-                answers.push(ServerMessage::Sync {
-                    doc: id,
-                    session: out.session,
-                    data: out.data,
-                });
-            }
-            answers.push(ServerMessage::Persisted {
-                doc: id,
-                heads: room.heads(),
-            });
-            for answer in answers {
-                to_server.extend(core.receive(0, answer).unwrap().send);
-            }
-        }
+        let (_, to_device) = sync_with_room(&mut core, &mut room, id, true);
         assert!(core.in_step(id));
-        let sent_whole = sent_whole.expect("the room sent the document whole");
+        let sent_whole = to_device
+            .iter()
+            .filter_map(|m| m.changes.iter().next())
+            .find(|c| super::super::chunk::is_whole_document(c))
+            .expect("the room sent the document whole")
+            .to_vec();
         assert!(
             core.docs[&id]
                 .arrived_whole
@@ -887,10 +846,59 @@ mod tests {
         assert_eq!(reloaded.get_heads(), server_doc.get_heads());
     }
 
-    /// A device holding a document restarts, reconnects and is sent `added` new changes
-    /// by the server. Returns the device, the id, the bytes it held, and the message.
-    fn sent_new_changes(added: usize) -> (ClientCore, DocumentId, Vec<u8>, sync::Message) {
-        let id = DocumentId(uuid::Uuid::from_u128(9));
+    /// Connects `core` and lets it and `room` exchange messages about `id` for ten rounds,
+    /// telling the device the room's heads as stored after each round if `tell_persisted`.
+    /// Returns the sync messages sent each way: (to the server, to the device).
+    fn sync_with_room(
+        core: &mut ClientCore,
+        room: &mut DocumentRoom,
+        id: DocumentId,
+        tell_persisted: bool,
+    ) -> (Vec<sync::Message>, Vec<sync::Message>) {
+        let (mut sent, mut received) = (Vec::new(), Vec::new());
+        let mut to_server = core.connected(0).send;
+        to_server.extend(
+            core.receive(
+                0,
+                ServerMessage::Welcome {
+                    documents: vec![id],
+                },
+            )
+            .unwrap()
+            .send,
+        );
+        for _ in 0..10 {
+            let mut answers = Vec::new();
+            for message in to_server.drain(..) {
+                if let ClientMessage::Sync { session, data, .. } = message {
+                    sent.push(sync::Message::decode(&data).unwrap());
+                    room.receive(1, session, &data, &Limits::default()).unwrap();
+                }
+            }
+            for out in room.outgoing(0) {
+                received.push(sync::Message::decode(&out.data).unwrap());
+                answers.push(ServerMessage::Sync {
+                    doc: id,
+                    session: out.session,
+                    data: out.data,
+                });
+            }
+            if tell_persisted {
+                answers.push(ServerMessage::Persisted {
+                    doc: id,
+                    heads: room.heads(),
+                });
+            }
+            for answer in answers {
+                to_server.extend(core.receive(0, answer).unwrap().send);
+            }
+        }
+        (sent, received)
+    }
+
+    /// A device that has restored document `id` as the server holds it (20 entries, all
+    /// reported stored). Returns the device, the server's document and the bytes held.
+    fn device_holding(id: DocumentId) -> (ClientCore, AutoCommit, Vec<u8>) {
         let mut server_doc = server_document(20);
         let held = server_doc.save();
         let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
@@ -900,6 +908,14 @@ mod tests {
             &heads_to_wire(&server_doc.get_heads()),
         )
         .unwrap();
+        (core, server_doc, held)
+    }
+
+    /// A device holding a document restarts, reconnects and is sent `added` new changes
+    /// by the server. Returns the device, the id, the bytes it held, and the message.
+    fn sent_new_changes(added: usize) -> (ClientCore, DocumentId, Vec<u8>, sync::Message) {
+        let id = DocumentId(uuid::Uuid::from_u128(9));
+        let (mut core, mut server_doc, held) = device_holding(id);
         core.connected(0);
         let out = core
             .receive(
@@ -1028,15 +1044,7 @@ mod tests {
     #[test]
     fn own_changes_are_kept_until_the_server_has_stored_them() {
         let id = DocumentId(uuid::Uuid::from_u128(11));
-        let mut server_doc = server_document(20);
-        let held = server_doc.save();
-        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
-        core.restore(
-            id,
-            std::slice::from_ref(&held),
-            &heads_to_wire(&server_doc.get_heads()),
-        )
-        .unwrap();
+        let (mut core, _, held) = device_holding(id);
         // Offline: three entries, each saved.
         let mut made = Vec::new();
         for i in 0..3 {
@@ -1062,42 +1070,15 @@ mod tests {
             };
             assert_eq!(stored, made[i], "saved as made");
         }
-        assert_eq!(core.docs[&id].own.recent.len(), 3, "all three kept");
+        assert_eq!(core.docs[&id].own.len(), 3, "all three kept");
 
         // Reconnecting: the server (a room over what it stored) is sent the three changes.
         let mut room = DocumentRoom::load(Some(&held), []).unwrap();
-        let mut to_server = core.connected(0).send;
-        to_server.extend(
-            core.receive(
-                0,
-                ServerMessage::Welcome {
-                    documents: vec![id],
-                },
-            )
-            .unwrap()
-            .send,
-        );
-        let mut carried = Vec::new();
-        for _ in 0..10 {
-            let mut answers = Vec::new();
-            for message in to_server.drain(..) {
-                if let ClientMessage::Sync { session, data, .. } = message {
-                    let m = sync::Message::decode(&data).unwrap();
-                    carried.extend(m.changes.iter().flatten().copied());
-                    room.receive(1, session, &data, &Limits::default()).unwrap();
-                }
-            }
-            for out in room.outgoing(0) {
-                answers.push(ServerMessage::Sync {
-                    doc: id,
-                    session: out.session,
-                    data: out.data,
-                });
-            }
-            for answer in answers {
-                to_server.extend(core.receive(0, answer).unwrap().send);
-            }
-        }
+        let (to_server, _) = sync_with_room(&mut core, &mut room, id, false);
+        let carried: Vec<u8> = to_server
+            .iter()
+            .flat_map(|m| m.changes.iter().flatten().copied())
+            .collect();
         assert_eq!(carried, made.concat(), "the three changes, as made");
         assert_eq!(core.waiting_in(id), 3, "not yet reported stored");
 
@@ -1115,8 +1096,8 @@ mod tests {
         assert_eq!(core.waiting_in(id), 1);
         let d = core.docs.get_mut(&id).unwrap();
         let third = d.doc.get_heads()[0];
-        assert_eq!(d.own.recent.len(), 1);
-        assert!(d.own.recent.get(&third).is_some(), "the one not stored");
+        assert_eq!(d.own.len(), 1);
+        assert!(d.own.get(&third).is_some(), "the one not stored");
         core.receive(
             0,
             ServerMessage::Persisted {
@@ -1126,9 +1107,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(core.waiting_in(id), 0);
-        assert!(
-            core.docs[&id].own.recent.is_empty(),
-            "all stored: none kept"
-        );
+        assert!(core.docs[&id].own.is_empty(), "all stored: none kept");
     }
 }

@@ -32,12 +32,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 /// The message to send to the peer whose sync state is `state`, or `None` when it is owed
 /// nothing; the same answer as `generate_sync_message`, with the same effect on `state`.
 pub fn next_message(doc: &mut AutoCommit, state: &mut sync::State) -> Option<sync::Message> {
-    next_message_kept(doc, state, &mut Kept::default())
+    next_message_kept(doc, state, &mut None, &Recent::default())
 }
 
-/// What a document's holder keeps to answer peers without a pass over the document: its
-/// last whole encoding and the changes it saw arrive recently (a room), or its own changes
-/// the server has not stored yet (a device).
+/// What a room keeps to answer peers without a pass over the document: its last whole
+/// encoding and the changes it saw arrive recently. (A device keeps only a [`Recent`], of
+/// its own changes the server has not stored yet.)
 #[derive(Clone, Debug, Default)]
 pub struct Kept {
     /// The whole document encoded, while it is unchanged.
@@ -128,14 +128,16 @@ impl Saved {
     }
 }
 
-/// As [`next_message`], using what `kept` holds: its whole encoding rather than encoding
-/// the document again when the peer holds nothing of it and the encoding is of the document
-/// as it is (otherwise the encoding made for the peer is kept for the next such peer), and
-/// its recent changes rather than extracting them when they are all the peer is owed.
+/// As [`next_message`], using what the holder keeps: the whole encoding in `saved` rather
+/// than encoding the document again when the peer holds nothing of it and the encoding is
+/// of the document as it is (otherwise the encoding made for the peer is put there for the
+/// next such peer), and the changes in `recent` rather than extracting them when they are
+/// all the peer is owed.
 pub fn next_message_kept(
     doc: &mut AutoCommit,
     state: &mut sync::State,
-    kept: &mut Kept,
+    saved: &mut Option<Saved>,
+    recent: &Recent,
 ) -> Option<sync::Message> {
     let heads = doc.get_heads();
     if owed_nothing(state, &heads) {
@@ -144,10 +146,10 @@ pub fn next_message_kept(
     if let Some(message) = acknowledgement(doc, state, &heads) {
         return Some(message);
     }
-    if let Some(message) = whole_document(doc, state, &heads, &mut kept.saved) {
+    if let Some(message) = whole_document(doc, state, &heads, saved) {
         return Some(message);
     }
-    if let Some(answer) = recent_changes(doc, state, &heads, &kept.recent) {
+    if let Some(answer) = recent_changes(doc, state, &heads, recent) {
         return answer;
     }
     doc.sync().generate_sync_message(state)
@@ -517,7 +519,12 @@ mod tests {
         }
         // The side keeps the last whole encoding it made, as a room keeps its snapshot: it
         // is sent again only while the document is unchanged.
-        let got = next_message_kept(&mut side.doc, &mut side.state, &mut side.kept);
+        let got = next_message_kept(
+            &mut side.doc,
+            &mut side.state,
+            &mut side.kept.saved,
+            &side.kept.recent,
+        );
         assert_eq!(
             got.as_ref().map(|m| m.clone().encode()),
             expected.map(sync::Message::encode),

@@ -425,7 +425,12 @@ impl DocumentRoom {
                 None => None,
             }
             .or_else(|| {
-                super::message::next_message_kept(&mut self.doc, &mut state.sync, &mut self.kept)
+                super::message::next_message_kept(
+                    &mut self.doc,
+                    &mut state.sync,
+                    &mut self.kept.saved,
+                    &self.kept.recent,
+                )
             });
             if let Some(message) = message {
                 // Changes that move the peer to new heads: it answers once it has them.
