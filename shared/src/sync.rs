@@ -14,7 +14,9 @@
 //!   acknowledgements and "nothing owed" from the sync state without a pass over the
 //!   document; both of the above use it.
 //! - [`receive::receive`] takes a message in as Automerge's `receive_sync_message` does,
-//!   without its walk of the whole change graph after every message.
+//!   without its walk of the whole change graph after every message; rooms use
+//!   [`receive::receive_parsed`], which applies changes they parsed once
+//!   ([`chunk::parse_changes`]) and keep to store.
 //!
 //! Neither reads a clock: time is passed in as milliseconds. Neither does IO: they return
 //! the messages to send and the documents to save, and the runtime adapters (the browser app,

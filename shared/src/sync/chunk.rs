@@ -1,5 +1,6 @@
 //! The header of a saved Automerge document, read without loading the document, and the
-//! change chunks a sync message carries back to back.
+//! change chunks a sync message carries back to back (cut apart, and parsed once for a room
+//! to apply and store).
 //!
 //! Automerge's chunk parser is private, so the few fields needed here are read by hand,
 //! following the binary format: the magic bytes, a 4-byte checksum, the chunk type (0 for a
@@ -8,7 +9,7 @@
 //! each 32 bytes). The tests check the result against Automerge's own `save`, `get_heads`
 //! and changes.
 
-use automerge::ChangeHash;
+use automerge::{Change, ChangeHash};
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const DOCUMENT: u8 = 0;
@@ -61,6 +62,28 @@ pub fn change_chunks(bytes: &[u8]) -> Option<Vec<&[u8]>> {
         start += end;
     }
     Some(chunks)
+}
+
+/// The changes a sync message carries (`chunks`, each one or more change chunks back to
+/// back), parsed and verified as Automerge's own load does: each chunk's checksum against
+/// the change's hash, each change's operations decoded. `None` if anything in them is not
+/// an uncompressed change chunk that passes, so that the caller hands the message to
+/// Automerge, which takes in (or refuses) anything else.
+pub fn parse_changes<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<Change>> {
+    let mut changes = Vec::new();
+    for chunk in chunks {
+        for piece in change_chunks(chunk)? {
+            if piece[8] != CHANGE {
+                return None;
+            }
+            let change = Change::from_bytes(piece.to_vec()).ok()?;
+            if piece[4..8] != change.hash().0[..4] {
+                return None;
+            }
+            changes.push(change);
+        }
+    }
+    Some(changes)
 }
 
 /// Whether `bytes` are exactly one saved Automerge document.
@@ -161,5 +184,42 @@ mod tests {
             change_chunks(&with_document).is_none(),
             "a document after changes"
         );
+    }
+
+    #[test]
+    fn carried_changes_are_parsed_as_automerge_loads_them() {
+        let mut doc = document(3, 12);
+        let changes = doc.get_changes(&[]);
+        let joined: Vec<u8> = changes
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let one_each: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
+        for chunks in [vec![joined.clone()], one_each] {
+            let parsed = parse_changes(chunks.iter().map(Vec::as_slice)).expect("changes");
+            assert_eq!(parsed, changes);
+        }
+        // A change whose key was altered on the way ("visit" to "vis1t"): it still decodes,
+        // but its checksum no longer matches its hash. Automerge's load takes nothing of it,
+        // and it is not parsed here either.
+        let mut lone = AutoCommit::new();
+        lone.put(automerge::ROOT, "visit", 1).unwrap();
+        let mut altered = lone.get_changes(&[])[0].raw_bytes().to_vec();
+        let at = altered
+            .windows(5)
+            .position(|w| w == b"visit")
+            .expect("the key");
+        altered[at + 3] = b'1';
+        assert!(Change::from_bytes(altered.clone()).is_ok(), "it decodes");
+        let mut other = document(1, 1);
+        let heads = other.get_heads();
+        let _ = other.load_incremental(&altered);
+        assert_eq!(other.get_heads(), heads, "Automerge took none of it");
+        assert!(parse_changes([altered.as_slice()]).is_none());
+        assert!(
+            parse_changes([doc.save().as_slice()]).is_none(),
+            "a document"
+        );
+        assert_eq!(parse_changes([]), Some(Vec::new()));
     }
 }

@@ -17,7 +17,7 @@
 //! message of a randomised exchange.
 
 use automerge::sync::{self, MessageFlags};
-use automerge::{AutoCommit, AutomergeError, ChangeHash};
+use automerge::{AutoCommit, AutomergeError, Change, ChangeHash};
 use std::collections::{BTreeSet, HashSet};
 
 /// Applies `message` from the peer whose sync state is `state`: what
@@ -29,6 +29,35 @@ pub fn receive(
     doc: &mut AutoCommit,
     state: &mut sync::State,
     message: sync::Message,
+) -> Result<(), AutomergeError> {
+    take_in(doc, state, message, |doc, changes| {
+        let joined: Vec<u8> = changes.iter().flatten().copied().collect();
+        let applied = doc.load_incremental(&joined);
+        super::forget_patches(doc);
+        applied.map(|_| ())
+    })
+}
+
+/// [`receive`] for a message whose changes the caller has already parsed (`changes`, all of
+/// the message's changes, in its order): they are applied as they are, where `receive`
+/// would parse them again, and through the document's own patch log, which the caller reads
+/// (`diff_incremental`) and then drops (see [`super::forget_patches`]).
+pub fn receive_parsed(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    message: sync::Message,
+    changes: Vec<Change>,
+) -> Result<(), AutomergeError> {
+    take_in(doc, state, message, |doc, _| doc.apply_changes(changes))
+}
+
+/// What [`receive`] and [`receive_parsed`] share: `apply` takes the message's changes in,
+/// if it has any and the state allows.
+fn take_in(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    message: sync::Message,
+    apply: impl FnOnce(&mut AutoCommit, sync::ChunkList) -> Result<(), AutomergeError>,
 ) -> Result<(), AutomergeError> {
     state.in_flight = false;
     let before_heads = doc.get_heads();
@@ -55,10 +84,7 @@ pub fn receive(
 
     let no_changes = changes.is_empty();
     if !no_changes && !state.read_only {
-        let joined: Vec<u8> = changes.iter().flatten().copied().collect();
-        let applied = doc.load_incremental(&joined);
-        super::forget_patches(doc);
-        applied?;
+        apply(doc, changes)?;
         let after: HashSet<ChangeHash> = doc.get_heads().into_iter().collect();
         state.shared_heads = advance_heads(&before_heads, &after, &state.shared_heads);
     }
@@ -175,6 +201,13 @@ pub(crate) fn receive_checked(
         .sync()
         .receive_sync_message(&mut expected_state, message.clone())
         .unwrap();
+    // The changes parsed first, as a room takes them in, where they parse.
+    if let Some(changes) = super::chunk::parse_changes(message.changes.iter()) {
+        let (mut parsed_doc, mut parsed_state) = (doc.clone(), state.clone());
+        receive_parsed(&mut parsed_doc, &mut parsed_state, message.clone(), changes).unwrap();
+        assert_eq!(parsed_state, expected_state, "parsed: the same sync state");
+        assert_eq!(parsed_doc.get_heads(), expected_doc.get_heads(), "parsed");
+    }
     receive(doc, state, message).unwrap();
     assert_eq!(*state, expected_state, "the same sync state as Automerge");
     assert_eq!(doc.get_heads(), expected_doc.get_heads());

@@ -119,6 +119,8 @@ pub struct DocumentRoom {
     fresh: Option<Fresh>,
     /// Messages built by [`pass_on`] rather than by Automerge (for tests).
     passed_on: usize,
+    /// Messages whose changes were parsed here rather than by Automerge (for tests).
+    parsed_once: usize,
     /// The whole document encoded while it is unchanged (the snapshot it was loaded from, or
     /// the last encoding made), sent to a device that holds nothing of it (picking up a case)
     /// rather than a fresh encoding; and the changes that arrived recently, sent to devices
@@ -182,32 +184,42 @@ fn pass_on(
 }
 
 /// The changes the document gained since `before`, in an order that respects their
-/// dependencies: taken from the chunks the message carried (`carried`) when they hold every
-/// one of them, which saves Automerge extracting them again with a pass over the document;
-/// otherwise (a change that waited for one of these, a whole document) extracted.
-fn arrived(doc: &mut AutoCommit, before: &[ChangeHash], carried: &[Vec<u8>]) -> Vec<Change> {
+/// dependencies: the `parsed` changes the message brought when they are every one of them,
+/// which saves Automerge extracting them again with a pass over the document; otherwise (a
+/// change that waited for one of these, a whole document) extracted.
+fn arrived(doc: &mut AutoCommit, before: &[ChangeHash], parsed: Vec<Change>) -> Vec<Change> {
+    if doc.get_heads() == before {
+        return Vec::new();
+    }
     let gained: Vec<ChangeHash> = doc
         .get_changes_meta(before)
         .iter()
         .map(|c| c.hash)
         .collect();
-    let mut by_hash: HashMap<ChangeHash, Change> = HashMap::new();
-    for chunk in carried {
-        let Some(pieces) = super::chunk::change_chunks(chunk) else {
-            return doc.get_changes(before);
-        };
-        for piece in pieces {
-            let Ok(change) = Change::from_bytes(piece.to_vec()) else {
-                return doc.get_changes(before);
-            };
-            by_hash.insert(change.hash(), change);
-        }
-    }
+    let mut by_hash: HashMap<ChangeHash, Change> =
+        parsed.into_iter().map(|c| (c.hash(), c)).collect();
     gained
         .iter()
         .map(|h| by_hash.remove(h))
         .collect::<Option<Vec<_>>>()
         .unwrap_or_else(|| doc.get_changes(before))
+}
+
+/// Keys of the top-level records `patches` add, change or remove, so the caller can check
+/// just those against the document's schema before storing anything.
+fn touched(patches: Vec<automerge::Patch>) -> BTreeSet<String> {
+    patches
+        .into_iter()
+        .filter_map(|patch| match (patch.path.first(), &patch.action) {
+            (Some((_, automerge::Prop::Map(key))), _) => Some(key.clone()),
+            (
+                None,
+                automerge::PatchAction::PutMap { key, .. }
+                | automerge::PatchAction::DeleteMap { key },
+            ) => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 impl DocumentRoom {
@@ -219,6 +231,7 @@ impl DocumentRoom {
             due: BTreeSet::new(),
             fresh: None,
             passed_on: 0,
+            parsed_once: 0,
             kept: Kept::default(),
         }
     }
@@ -256,6 +269,7 @@ impl DocumentRoom {
             due: BTreeSet::new(),
             fresh: None,
             passed_on: 0,
+            parsed_once: 0,
             kept,
         })
     }
@@ -343,32 +357,38 @@ impl DocumentRoom {
         }
         let before = self.doc.get_heads();
         let records_before = automerge::ReadDoc::length(&self.doc, automerge::ROOT);
-        let carried: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
-        let mut patches = automerge::PatchLog::active();
-        self.doc
-            .sync()
-            .receive_sync_message_log_patches(&mut state.sync, message, &mut patches)?;
-        // Which top-level records the message touched, so the caller can check just those
-        // against the document's schema before storing anything.
-        let touched_records: BTreeSet<String> = self
-            .doc
-            .make_patches(&mut patches)
-            .into_iter()
-            .filter_map(|patch| match (patch.path.first(), &patch.action) {
-                (Some((_, automerge::Prop::Map(key))), _) => Some(key.clone()),
-                (
-                    None,
-                    automerge::PatchAction::PutMap { key, .. }
-                    | automerge::PatchAction::DeleteMap { key },
-                ) => Some(key.clone()),
-                _ => None,
-            })
-            .collect();
-        let new_changes = if self.doc.get_heads() == before {
-            Vec::new()
-        } else {
-            arrived(&mut self.doc, &before, &carried)
-        };
+        let (new_changes, touched_records) =
+            match super::chunk::parse_changes(message.changes.iter()) {
+                // Changes (as devices send them): parsed once, here, and applied as parsed.
+                Some(parsed) => {
+                    self.parsed_once += 1;
+                    self.doc.update_diff_cursor();
+                    let taken = super::receive::receive_parsed(
+                        &mut self.doc,
+                        &mut state.sync,
+                        message,
+                        parsed.clone(),
+                    );
+                    let patches = self.doc.diff_incremental();
+                    super::forget_patches(&mut self.doc);
+                    taken?;
+                    (arrived(&mut self.doc, &before, parsed), touched(patches))
+                }
+                // Anything else (a whole document): Automerge takes it in.
+                None => {
+                    let mut patches = automerge::PatchLog::active();
+                    self.doc.sync().receive_sync_message_log_patches(
+                        &mut state.sync,
+                        message,
+                        &mut patches,
+                    )?;
+                    let patches = self.doc.make_patches(&mut patches);
+                    (
+                        arrived(&mut self.doc, &before, Vec::new()),
+                        touched(patches),
+                    )
+                }
+            };
         if new_changes.len() > limits.max_changes_per_message {
             return Err(RoomError::TooManyChanges);
         }
@@ -827,6 +847,85 @@ mod tests {
             }
         }
         assert!(gained > 30, "{gained}");
+    }
+
+    #[test]
+    fn changes_are_taken_in_as_automerge_takes_them() {
+        // Three devices writing records (maps with a text inside) concurrently, some of their
+        // messages delivered late so that changes wait for others: after every message the
+        // room's document, the sender's sync state and the records it reports touched are
+        // what Automerge's own receive (which parses the changes itself) gives.
+        use automerge::ObjType;
+        let mut room = DocumentRoom::empty();
+        let mut devices: Vec<Device> = (0..3).map(|_| Device::fresh()).collect();
+        let mut held: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut touched_any = 0;
+        for round in 0..30 {
+            for (i, d) in devices.iter_mut().enumerate() {
+                for n in 0..(round + i) % 3 {
+                    let key = format!("r{}", (round * 7 + i * 3 + n) % 11);
+                    match automerge::ReadDoc::get(&d.doc, automerge::ROOT, &key).unwrap() {
+                        Some((_, record)) if n % 2 == 0 => {
+                            d.doc.put(&record, "seen", round as i64).unwrap();
+                            if let Some((_, text)) =
+                                automerge::ReadDoc::get(&d.doc, &record, "note").unwrap()
+                            {
+                                d.doc.splice_text(&text, 0, 0, "more ").unwrap();
+                            }
+                        }
+                        _ => {
+                            let record = d
+                                .doc
+                                .put_object(automerge::ROOT, &key, ObjType::Map)
+                                .unwrap();
+                            let text = d.doc.put_object(&record, "note", ObjType::Text).unwrap();
+                            d.doc.splice_text(&text, 0, 0, "a visit note").unwrap();
+                        }
+                    }
+                    d.doc.commit();
+                }
+                if round % 9 == 4 {
+                    d.doc.delete(automerge::ROOT, format!("r{i}")).unwrap();
+                    d.doc.commit();
+                }
+                if let Some(m) = d.doc.sync().generate_sync_message(&mut d.state) {
+                    held.push((i, m.encode()));
+                }
+            }
+            while !held.is_empty() {
+                let (i, data) = if round % 4 == 0 {
+                    held.pop().unwrap()
+                } else {
+                    held.remove(0)
+                };
+                let peer = i as PeerId;
+                let mut expected_doc = room.doc.clone();
+                let mut expected_state = room
+                    .peer_state(peer)
+                    .cloned()
+                    .unwrap_or_else(sync::State::new);
+                let mut log = automerge::PatchLog::active();
+                expected_doc
+                    .sync()
+                    .receive_sync_message_log_patches(
+                        &mut expected_state,
+                        sync::Message::decode(&data).unwrap(),
+                        &mut log,
+                    )
+                    .unwrap();
+                let expected_touched = touched(expected_doc.make_patches(&mut log));
+                let received = room.receive(peer, 1, &data, &Limits::default()).unwrap();
+                assert_eq!(room.doc.get_heads(), expected_doc.get_heads());
+                assert_eq!(room.peer_state(peer), Some(&expected_state));
+                assert_eq!(received.touched_records, expected_touched);
+                touched_any += usize::from(!expected_touched.is_empty());
+                for out in room.outgoing(0) {
+                    devices[out.peer as usize].hear(&out.data);
+                }
+            }
+        }
+        assert!(touched_any > 30, "{touched_any}");
+        assert!(room.parsed_once > 30, "{}", room.parsed_once);
     }
 
     #[test]
