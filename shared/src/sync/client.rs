@@ -13,6 +13,8 @@
 //! the document. Until then the device also keeps them in memory as Automerge encoded them
 //! when they were made (at most 1,000 changes or 512 KiB a document, [`Recent`]), and sends
 //! and saves them from those bytes rather than extracting them from the document again.
+//! A new session starts from the persisted heads, so its first message carries the waiting
+//! changes (`resume_from` in `message.rs`).
 
 use super::message::Recent;
 use super::{heads_from_wire, heads_to_wire};
@@ -252,6 +254,12 @@ impl DeviceDocument {
         self.sync = sync::State::new();
         self.confirmed = false;
         self.last_heard_ms = now_ms;
+        // The server has said which heads it stored, so the session starts from there: the
+        // first message carries the changes made since (offline), rather than a round trip
+        // spent learning what the server has, and summarises only those, not the whole
+        // history. The server answers with what it has beyond them.
+        let stored = self.stored_heads();
+        super::message::resume_from(&mut self.sync, stored);
     }
 
     fn next_message(&mut self, id: DocumentId) -> Option<ClientMessage> {
@@ -911,6 +919,105 @@ mod tests {
         (core, server_doc, held)
     }
 
+    /// A device reconnecting with changes made offline sends them in its first message
+    /// (the server told it which heads it stored), not after a round trip; the room takes
+    /// them from that message, and the two end in step.
+    #[test]
+    fn a_reconnecting_device_sends_its_waiting_changes_at_once() {
+        let id = DocumentId(uuid::Uuid::from_u128(12));
+        let (mut core, _, held) = device_holding(id);
+        let made = edit_offline(&mut core, id, 3);
+        core.connected(0);
+        let out = core
+            .receive(
+                0,
+                ServerMessage::Welcome {
+                    documents: vec![id],
+                },
+            )
+            .unwrap();
+        let [ClientMessage::Sync { session, data, .. }] = &out.send[..] else {
+            panic!("one sync message for the document held");
+        };
+        let first = sync::Message::decode(data).unwrap();
+        let carried: Vec<u8> = first.changes.iter().flatten().copied().collect();
+        assert_eq!(
+            carried,
+            made.concat(),
+            "the three changes, in the first message"
+        );
+        let mut room = DocumentRoom::load(Some(&held), []).unwrap();
+        let received = room.receive(1, *session, data, &Limits::default()).unwrap();
+        assert_eq!(received.new_changes.len(), 3);
+        sync_with_room(&mut core, &mut room, id, true);
+        assert!(core.in_step(id));
+        assert_eq!(core.waiting_in(id), 0);
+    }
+
+    /// A device that believes the server stored more than the server now holds (restored
+    /// from an older backup, say) still gets everything through: the server asks for what
+    /// it lacks.
+    #[test]
+    fn a_server_lacking_what_it_reported_stored_is_brought_up_to_date() {
+        let id = DocumentId(uuid::Uuid::from_u128(13));
+        let mut server_doc = server_document(20);
+        let older = server_doc.save();
+        // The server stored one more change and said so; then lost it.
+        let text = server_doc
+            .put_object(automerge::ROOT, "lost", automerge::ObjType::Text)
+            .unwrap();
+        server_doc
+            .splice_text(&text, 0, 0, "stored, then lost")
+            .unwrap();
+        server_doc.commit();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        core.restore(
+            id,
+            &[server_doc.save()],
+            &heads_to_wire(&server_doc.get_heads()),
+        )
+        .unwrap();
+        edit_offline(&mut core, id, 2);
+        let mut room = DocumentRoom::load(Some(&older), []).unwrap();
+        let (sent, _) = sync_with_room(&mut core, &mut room, id, true);
+        assert_eq!(sent[0].changes.len(), 2, "the two new changes, at once");
+        let device_heads = core.docs.get_mut(&id).unwrap().doc.get_heads();
+        assert_eq!(room.change_hashes(), device_heads, "the room has it all");
+        assert!(core.in_step(id));
+    }
+
+    /// Makes `n` entries on the device, offline, saving each; returns each change's bytes.
+    fn edit_offline(core: &mut ClientCore, id: DocumentId, n: usize) -> Vec<Vec<u8>> {
+        let mut made = Vec::new();
+        for i in 0..n {
+            let before = core.docs.get_mut(&id).unwrap().doc.get_heads();
+            core.edit(id, |doc| {
+                let text = doc
+                    .put_object(
+                        automerge::ROOT,
+                        format!("mine{i}"),
+                        automerge::ObjType::Text,
+                    )
+                    .unwrap();
+                doc.splice_text(&text, 0, 0, "written in a client's home, offline")
+            })
+            .unwrap()
+            .0
+            .unwrap();
+            let d = core.docs.get_mut(&id).unwrap();
+            made.push(
+                d.doc
+                    .get_changes(&before)
+                    .pop()
+                    .unwrap()
+                    .raw_bytes()
+                    .to_vec(),
+            );
+            core.save(id);
+        }
+        made
+    }
+
     /// A device holding a document restarts, reconnects and is sent `added` new changes
     /// by the server. Returns the device, the id, the bytes it held, and the message.
     fn sent_new_changes(added: usize) -> (ClientCore, DocumentId, Vec<u8>, sync::Message) {
@@ -928,6 +1035,11 @@ mod tests {
         let [ClientMessage::Sync { data, .. }] = &out.send[..] else {
             panic!("one sync message for the document held");
         };
+        // Nothing waits here: the first message summarises nothing beyond what the server
+        // stored (no summary of the whole history), and the server answers with the rest.
+        let first = sync::Message::decode(data).unwrap();
+        assert_eq!(first.have[0].last_sync, server_doc.get_heads());
+        assert!(first.changes.is_empty());
         for i in 0..added {
             let text = server_doc
                 .put_object(automerge::ROOT, format!("new{i}"), automerge::ObjType::Text)

@@ -155,6 +155,28 @@ pub fn next_message_kept(
     doc.sync().generate_sync_message(state)
 }
 
+/// Starts a session's sync state with a peer known to hold `stored` (heads it has told us
+/// it holds, all of which we hold too): as if it had just said so, needing nothing and
+/// holding nothing beyond them. The first message then brings it our changes since
+/// `stored`, where a state started from nothing spends a round trip learning what the peer
+/// has, each side summarising its whole history for the other. It is Automerge's own
+/// persisted sync state (`State::decode` keeps the shared heads) plus what the peer's
+/// first message would say; were the peer to lack any of `stored`, it asks for what it
+/// lacks (or resets), as in any session.
+pub fn resume_from(state: &mut sync::State, mut stored: Vec<ChangeHash>) {
+    if stored.is_empty() {
+        return;
+    }
+    stored.sort();
+    state.shared_heads.clone_from(&stored);
+    state.their_heads = Some(stored.clone());
+    state.their_need = Some(Vec::new());
+    state.their_have = Some(vec![sync::Have {
+        last_sync: stored,
+        bloom: sync::BloomFilter::default(),
+    }]);
+}
+
 /// `h` holds the same hashes as `heads` (sorted, as `get_heads` returns them).
 pub(crate) fn same_heads(h: &[ChangeHash], heads: &[ChangeHash]) -> bool {
     if h.len() != heads.len() {
@@ -547,11 +569,13 @@ mod tests {
     }
 
     /// Two sides editing at random and exchanging messages over a channel that delivers in
-    /// order, some of them delayed: every message either side sends agrees with Automerge's,
-    /// the shortcuts answer some of them, and the two sides end identical.
+    /// order, some of them delayed, and reconnecting now and then (one side resuming from the
+    /// heads it knew the other held): every message either side sends agrees with
+    /// Automerge's, the shortcuts answer some of them, and the two sides end identical.
     #[test]
     fn messages_agree_with_automerge_and_the_sides_converge() {
         let mut shortcuts = Shortcuts::default();
+        let mut resumed = 0;
         for seed in 0..40u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut sides = [Side::new(), Side::new()];
@@ -567,7 +591,18 @@ mod tests {
                         sides[1 - i].state = sync::State::new();
                         wires = [VecDeque::new(), VecDeque::new()];
                     }
-                    1..=12 => {
+                    // A reconnection: new sessions on both sides. Side i resumes from the
+                    // heads it knew the other held, as a device resumes from the heads the
+                    // server reported stored; the other starts from nothing, as a room does.
+                    1 => {
+                        let known = sides[i].state.shared_heads.clone();
+                        sides[i].state = sync::State::new();
+                        resume_from(&mut sides[i].state, known);
+                        sides[1 - i].state = sync::State::new();
+                        wires = [VecDeque::new(), VecDeque::new()];
+                        resumed += 1;
+                    }
+                    2..=12 => {
                         let key = format!("k{}", rng.random_range(0..20));
                         let before = sides[i].doc.get_heads();
                         sides[i].doc.put(automerge::ROOT, key, step as i64).unwrap();
@@ -605,6 +640,7 @@ mod tests {
                 "seed {seed} converges"
             );
         }
+        assert!(resumed > 100, "{resumed}");
         // Both shortcuts are taken, not just allowed.
         assert!(shortcuts.owed_nothing > 20, "{}", shortcuts.owed_nothing);
         assert!(
