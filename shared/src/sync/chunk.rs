@@ -129,6 +129,18 @@ mod tests {
         merged
     }
 
+    /// A document of three writers' twelve changes, its changes, and their bytes back to
+    /// back as a sync message carries them.
+    fn changes_back_to_back() -> (AutoCommit, Vec<Change>, Vec<u8>) {
+        let mut doc = document(3, 12);
+        let changes = doc.get_changes(&[]);
+        let joined = changes
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        (doc, changes, joined)
+    }
+
     #[test]
     fn the_heads_are_read_as_automerge_wrote_them() {
         for (actors, changes) in [(1, 1), (1, 30), (3, 10), (5, 200)] {
@@ -162,12 +174,7 @@ mod tests {
 
     #[test]
     fn changes_back_to_back_are_cut_where_automerge_wrote_them() {
-        let mut doc = document(3, 12);
-        let changes = doc.get_changes(&[]);
-        let joined: Vec<u8> = changes
-            .iter()
-            .flat_map(|c| c.raw_bytes().to_vec())
-            .collect();
+        let (mut doc, changes, joined) = changes_back_to_back();
         let cut = change_chunks(&joined).expect("only change chunks");
         assert_eq!(cut.len(), changes.len());
         for (piece, change) in cut.iter().zip(&changes) {
@@ -188,12 +195,7 @@ mod tests {
 
     #[test]
     fn carried_changes_are_parsed_as_automerge_loads_them() {
-        let mut doc = document(3, 12);
-        let changes = doc.get_changes(&[]);
-        let joined: Vec<u8> = changes
-            .iter()
-            .flat_map(|c| c.raw_bytes().to_vec())
-            .collect();
+        let (mut doc, changes, joined) = changes_back_to_back();
         let one_each: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
         for chunks in [vec![joined.clone()], one_each] {
             let parsed = parse_changes(chunks.iter().map(Vec::as_slice)).expect("changes");

@@ -986,7 +986,8 @@ mod tests {
         assert!(core.in_step(id));
     }
 
-    /// Makes `n` entries on the device, offline, saving each; returns each change's bytes.
+    /// Makes `n` entries on the device, offline, saving each (as the change made: an
+    /// increment of exactly its bytes); returns each change's bytes.
     fn edit_offline(core: &mut ClientCore, id: DocumentId, n: usize) -> Vec<Vec<u8>> {
         let mut made = Vec::new();
         for i in 0..n {
@@ -1005,15 +1006,12 @@ mod tests {
             .0
             .unwrap();
             let d = core.docs.get_mut(&id).unwrap();
-            made.push(
-                d.doc
-                    .get_changes(&before)
-                    .pop()
-                    .unwrap()
-                    .raw_bytes()
-                    .to_vec(),
-            );
-            core.save(id);
+            let change = d.doc.get_changes(&before).pop().unwrap();
+            made.push(change.raw_bytes().to_vec());
+            let Some(Chunk::Incremental(stored)) = core.save(id).and_then(|s| s.chunk) else {
+                panic!("an edit is saved as an increment");
+            };
+            assert_eq!(stored, made[i], "saved as made");
         }
         made
     }
@@ -1157,31 +1155,8 @@ mod tests {
     fn own_changes_are_kept_until_the_server_has_stored_them() {
         let id = DocumentId(uuid::Uuid::from_u128(11));
         let (mut core, _, held) = device_holding(id);
-        // Offline: three entries, each saved.
-        let mut made = Vec::new();
-        for i in 0..3 {
-            let before = core.docs.get_mut(&id).unwrap().doc.get_heads();
-            core.edit(id, |doc| {
-                let text = doc
-                    .put_object(
-                        automerge::ROOT,
-                        format!("mine{i}"),
-                        automerge::ObjType::Text,
-                    )
-                    .unwrap();
-                doc.splice_text(&text, 0, 0, "written in a client's home, offline")
-            })
-            .unwrap()
-            .0
-            .unwrap();
-            let d = core.docs.get_mut(&id).unwrap();
-            let change = d.doc.get_changes(&before).pop().unwrap();
-            made.push(change.raw_bytes().to_vec());
-            let Some(Chunk::Incremental(stored)) = core.save(id).and_then(|s| s.chunk) else {
-                panic!("an edit is saved as an increment");
-            };
-            assert_eq!(stored, made[i], "saved as made");
-        }
+        // Offline: three entries, each saved as made.
+        let made = edit_offline(&mut core, id, 3);
         assert_eq!(core.docs[&id].own.len(), 3, "all three kept");
 
         // Reconnecting: the server (a room over what it stored) is sent the three changes.

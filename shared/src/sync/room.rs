@@ -802,64 +802,19 @@ mod tests {
     }
 
     #[test]
-    fn the_changes_handed_back_are_those_automerge_would_extract() {
-        // Three devices writing concurrently, some of their messages held back and delivered
-        // late, so the room gains changes one at a time, several at once, and changes that
-        // waited for others: whatever the room hands back for storage equals what Automerge
-        // extracts for the same heads, byte for byte and in the same order.
-        let mut room = DocumentRoom::empty();
-        let mut devices: Vec<Device> = (0..3).map(|_| Device::fresh()).collect();
-        let mut held: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut gained = 0;
-        for round in 0..40 {
-            for (i, d) in devices.iter_mut().enumerate() {
-                // Now and then two changes in one message.
-                for n in 0..(round + i) % 3 {
-                    d.doc
-                        .put(automerge::ROOT, format!("k{round}-{i}-{n}"), round as i64)
-                        .unwrap();
-                    d.doc.commit();
-                }
-                if let Some(m) = d.doc.sync().generate_sync_message(&mut d.state) {
-                    held.push((i, m.encode()));
-                }
-            }
-            // Deliver the oldest message first, or now and then the newest.
-            while !held.is_empty() {
-                let (i, data) = if round % 5 == 0 {
-                    held.pop().unwrap()
-                } else {
-                    held.remove(0)
-                };
-                let before = room.change_hashes();
-                let received = room
-                    .receive(i as PeerId, 1, &data, &Limits::default())
-                    .unwrap();
-                let expected = room.document().clone().get_changes(&before);
-                let bytes = |changes: &[Change]| -> Vec<Vec<u8>> {
-                    changes.iter().map(|c| c.raw_bytes().to_vec()).collect()
-                };
-                assert_eq!(bytes(&received.new_changes), bytes(&expected));
-                gained += received.new_changes.len();
-                for out in room.outgoing(0) {
-                    devices[out.peer as usize].hear(&out.data);
-                }
-            }
-        }
-        assert!(gained > 30, "{gained}");
-    }
-
-    #[test]
-    fn changes_are_taken_in_as_automerge_takes_them() {
+    fn changes_are_taken_in_and_handed_back_as_automerge_would() {
         // Three devices writing records (maps with a text inside) concurrently, some of their
-        // messages delivered late so that changes wait for others: after every message the
-        // room's document, the sender's sync state and the records it reports touched are
-        // what Automerge's own receive (which parses the changes itself) gives.
+        // messages delivered late, so the room gains changes one at a time, several at once,
+        // and changes that waited for others. After every message the room's document, the
+        // sender's sync state and the records it reports touched are what Automerge's own
+        // receive (which parses the changes itself) gives, and the changes it hands back for
+        // storage are what Automerge extracts for the same heads, byte for byte and in the
+        // same order.
         use automerge::ObjType;
         let mut room = DocumentRoom::empty();
         let mut devices: Vec<Device> = (0..3).map(|_| Device::fresh()).collect();
         let mut held: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut touched_any = 0;
+        let (mut touched_any, mut gained) = (0, 0);
         for round in 0..30 {
             for (i, d) in devices.iter_mut().enumerate() {
                 for n in 0..(round + i) % 3 {
@@ -914,17 +869,25 @@ mod tests {
                     )
                     .unwrap();
                 let expected_touched = touched(expected_doc.make_patches(&mut log));
+                let before = room.change_hashes();
                 let received = room.receive(peer, 1, &data, &Limits::default()).unwrap();
                 assert_eq!(room.doc.get_heads(), expected_doc.get_heads());
                 assert_eq!(room.peer_state(peer), Some(&expected_state));
                 assert_eq!(received.touched_records, expected_touched);
                 touched_any += usize::from(!expected_touched.is_empty());
+                let expected = room.document().clone().get_changes(&before);
+                let bytes = |changes: &[Change]| -> Vec<Vec<u8>> {
+                    changes.iter().map(|c| c.raw_bytes().to_vec()).collect()
+                };
+                assert_eq!(bytes(&received.new_changes), bytes(&expected));
+                gained += received.new_changes.len();
                 for out in room.outgoing(0) {
                     devices[out.peer as usize].hear(&out.data);
                 }
             }
         }
         assert!(touched_any > 30, "{touched_any}");
+        assert!(gained > 30, "{gained}");
         assert!(room.parsed_once > 30, "{}", room.parsed_once);
     }
 
