@@ -8,7 +8,8 @@ use std::process::Command;
 /// Which build of the app.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
-    /// Small and fast (`wasm-release` profile, then wasm-opt -Oz).
+    /// Small and fast (`wasm-release` profile, the standard library rebuilt for size, then
+    /// wasm-opt -Oz).
     Release,
     /// Quick to build, for local iteration.
     Dev,
@@ -21,7 +22,8 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         Profile::Dev => ("dev", "debug"),
     };
     println!("Building the app (wasm32, {cargo_profile})...");
-    run_command(Command::new(cargo()).args([
+    let mut command = Command::new(cargo());
+    command.args([
         "build",
         "-p",
         "casebook-app",
@@ -29,7 +31,11 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         "wasm32-unknown-unknown",
         "--profile",
         cargo_profile,
-    ]))?;
+    ]);
+    if profile == Profile::Release && setup::rust_src() {
+        size_options(&mut command);
+    }
+    run_command(&mut command)?;
     let wasm = crate::bench::target_dir(root)
         .join("wasm32-unknown-unknown")
         .join(folder)
@@ -77,6 +83,28 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         dist.display()
     );
     Ok(dist)
+}
+
+/// Rebuilds the standard library with the app, for size: the standard library's
+/// size-optimised code paths (`optimize_for_size`, e.g. its sorts), panics that stop the
+/// module at once instead of formatting a message (`-Cpanic=immediate-abort`; the
+/// formatting code and the messages stay out of the bundle), and no source locations in
+/// what is left. These are unstable options of the pinned stable compiler, enabled for this
+/// one build with `RUSTC_BOOTSTRAP=1` (as the Linux kernel builds its Rust code). A panic in
+/// the release bundle then shows in the browser's console as `unreachable` with no message:
+/// reproduce it with `cargo xtask build-app --dev`, whose panics carry message and location.
+fn size_options(command: &mut Command) {
+    command
+        .env("RUSTC_BOOTSTRAP", "1")
+        .args([
+            "-Zbuild-std=std,panic_abort",
+            "-Zbuild-std-features=optimize_for_size",
+            "--config",
+        ])
+        // Joined to the target's rustflags in .cargo/config.toml, not replacing them.
+        .arg(
+            r#"target.wasm32-unknown-unknown.rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none"]"#,
+        );
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

@@ -20,6 +20,37 @@ pub fn wasm_target() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes sure the standard library's source (rustup's `rust-src`) is installed, so the
+/// release bundle can rebuild the standard library for size. Returns `false` (with a
+/// warning) when it cannot be had; the bundle is then larger but works.
+pub fn rust_src() -> bool {
+    let present = || {
+        Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .is_some_and(|sysroot| {
+                sysroot
+                    .join("lib/rustlib/src/rust/library/Cargo.lock")
+                    .exists()
+            })
+    };
+    if present() {
+        return true;
+    }
+    println!("Installing the standard library's source (rustup component rust-src)...");
+    let _ = run_command(Command::new("rustup").args(["component", "add", "rust-src"]));
+    if present() {
+        return true;
+    }
+    eprintln!(
+        "warning: no rust-src (rustup component add rust-src failed?); the app bundle is built with the prebuilt standard library and will be larger."
+    );
+    false
+}
+
 fn on_path(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
