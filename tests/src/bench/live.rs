@@ -14,7 +14,7 @@ use anyhow::Context;
 use automerge::ChangeHash;
 use casebook_shared::ids::DocumentId;
 use casebook_shared::records::Kind;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -214,11 +214,22 @@ impl Ledger {
 /// The changes other devices made on one device's documents, and when each arrived on it.
 pub struct Arrivals {
     me: usize,
-    /// By document: how far into the ledger this device has looked, and the changes seen
-    /// there that have not arrived yet.
-    pending: HashMap<usize, (usize, Vec<Made>)>,
+    /// By document: the changes made elsewhere that have not arrived yet.
+    pending: HashMap<usize, Pending>,
     /// Each change made elsewhere that has arrived, and when.
     pub arrived: Vec<(ChangeHash, Instant)>,
+}
+
+/// One document's changes made elsewhere that have not arrived on a device yet. Each change
+/// a writer makes on a document depends on the one it made before (its document holds it),
+/// so a writer's changes arrive in the order made: only the oldest of each writer's needs
+/// looking for, and a device far behind costs a look per writer per frame, not per change.
+#[derive(Default)]
+struct Pending {
+    /// How far into the ledger this device has looked.
+    cursor: usize,
+    /// Writer by writer, oldest first.
+    by_writer: HashMap<usize, VecDeque<Made>>,
 }
 
 impl Arrivals {
@@ -235,29 +246,34 @@ impl Arrivals {
     /// made elsewhere have arrived with it.
     pub fn notice(&mut self, ledger: &Ledger, document: usize, am: &automerge::AutoCommit) {
         let now = Instant::now();
-        let (cursor, pending) = self.pending.entry(document).or_default();
+        let pending = self.pending.entry(document).or_default();
         {
             let list = ledger.0[document].lock().expect("ledger");
-            pending.extend(list[*cursor..].iter().filter(|m| m.writer != self.me));
-            *cursor = list.len();
-        }
-        let arrived = &mut self.arrived;
-        pending.retain(|m| {
-            if fixture::has_change(am, &m.hash) {
-                arrived.push((m.hash, now));
-                false
-            } else {
-                true
+            for m in list[pending.cursor..]
+                .iter()
+                .filter(|m| m.writer != self.me)
+            {
+                pending.by_writer.entry(m.writer).or_default().push_back(*m);
             }
-        });
+            pending.cursor = list.len();
+        }
+        for queue in pending.by_writer.values_mut() {
+            while let Some(m) = queue.front() {
+                if !fixture::has_change(am, &m.hash) {
+                    break;
+                }
+                self.arrived.push((m.hash, now));
+                queue.pop_front();
+            }
+        }
     }
 
     /// Whether every change made elsewhere on `documents` so far has arrived here.
     pub fn caught_up(&self, ledger: &Ledger, documents: impl IntoIterator<Item = usize>) -> bool {
         documents.into_iter().all(|d| {
-            self.pending
-                .get(&d)
-                .is_some_and(|(cursor, p)| *cursor == ledger.count(d) && p.is_empty())
+            self.pending.get(&d).is_some_and(|p| {
+                p.cursor == ledger.count(d) && p.by_writer.values().all(VecDeque::is_empty)
+            })
         })
     }
 }
@@ -741,4 +757,66 @@ pub async fn instances(settings: &Settings, report: &mut Report) -> anyhow::Resu
         report.gather("several instances", "casebook", settings.engine, run);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Arrivals, Ledger};
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ChangeHash, ROOT};
+
+    /// A change on `doc` by its own actor, returned by hash.
+    fn write(doc: &mut AutoCommit, key: &str) -> ChangeHash {
+        doc.put(ROOT, key, 1).expect("put");
+        doc.commit().expect("a change")
+    }
+
+    #[test]
+    fn changes_are_noticed_once_each_when_they_arrive_and_a_devices_own_are_not_waited_for() {
+        let mut base = AutoCommit::new();
+        let (mut one, mut two, mut mine) = (base.fork(), base.fork(), base.fork());
+        let ledger = Ledger::new(1);
+        let made_by_one: Vec<ChangeHash> =
+            (0..3).map(|k| write(&mut one, &format!("a{k}"))).collect();
+        for hash in &made_by_one {
+            ledger.record(0, *hash, 1);
+        }
+        let made_by_two: Vec<ChangeHash> =
+            (0..2).map(|k| write(&mut two, &format!("b{k}"))).collect();
+        for hash in &made_by_two {
+            ledger.record(0, *hash, 2);
+        }
+        ledger.record(0, write(&mut mine, "c"), 0);
+
+        let mut arrivals = Arrivals::new(0);
+        arrivals.notice(&ledger, 0, &mine);
+        assert!(arrivals.arrived.is_empty());
+        assert!(!arrivals.caught_up(&ledger, [0]));
+
+        // The first two of one's and the first of two's arrive.
+        let mut partial = one.fork_at(&[made_by_one[1]]).expect("fork");
+        mine.merge(&mut partial).expect("merge");
+        let mut partial = two.fork_at(&[made_by_two[0]]).expect("fork");
+        mine.merge(&mut partial).expect("merge");
+        arrivals.notice(&ledger, 0, &mine);
+        let arrived: Vec<ChangeHash> = arrivals.arrived.iter().map(|(h, _)| *h).collect();
+        assert_eq!(arrived.len(), 3);
+        for hash in [made_by_one[0], made_by_one[1], made_by_two[0]] {
+            assert!(arrived.contains(&hash));
+        }
+        assert!(!arrivals.caught_up(&ledger, [0]));
+
+        // The rest; a frame that brings nothing new notices nothing twice.
+        mine.merge(&mut one).expect("merge");
+        mine.merge(&mut two).expect("merge");
+        arrivals.notice(&ledger, 0, &mine);
+        arrivals.notice(&ledger, 0, &mine);
+        let mut arrived: Vec<ChangeHash> = arrivals.arrived.iter().map(|(h, _)| *h).collect();
+        arrived.sort();
+        let mut expected: Vec<ChangeHash> =
+            made_by_one.iter().chain(&made_by_two).copied().collect();
+        expected.sort();
+        assert_eq!(arrived, expected);
+        assert!(arrivals.caught_up(&ledger, [0]));
+    }
 }
