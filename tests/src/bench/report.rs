@@ -48,6 +48,10 @@ pub struct Figure {
     pub runs: Vec<f64>,
     /// The target from issue 6, if any.
     pub target: Option<Target>,
+    /// The machine it was measured on (`bench::machine`), set when the figures are written;
+    /// `--merge` keeps figures measured on another machine beside this run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }
 
 impl Figure {
@@ -130,9 +134,29 @@ impl Report {
                     unit,
                     runs: vec![value],
                     target,
+                    machine: None,
                 }),
             }
         }
+    }
+
+    /// The figures, each marked as measured on `machine` unless already marked.
+    pub fn measured_on(mut self, machine: &str) -> Report {
+        for f in self.figures.iter_mut().filter(|f| f.machine.is_none()) {
+            f.machine = Some(machine.to_owned());
+        }
+        self
+    }
+
+    /// The machines the figures were measured on, in the order first seen.
+    fn machines(&self) -> Vec<&str> {
+        let mut machines = Vec::new();
+        for m in self.figures.iter().filter_map(|f| f.machine.as_deref()) {
+            if !machines.contains(&m) {
+                machines.push(m);
+            }
+        }
+        machines
     }
 
     /// This run's figures over an earlier run's (`results.json`): every (scenario, system,
@@ -175,16 +199,31 @@ impl Report {
         Report { figures, notes }
     }
 
-    /// The table printed at the end and put into `docs/performance.md`.
+    /// The table printed at the end and put into `docs/performance.md`. When the figures
+    /// come from more than one machine, a last column says which (numbered as
+    /// [`Report::machines`]).
     pub fn table(&self) -> String {
+        let machines = self.machines();
+        let several = machines.len() > 1;
         let mut out = String::from(
-            "| scenario | system | storage | figure | median | min | max | runs | target | met |\n\
-             |---|---|---|---|---:|---:|---:|---:|---|---|\n",
+            "| scenario | system | storage | figure | median | min | max | runs | target | met |",
         );
+        out.push_str(if several { " machine |\n" } else { "\n" });
+        out.push_str("|---|---|---|---|---:|---:|---:|---:|---|---|");
+        out.push_str(if several { "---:|\n" } else { "\n" });
         for f in &self.figures {
+            let machine = match f.machine.as_deref() {
+                Some(m) if several => machines
+                    .iter()
+                    .position(|n| *n == m)
+                    .map(|k| format!(" {} |", k + 1))
+                    .unwrap_or_default(),
+                _ if several => " |".to_owned(),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} {} | {} | {} | {} | {} | {} |{machine}",
                 f.scenario,
                 f.system,
                 f.storage,
@@ -248,11 +287,25 @@ impl Report {
             })?,
         )?;
         let mut md = method.trim_end().to_owned();
-        let _ = write!(
-            md,
-            "\n\n## Figures (written by `cargo xtask bench`)\n\nMachine: {machine}\n\n{}",
-            self.table()
-        );
+        md.push_str("\n\n## Figures (written by `cargo xtask bench`)\n\n");
+        match self.machines().as_slice() {
+            [] => {
+                let _ = writeln!(md, "Machine: {machine}\n");
+            }
+            [only] => {
+                let _ = writeln!(md, "Machine: {only}\n");
+            }
+            several => {
+                md.push_str(
+                    "Machines (the last column; `--merge` kept figures from earlier runs):\n\n",
+                );
+                for (k, m) in several.iter().enumerate() {
+                    let _ = writeln!(md, "{}. {m}", k + 1);
+                }
+                md.push('\n');
+            }
+        }
+        md.push_str(&self.table());
         let comparisons = self.comparisons();
         if !comparisons.is_empty() {
             md.push_str("\n### Side by side: automerge-repo's figure divided by Casebook's\n\n");
@@ -349,5 +402,49 @@ mod tests {
                 "d (sqlite): measured in a later run than the figures around it (--merge)",
             ]
         );
+    }
+
+    #[test]
+    fn figures_kept_from_another_machine_say_which_machine_measured_them() {
+        let earlier = report(&[("a", "sqlite", 1.0), ("b", "sqlite", 2.0)]).measured_on("old");
+        let now = report(&[("b", "sqlite", 20.0)]).measured_on("new");
+        let merged = now.merged_over(earlier);
+        let table = merged.table();
+        assert!(
+            table.contains("| a | casebook | sqlite | figure | 1.0 ms |"),
+            "{table}"
+        );
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("| a |") && l.ends_with("| 1 |"))
+        );
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("| b |") && l.ends_with("| 2 |"))
+        );
+        let dir = std::env::temp_dir().join(format!("casebook-report-{}", std::process::id()));
+        let (json, md) = (dir.join("results.json"), dir.join("performance.md"));
+        merged
+            .write(&json, &md, "# Method", "new")
+            .expect("written");
+        let page = std::fs::read_to_string(&md).expect("the page");
+        assert!(page.contains("1. old\n2. new\n"), "{page}");
+        let again: Report = serde_json::from_value(
+            serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&json).unwrap())
+                .unwrap()["report"]
+                .clone(),
+        )
+        .expect("read back");
+        assert_eq!(again.machines(), ["old", "new"]);
+
+        // Figures from one machine: one line, no column, as before.
+        let one = report(&[("a", "sqlite", 1.0)]).measured_on("new");
+        one.write(&json, &md, "# Method", "new").expect("written");
+        let page = std::fs::read_to_string(&md).expect("the page");
+        assert!(page.contains("Machine: new\n"), "{page}");
+        assert!(page.contains("| target | met |\n"), "{page}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

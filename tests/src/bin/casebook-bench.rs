@@ -105,21 +105,28 @@ fn settle(o: &Options, report: &mut Report, scenario: &str, result: anyhow::Resu
 
 fn write(o: &Options, report: &Report) -> anyhow::Result<()> {
     if let (Some(json), Some(markdown)) = (&o.json, &o.markdown) {
-        let merged;
+        let machine = bench::machine();
+        let fresh = report.clone().measured_on(&machine);
         let report = match &o.earlier {
             Some(earlier) if o.merge => {
+                // Figures written before figures carried their machine were all measured
+                // on the one the file names.
+                let earlier_machine = earlier
+                    .get("machine")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("not recorded")
+                    .to_owned();
                 let earlier: Report = serde_json::from_value(earlier.clone())?;
-                merged = report.clone().merged_over(earlier);
-                &merged
+                fresh.merged_over(earlier.measured_on(&earlier_machine))
             }
-            _ => report,
+            _ => fresh,
         };
         let method = match &o.method {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?,
             None => "# Performance".into(),
         };
-        report.write(json, markdown, &method, &bench::machine())?;
+        report.write(json, markdown, &method, &machine)?;
     }
     Ok(())
 }
