@@ -31,7 +31,7 @@ struct Options {
     dist: Option<PathBuf>,
     root: PathBuf,
     merge: bool,
-    /// The earlier `results.json` report, read at the start (for `--merge`).
+    /// The earlier `results.json`, read at the start (for `--merge`).
     earlier: Option<serde_json::Value>,
 }
 
@@ -80,8 +80,7 @@ fn options() -> anyhow::Result<Options> {
     {
         let text = std::fs::read_to_string(json)
             .with_context(|| format!("--merge: reading {}", json.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)?;
-        o.earlier = Some(v["report"].clone());
+        o.earlier = Some(serde_json::from_str(&text)?);
     }
     if o.server.as_os_str().is_empty() {
         bail!("--server PATH (the casebook-server binary to measure) is required");
@@ -116,7 +115,7 @@ fn write(o: &Options, report: &Report) -> anyhow::Result<()> {
                     .and_then(|m| m.as_str())
                     .unwrap_or("not recorded")
                     .to_owned();
-                let earlier: Report = serde_json::from_value(earlier.clone())?;
+                let earlier: Report = serde_json::from_value(earlier["report"].clone())?;
                 fresh.merged_over(earlier.measured_on(&earlier_machine))
             }
             _ => fresh,
