@@ -244,12 +244,15 @@ impl Report {
         out
     }
 
-    /// Side-by-side ratios where both systems measured the same figure.
+    /// Side-by-side ratios where both systems measured the same figure on the same machine.
     pub fn comparisons(&self) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
         for ours in self.figures.iter().filter(|f| f.system == "casebook") {
             if let Some(theirs) = self.figures.iter().find(|f| {
-                f.system == "automerge-repo" && f.scenario == ours.scenario && f.name == ours.name
+                f.system == "automerge-repo"
+                    && f.scenario == ours.scenario
+                    && f.name == ours.name
+                    && f.machine == ours.machine
             }) && ours.median() != 0.0
             {
                 out.insert(
@@ -438,6 +441,19 @@ mod tests {
         )
         .expect("read back");
         assert_eq!(again.machines(), ["old", "new"]);
+
+        // Side by side only where both systems ran on the same machine.
+        let mut theirs = Report::default();
+        let mut run = Run::default();
+        run.add("figure", "ms", 4.0, None);
+        theirs.gather("a", "automerge-repo", "nodefs", run);
+        let mut run = Run::default();
+        run.add("figure", "ms", 40.0, None);
+        theirs.gather("b", "automerge-repo", "nodefs", run);
+        let both = theirs.measured_on("new").merged_over(merged.clone());
+        let ratios = both.comparisons();
+        assert_eq!(ratios.len(), 1, "{ratios:?}");
+        assert_eq!(ratios.get("b / figure (sqlite)"), Some(&2.0));
 
         // Figures from one machine: one line, no column, as before.
         let one = report(&[("a", "sqlite", 1.0)]).measured_on("new");
