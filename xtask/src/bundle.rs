@@ -22,20 +22,32 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         Profile::Dev => ("dev", "debug"),
     };
     println!("Building the app (wasm32, {cargo_profile})...");
-    let mut command = Command::new(cargo());
-    command.args([
-        "build",
-        "-p",
-        "casebook-app",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--profile",
-        cargo_profile,
-    ]);
+    let plain = || {
+        let mut command = Command::new(cargo());
+        command.args([
+            "build",
+            "-p",
+            "casebook-app",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            cargo_profile,
+        ]);
+        command
+    };
     if profile == Profile::Release && setup::rust_src() {
+        let mut command = plain();
         size_options(&mut command);
+        if let Err(e) = run_command(&mut command) {
+            // The options are unstable: a compiler that has changed them still gets an app.
+            eprintln!(
+                "warning: the size-optimised build failed ({e:#}); building with the prebuilt standard library, and the app bundle will be larger."
+            );
+            run_command(&mut plain())?;
+        }
+    } else {
+        run_command(&mut plain())?;
     }
-    run_command(&mut command)?;
     let wasm = crate::bench::target_dir(root)
         .join("wasm32-unknown-unknown")
         .join(folder)
@@ -89,10 +101,11 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
 /// size-optimised code paths (`optimize_for_size`, e.g. its sorts), panics that stop the
 /// module at once instead of formatting a message (`-Cpanic=immediate-abort`; the
 /// formatting code and the messages stay out of the bundle), and no source locations in
-/// what is left. These are unstable options of the pinned stable compiler, enabled for this
-/// one build with `RUSTC_BOOTSTRAP=1` (as the Linux kernel builds its Rust code). A panic in
-/// the release bundle then shows in the browser's console as `unreachable` with no message:
-/// reproduce it with `cargo xtask build-app --dev`, whose panics carry message and location.
+/// what is left. These are unstable options of the stable compiler (1.95 here), enabled for
+/// this one build with `RUSTC_BOOTSTRAP=1` (as the Linux kernel builds its Rust code); when
+/// a compiler refuses them, the app is built without them. A panic in the release bundle
+/// then shows in the browser's console as `unreachable` with no message: reproduce it with
+/// `cargo xtask build-app --dev`, whose panics carry message and location.
 fn size_options(command: &mut Command) {
     command
         .env("RUSTC_BOOTSTRAP", "1")
