@@ -229,19 +229,14 @@ pub fn add_entry(
     let encoding = doc.text_encoding();
     let text = |s: &str| hydrate::Value::from(hydrate::Text::new(encoding, s));
     let scalar = |v: ScalarValue| hydrate::Value::from(v);
-    let fields: HashMap<&str, hydrate::Value> = HashMap::from([
+    let mut fields: HashMap<&str, hydrate::Value> = HashMap::from([
         ("recorded_by", scalar(recorder.staff.to_string().into())),
         ("recorded_by_name", scalar(recorder.name.as_str().into())),
         ("recorded_at", scalar(recorder.now_ms.into())),
         ("what_happened", text(&draft.what_happened)),
         ("action_taken", text(&draft.action_taken)),
-        ("event_date", scalar(draft.event_date.trim().into())),
-        ("date_approximate", scalar(draft.date_approximate.into())),
-        ("source", scalar(draft.source.trim().into())),
-        ("impact", scalar(draft.impact.as_str().into())),
-        ("category", scalar(draft.category.as_str().into())),
-        ("withheld", scalar(draft.withheld.into())),
     ]);
+    fields.extend(scalar_fields(draft).map(|(key, value)| (key, scalar(value))));
     doc.batch_create_object(ROOT, entry_id, &hydrate::Value::Map(fields.into()), false)?;
     doc.commit();
     Ok(())
@@ -284,6 +279,18 @@ pub fn update_entry(
     Ok(())
 }
 
+/// The entry's fields other than its texts and its author, as stored.
+fn scalar_fields(draft: &EntryDraft) -> [(&'static str, ScalarValue); 6] {
+    [
+        ("event_date", draft.event_date.trim().into()),
+        ("date_approximate", draft.date_approximate.into()),
+        ("source", draft.source.trim().into()),
+        ("impact", draft.impact.as_str().into()),
+        ("category", draft.category.as_str().into()),
+        ("withheld", draft.withheld.into()),
+    ]
+}
+
 fn write_scalars(
     doc: &mut AutoCommit,
     entry: &automerge::ObjId,
@@ -295,15 +302,7 @@ fn write_scalars(
             _ => None,
         }
     };
-    let fields: [(&str, ScalarValue); 6] = [
-        ("event_date", draft.event_date.trim().into()),
-        ("date_approximate", draft.date_approximate.into()),
-        ("source", draft.source.trim().into()),
-        ("impact", draft.impact.as_str().into()),
-        ("category", draft.category.as_str().into()),
-        ("withheld", draft.withheld.into()),
-    ];
-    for (key, value) in fields {
+    for (key, value) in scalar_fields(draft) {
         // Writing an unchanged value would still create an op that wins over a concurrent
         // real edit of the same field elsewhere: only write what changed.
         if existing(doc, key).as_ref() != Some(&value) {

@@ -919,14 +919,9 @@ mod tests {
         (core, server_doc, held)
     }
 
-    /// A device reconnecting with changes made offline sends them in its first message
-    /// (the server told it which heads it stored), not after a round trip; the room takes
-    /// them from that message, and the two end in step.
-    #[test]
-    fn a_reconnecting_device_sends_its_waiting_changes_at_once() {
-        let id = DocumentId(uuid::Uuid::from_u128(12));
-        let (mut core, _, held) = device_holding(id);
-        let made = edit_offline(&mut core, id, 3);
+    /// Connects `core` and welcomes it with `id`: the one sync message it then sends for
+    /// that document, as its session and bytes.
+    fn first_message(core: &mut ClientCore, id: DocumentId) -> (u32, Vec<u8>) {
         core.connected(0);
         let out = core
             .receive(
@@ -939,7 +934,19 @@ mod tests {
         let [ClientMessage::Sync { session, data, .. }] = &out.send[..] else {
             panic!("one sync message for the document held");
         };
-        let first = sync::Message::decode(data).unwrap();
+        (*session, data.clone())
+    }
+
+    /// A device reconnecting with changes made offline sends them in its first message
+    /// (the server told it which heads it stored), not after a round trip; the room takes
+    /// them from that message, and the two end in step.
+    #[test]
+    fn a_reconnecting_device_sends_its_waiting_changes_at_once() {
+        let id = DocumentId(uuid::Uuid::from_u128(12));
+        let (mut core, _, held) = device_holding(id);
+        let made = edit_offline(&mut core, id, 3);
+        let (session, data) = first_message(&mut core, id);
+        let first = sync::Message::decode(&data).unwrap();
         let carried: Vec<u8> = first.changes.iter().flatten().copied().collect();
         assert_eq!(
             carried,
@@ -947,7 +954,7 @@ mod tests {
             "the three changes, in the first message"
         );
         let mut room = DocumentRoom::load(Some(&held), []).unwrap();
-        let received = room.receive(1, *session, data, &Limits::default()).unwrap();
+        let received = room.receive(1, session, &data, &Limits::default()).unwrap();
         assert_eq!(received.new_changes.len(), 3);
         sync_with_room(&mut core, &mut room, id, true);
         assert!(core.in_step(id));
@@ -1021,21 +1028,10 @@ mod tests {
     fn sent_new_changes(added: usize) -> (ClientCore, DocumentId, Vec<u8>, sync::Message) {
         let id = DocumentId(uuid::Uuid::from_u128(9));
         let (mut core, mut server_doc, held) = device_holding(id);
-        core.connected(0);
-        let out = core
-            .receive(
-                0,
-                ServerMessage::Welcome {
-                    documents: vec![id],
-                },
-            )
-            .unwrap();
-        let [ClientMessage::Sync { data, .. }] = &out.send[..] else {
-            panic!("one sync message for the document held");
-        };
+        let (_, data) = first_message(&mut core, id);
         // Nothing waits here: the first message summarises nothing beyond what the server
         // stored (no summary of the whole history), and the server answers with the rest.
-        let first = sync::Message::decode(data).unwrap();
+        let first = sync::Message::decode(&data).unwrap();
         assert_eq!(first.have[0].last_sync, server_doc.get_heads());
         assert!(first.changes.is_empty());
         for i in 0..added {
@@ -1050,7 +1046,7 @@ mod tests {
         let mut state = sync::State::new();
         server_doc
             .sync()
-            .receive_sync_message(&mut state, sync::Message::decode(data).unwrap())
+            .receive_sync_message(&mut state, sync::Message::decode(&data).unwrap())
             .unwrap();
         let message = server_doc
             .sync()
