@@ -18,8 +18,30 @@ async fn online_device(server: &TestServer, session: &Session) -> NativeDevice {
     device
 }
 
+/// Whose offline edits reach the server first when two co-workers come back online.
+#[derive(Clone, Copy)]
+enum Return {
+    /// Both reconnect at once; the server takes their first messages in either order.
+    Together,
+    /// Lee reconnects and is in step before Jo comes back: Lee, still connected, hears
+    /// Jo's edits by fan-out.
+    LeeFirst,
+}
+
 #[tokio::test]
 async fn two_co_workers_editing_offline_end_identical() {
+    co_workers_edit_offline_and_reconnect(Return::Together).await;
+}
+
+#[tokio::test]
+async fn a_co_worker_back_online_first_hears_the_others_offline_edits() {
+    co_workers_edit_offline_and_reconnect(Return::LeeFirst).await;
+}
+
+/// Jo (`a`) and Lee (`b`) each add an entry to a shared chronology offline and both change
+/// one existing entry (Jo its text, Lee its source); once they are back, both devices hold
+/// both entries and the merged edit, and end identical.
+async fn co_workers_edit_offline_and_reconnect(order: Return) {
     let server = TestServer::start().await.unwrap();
     let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
     let doc = case.chronology;
@@ -58,31 +80,51 @@ async fn two_co_workers_editing_offline_end_identical() {
         "offline edits wait"
     );
 
-    a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
-    b.connect(&server.ws_url(), &lee.cookie).await.unwrap();
-    a.sync().await.unwrap();
-    b.sync().await.unwrap();
-    // a hears b's changes by fan-out, without asking.
-    let target = b.entries(doc);
-    a.pump_until(Duration::from_secs(10), |d| d.entries(doc) == target)
-        .await
-        .unwrap();
-    a.sync().await.unwrap();
+    match order {
+        Return::Together => {
+            a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+            b.connect(&server.ws_url(), &lee.cookie).await.unwrap();
+            a.sync().await.unwrap();
+            b.sync().await.unwrap();
+        }
+        Return::LeeFirst => {
+            b.connect(&server.ws_url(), &lee.cookie).await.unwrap();
+            b.sync().await.unwrap();
+            assert!(
+                !b.entries(doc).iter().any(|e| e.id == from_a),
+                "Jo is still offline"
+            );
+            a.connect(&server.ws_url(), &jo.cookie).await.unwrap();
+            a.sync().await.unwrap();
+        }
+    }
+    // Both sides' edits are stored now. Each device hears the other's by fan-out, without
+    // asking. (A device in step has everything the server last told it of; the other's
+    // changes may still be on their way to it, so wait for them, not for `sync`.)
+    let holds_both = |d: &mut NativeDevice| {
+        let entries = d.entries(doc);
+        let has = |id: &str| entries.iter().any(|e| e.id == id);
+        has(&from_a)
+            && has(&from_b)
+            && entries.iter().any(|e| {
+                e.id == shared_entry.id
+                    && e.draft.what_happened.ends_with("Follow-up booked.")
+                    && e.draft.source == "Police Scotland (named person)"
+            })
+    };
+    for device in [&mut a, &mut b] {
+        device
+            .pump_until(Duration::from_secs(10), holds_both)
+            .await
+            .unwrap();
+        device.sync().await.unwrap();
+    }
 
     assert_eq!(
         a.entries(doc),
         b.entries(doc),
         "both devices show the same chronology"
     );
-    let ids: BTreeSet<String> = a.entries(doc).into_iter().map(|e| e.id).collect();
-    assert!(ids.contains(&from_a) && ids.contains(&from_b));
-    let merged = a
-        .entries(doc)
-        .into_iter()
-        .find(|e| e.id == shared_entry.id)
-        .unwrap();
-    assert!(merged.draft.what_happened.ends_with("Follow-up booked."));
-    assert_eq!(merged.draft.source, "Police Scotland (named person)");
     assert_eq!(a.core.waiting(), 0);
     assert_eq!(b.core.waiting(), 0);
 }
