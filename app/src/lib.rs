@@ -20,6 +20,11 @@
 //!
 //! Static files (`index.html`, `boot.js`, the service worker, styles) are in `app/static/`;
 //! `cargo xtask build-app` bundles them with the wasm into `dist/`.
+//!
+//! The release bundle is built with `-Zfmt-debug=none`: `{:?}` writes nothing there. So the
+//! app shows, logs and keys nothing by `Debug` (`clippy::use_debug` below keeps it so).
+
+#![deny(clippy::use_debug)]
 
 pub mod components;
 pub mod format;

@@ -185,7 +185,7 @@ pub(crate) async fn boot(ctx: AppCtx) {
         Err(UnlockFailure::Revoked) => wiped_as_lost(ctx, &store).await,
         Err(other) => {
             ctx.notice.set(Some(format!(
-                "The records on this device could not be opened ({other:?}). Sign in to carry on."
+                "The records on this device could not be opened: {other}. Sign in to carry on."
             )));
             ctx.page.set(Page::SignIn);
         }
@@ -327,7 +327,7 @@ pub async fn signed_in(ctx: AppCtx, me: Me, password: &str) -> Result<(), String
             Err(other) => {
                 let _ = http::delete("/api/session").await;
                 return Err(format!(
-                    "Casebook could not protect records on this device ({other:?}). Try again."
+                    "Casebook could not protect records on this device: {other}. Try again."
                 ));
             }
         }

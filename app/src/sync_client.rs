@@ -432,8 +432,8 @@ impl Client {
                 }
             });
         }
-        if let Some((code, message)) = out.error {
-            web_sys::console::warn_1(&format!("sync error {code:?}: {message}").into());
+        if let Some((_, message)) = out.error {
+            web_sys::console::warn_1(&format!("sync error: {message}").into());
         }
         self.publish(changed);
     }

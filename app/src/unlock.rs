@@ -63,6 +63,20 @@ pub enum UnlockFailure {
     Refused(String),
 }
 
+/// Words for a message to the worker (the release bundle has no `Debug` text).
+impl std::fmt::Display for UnlockFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Offline => "the server could not be reached",
+            Self::SignedOut => "the session has ended",
+            Self::Revoked => "this device was reported lost",
+            Self::Foreign => "this device is registered to someone else",
+            Self::NothingStored => "nothing is stored on this device",
+            Self::Refused(why) => why,
+        })
+    }
+}
+
 fn device_aad(device: DeviceId) -> Vec<u8> {
     format!("casebook/device-key/{device}").into_bytes()
 }

@@ -415,7 +415,8 @@ pub fn check_entry(doc: &AutoCommit, key: &str) -> Result<(), String> {
         };
         if !ok {
             return Err(format!(
-                "the chronology field {field:?} has the wrong type or size"
+                "the chronology field \"{}\" has the wrong type or size",
+                field.escape_debug()
             ));
         }
     }

@@ -19,6 +19,12 @@
 //!   from its snapshot until it has to be loaded).
 //!
 //! `docs/sync-protocol.md` at the top of the repository describes the protocol for people.
+//!
+//! The app's release bundle is built with `-Zfmt-debug=none` (`{:?}` writes nothing there),
+//! so nothing outside tests here formats with `Debug`; names in messages are quoted with
+//! `escape_debug`, which is `Display`.
+
+#![cfg_attr(not(test), deny(clippy::use_debug))]
 
 pub mod api;
 pub mod chronology;

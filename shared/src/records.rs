@@ -579,8 +579,9 @@ pub fn check_key(doc: &AutoCommit, kind: Kind, case: &str, key: &str) -> Result<
         Ok(())
     } else {
         Err(format!(
-            "the {} field {key:?} has the wrong type or size",
-            kind.as_str()
+            "the {} field \"{}\" has the wrong type or size",
+            kind.as_str(),
+            key.escape_debug()
         ))
     }
 }
@@ -696,7 +697,7 @@ pub fn read(doc: &AutoCommit, kind: Kind) -> Record {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// No such field.
-    #[error("this record has no field {0:?}")]
+    #[error("this record has no field \"{}\"", .0.escape_debug())]
     NoSuchField(String),
     /// The value does not fit the field.
     #[error("{0}")]

@@ -195,7 +195,7 @@ fn Chronology(case: CaseId, doc: DocumentId) -> impl IntoView {
                         <For
                             each=move || {
                                 entries.get().unwrap_or_default().into_iter().map(|entry| {
-                                    (format!("{}|{:?}", entry.id, entry.draft), entry)
+                                    (entry_key(&entry), entry)
                                 }).collect::<Vec<_>>()
                             }
                             key=|(key, _)| key.clone()
@@ -218,6 +218,13 @@ fn Chronology(case: CaseId, doc: DocumentId) -> impl IntoView {
 }
 
 /// One entry, shown or being edited.
+/// A chronology row's key: the entry and every field as it reads now, so an entry nobody
+/// changed keeps its row (and an open form) while a changed one is drawn afresh.
+fn entry_key(entry: &ChronologyEntry) -> String {
+    let draft = serde_json::to_string(&entry.draft).unwrap_or_default();
+    format!("{}|{draft}", entry.id)
+}
+
 #[component]
 fn EntryItem(
     case: CaseId,

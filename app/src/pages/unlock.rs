@@ -32,9 +32,7 @@ pub fn UnlockPage() -> impl IntoView {
                     password.set(String::new());
                     error.set(Some(message));
                 }
-                Err(other) => error.set(Some(format!(
-                    "The records could not be opened ({other:?})."
-                ))),
+                Err(other) => error.set(Some(format!("The records could not be opened: {other}."))),
             }
             busy.set(false);
         });
