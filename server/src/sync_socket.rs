@@ -172,6 +172,7 @@ pub(crate) async fn connection(socket: WebSocket, state: AppState, user: AuthUse
     };
     let lanes = Lanes::new(state.clone(), outlet.clone());
     let storage_failed = lanes.failed();
+    let user_id = user.id;
     let mut conn = Connection {
         state,
         user,
@@ -251,6 +252,8 @@ pub(crate) async fn connection(socket: WebSocket, state: AppState, user: AuthUse
     }
     let closing = matches!(ending, Ending::Close(..));
     if let Ending::Close(code, reason) = ending {
+        // Who and why, never what: the reason is one of this file's fixed texts.
+        tracing::info!(staff = %user_id, code, reason, "sync connection closed by the server");
         let _ = outbox.try_send(Outbound::Close(code, reason));
     }
     drop(conn);
