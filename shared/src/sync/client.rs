@@ -26,7 +26,8 @@ use automerge::{ActorId, AutoCommit, ChangeHash};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a document may go without hearing from the server, while it is not known to be
-/// in step, before the device starts a fresh sync session for it.
+/// in step and the connection has brought nothing either, before the device starts a fresh
+/// sync session for it.
 pub const RESYNC_AFTER_MS: u64 = 5_000;
 
 /// How many incremental chunks a document may gather in local storage before the next save
@@ -316,6 +317,8 @@ pub struct ClientCore {
     /// Records made here and not yet registered by the server. Kept whatever the server's
     /// document list says, and announced on every connection until `Created`.
     creations: Vec<Creation>,
+    /// When the connection last brought anything (milliseconds): see [`Self::tick`].
+    last_frame_ms: u64,
 }
 
 impl ClientCore {
@@ -330,6 +333,7 @@ impl ClientCore {
             docs: BTreeMap::new(),
             views: Vec::new(),
             creations: Vec::new(),
+            last_frame_ms: 0,
         }
     }
 
@@ -570,8 +574,9 @@ impl ClientCore {
     }
 
     /// The connection opened: introduce the device.
-    pub fn connected(&mut self, _now_ms: u64) -> Output {
+    pub fn connected(&mut self, now_ms: u64) -> Output {
         self.link = Link::AwaitingWelcome;
+        self.last_frame_ms = now_ms;
         let actors = self.actors_to_declare();
         Output {
             send: vec![ClientMessage::Hello {
@@ -589,6 +594,7 @@ impl ClientCore {
 
     /// Handles one message from the server.
     pub fn receive(&mut self, now_ms: u64, message: ServerMessage) -> Result<Output, ClientError> {
+        self.last_frame_ms = now_ms;
         let mut out = Output::default();
         match message {
             ServerMessage::Welcome { documents } => {
@@ -787,10 +793,17 @@ impl ClientCore {
     }
 
     /// Passes time: restarts the sync session of any document that is not known to be in
-    /// step and has heard nothing for [`RESYNC_AFTER_MS`] (a lost or stalled exchange).
+    /// step and has heard nothing for [`RESYNC_AFTER_MS`], once the connection has brought
+    /// nothing for that long either (a lost or stalled exchange). An exchange lost while
+    /// the connection stays busy with other documents is restarted when it quietens.
     pub fn tick(&mut self, now_ms: u64) -> Output {
         let mut out = Output::default();
-        if self.link != Link::Online {
+        // A connection still bringing answers is working through what was asked of it (a
+        // caseload being picked up can take longer than the wait): a document further back
+        // in its queue is not lost. Restarting it would have the server send it again and
+        // the device drop the answer already on its way.
+        if self.link != Link::Online || now_ms.saturating_sub(self.last_frame_ms) < RESYNC_AFTER_MS
+        {
             return out;
         }
         for (&id, d) in self.docs.iter_mut() {
@@ -1191,5 +1204,88 @@ mod tests {
         .unwrap();
         assert_eq!(core.waiting_in(id), 0);
         assert!(core.docs[&id].own.is_empty(), "all stored: none kept");
+    }
+
+    /// A device taking in a caseload (a cover worker's pickup) can take longer than
+    /// [`RESYNC_AFTER_MS`] to work through the server's answers. While answers keep coming,
+    /// the documents further back in the queue are not started afresh (each restart had the
+    /// server send the document whole again and the device drop the answer already on its
+    /// way, so a slow device fell further behind); once the connection goes quiet, a
+    /// document still not in step is.
+    #[test]
+    fn documents_queued_behind_a_busy_connection_are_not_restarted() {
+        let ids: Vec<DocumentId> = (1..=3u128)
+            .map(|n| DocumentId(uuid::Uuid::from_u128(n)))
+            .collect();
+        let mut rooms: Vec<DocumentRoom> = (0..3)
+            .map(|_| DocumentRoom::load(Some(&server_document(5).save()), []).unwrap())
+            .collect();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(9)), vec![9; 16]);
+        core.connected(0);
+        let first = core
+            .receive(
+                0,
+                ServerMessage::Welcome {
+                    documents: ids.clone(),
+                },
+            )
+            .unwrap()
+            .send;
+        assert_eq!(first.len(), 3, "one first message a document");
+        // The server answers all three; the device is slow to take them in.
+        let mut answers = Vec::new();
+        for (i, message) in first.into_iter().enumerate() {
+            let ClientMessage::Sync { session, data, .. } = message else {
+                panic!("a sync message");
+            };
+            rooms[i]
+                .receive(1, session, &data, &Limits::default())
+                .unwrap();
+            for out in rooms[i].outgoing(0) {
+                answers.push(ServerMessage::Sync {
+                    doc: ids[i],
+                    session: out.session,
+                    data: out.data,
+                });
+            }
+            answers.push(ServerMessage::Persisted {
+                doc: ids[i],
+                heads: rooms[i].heads(),
+            });
+        }
+        let mut answers = answers.into_iter();
+        let mut take_in = |core: &mut ClientCore, now: u64, n: usize| {
+            for answer in answers.by_ref().take(n) {
+                let out = core.receive(now, answer).unwrap();
+                assert!(
+                    out.send
+                        .iter()
+                        .all(|m| matches!(m, ClientMessage::Sync { session: 1, .. })),
+                    "answers within the first session"
+                );
+            }
+        };
+        take_in(&mut core, 4_000, 2); // the first document, whole, and its stored heads
+        assert!(
+            core.tick(6_000).send.is_empty(),
+            "answers are still coming: nothing is started afresh"
+        );
+        take_in(&mut core, 7_000, 2);
+        assert!(core.tick(8_000).send.is_empty());
+        take_in(&mut core, 9_000, 2);
+        assert!(core.all_in_step());
+        assert_eq!(core.docs[&ids[2]].session, 1, "still the first session");
+
+        // A lost exchange: an edit whose message never reaches the server.
+        core.edit(ids[0], |doc| {
+            doc.put(automerge::ROOT, "lost", "on the way").unwrap();
+        })
+        .unwrap();
+        assert!(core.tick(9_000 + RESYNC_AFTER_MS - 1).send.is_empty());
+        let restarted = core.tick(9_000 + RESYNC_AFTER_MS).send;
+        assert!(
+            matches!(&restarted[..], [ClientMessage::Sync { doc, session: 2, .. }] if *doc == ids[0]),
+            "a quiet connection and a document not in step: started afresh"
+        );
     }
 }
