@@ -102,9 +102,10 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
 /// module at once instead of formatting a message (`-Cpanic=immediate-abort`; the
 /// formatting code and the messages stay out of the bundle), no source locations in what
 /// is left, and `Debug` formatting that writes nothing (`-Zfmt-debug=none`: derived `Debug`
-/// code stays out; the app shows and keys nothing by `{:?}`, and the shared crate's messages
-/// quote names with `escape_debug`, which is `Display`). These are unstable options of the stable compiler (1.95 here), enabled for
-/// this one build with `RUSTC_BOOTSTRAP=1` (as the Linux kernel builds its Rust code); when
+/// code stays out; the app shows and keys nothing by `{:?}`, and the shared crate's
+/// messages quote names with `escape_debug`, which is `Display`). These are unstable
+/// options of the stable compiler (1.95 here), enabled for this one build with
+/// `RUSTC_BOOTSTRAP=1` (as the Linux kernel builds its Rust code); when
 /// a compiler refuses them, the app is built without them. A panic in the release bundle
 /// then shows in the browser's console as `unreachable` with no message: reproduce it with
 /// `cargo xtask build-app --dev`, whose panics carry message and location.

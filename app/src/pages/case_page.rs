@@ -217,7 +217,6 @@ fn Chronology(case: CaseId, doc: DocumentId) -> impl IntoView {
     }
 }
 
-/// One entry, shown or being edited.
 /// A chronology row's key: the entry and every field as it reads now, so an entry nobody
 /// changed keeps its row (and an open form) while a changed one is drawn afresh.
 fn entry_key(entry: &ChronologyEntry) -> String {
@@ -225,6 +224,7 @@ fn entry_key(entry: &ChronologyEntry) -> String {
     format!("{}|{draft}", entry.id)
 }
 
+/// One entry, shown or being edited.
 #[component]
 fn EntryItem(
     case: CaseId,
