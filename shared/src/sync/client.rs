@@ -317,7 +317,8 @@ pub struct ClientCore {
     /// Records made here and not yet registered by the server. Kept whatever the server's
     /// document list says, and announced on every connection until `Created`.
     creations: Vec<Creation>,
-    /// When the connection last brought anything (milliseconds): see [`Self::tick`].
+    /// When the connection last brought an answer about documents (milliseconds): see
+    /// [`Self::tick`].
     last_frame_ms: u64,
 }
 
@@ -594,7 +595,17 @@ impl ClientCore {
 
     /// Handles one message from the server.
     pub fn receive(&mut self, now_ms: u64, message: ServerMessage) -> Result<Output, ClientError> {
-        self.last_frame_ms = now_ms;
+        // Answers about documents count as the connection working through what was asked
+        // of it; presence (repeated every few seconds while a co-worker has a record open)
+        // does not, or it would hold off every restart.
+        if matches!(
+            message,
+            ServerMessage::Welcome { .. }
+                | ServerMessage::Sync { .. }
+                | ServerMessage::Persisted { .. }
+        ) {
+            self.last_frame_ms = now_ms;
+        }
         let mut out = Output::default();
         match message {
             ServerMessage::Welcome { documents } => {
@@ -1281,6 +1292,19 @@ mod tests {
             doc.put(automerge::ROOT, "lost", "on the way").unwrap();
         })
         .unwrap();
+        // A co-worker's presence, repeated every few seconds, is not an answer.
+        for at in [11_000, 13_000] {
+            core.receive(
+                at,
+                ServerMessage::Presence {
+                    doc: ids[1],
+                    staff: crate::ids::StaffId(uuid::Uuid::from_u128(5)),
+                    name: "Lee".into(),
+                    section: String::new(),
+                },
+            )
+            .unwrap();
+        }
         assert!(core.tick(9_000 + RESYNC_AFTER_MS - 1).send.is_empty());
         let restarted = core.tick(9_000 + RESYNC_AFTER_MS).send;
         assert!(
