@@ -26,8 +26,8 @@ use automerge::{ActorId, AutoCommit, ChangeHash};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a document may go without hearing from the server, while it is not known to be
-/// in step and the connection has brought nothing either, before the device starts a fresh
-/// sync session for it.
+/// in step and the connection has brought no answer about any document either, before the
+/// device starts a fresh sync session for it.
 pub const RESYNC_AFTER_MS: u64 = 5_000;
 
 /// How many incremental chunks a document may gather in local storage before the next save
@@ -805,8 +805,9 @@ impl ClientCore {
 
     /// Passes time: restarts the sync session of any document that is not known to be in
     /// step and has heard nothing for [`RESYNC_AFTER_MS`], once the connection has brought
-    /// nothing for that long either (a lost or stalled exchange). An exchange lost while
-    /// the connection stays busy with other documents is restarted when it quietens.
+    /// no answer about any document for that long either (a lost or stalled exchange). An
+    /// exchange lost while the connection stays busy with other documents is restarted when
+    /// it quietens.
     pub fn tick(&mut self, now_ms: u64) -> Output {
         let mut out = Output::default();
         // A connection still bringing answers is working through what was asked of it (a

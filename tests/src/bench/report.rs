@@ -292,11 +292,8 @@ impl Report {
         let mut md = method.trim_end().to_owned();
         md.push_str("\n\n## Figures (written by `cargo xtask bench`)\n\n");
         match self.machines().as_slice() {
-            [] => {
-                let _ = writeln!(md, "Machine: {machine}\n");
-            }
-            [only] => {
-                let _ = writeln!(md, "Machine: {only}\n");
+            one @ ([] | [_]) => {
+                let _ = writeln!(md, "Machine: {}\n", one.first().copied().unwrap_or(machine));
             }
             several => {
                 md.push_str(
