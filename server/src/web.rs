@@ -1,5 +1,6 @@
-//! Static files of the app, the security headers every response carries, and the same-origin
-//! check on state-changing requests and the sync socket.
+//! Static files of the app (sent as the brotli or gzip the release build wrote beside each,
+//! when the browser accepts one), the security headers every response carries, and the
+//! same-origin check on state-changing requests and the sync socket.
 
 use crate::{AppState, Settings};
 use axum::Router;
@@ -57,8 +58,16 @@ pub fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
 pub fn with_static_files(api: Router<AppState>, settings: &Settings) -> Router<AppState> {
     let router = match &settings.static_dir {
         Some(dir) => {
-            // Unknown paths get index.html, so deep links open the app.
-            let files = ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")));
+            // Unknown paths get index.html, so deep links open the app. The release build
+            // writes a brotli and a gzip of each file beside it (xtask `compress`); a browser
+            // gets the smallest it accepts, and the file itself when it accepts neither.
+            let index = ServeFile::new(dir.join("index.html"))
+                .precompressed_br()
+                .precompressed_gzip();
+            let files = ServeDir::new(dir)
+                .precompressed_br()
+                .precompressed_gzip()
+                .fallback(index);
             api.fallback_service(files)
         }
         None => api,

@@ -94,6 +94,22 @@ async fn service_worker_ready(browser: &Client) {
     );
 }
 
+/// How the app's module came over the network to this page, from its resource timing:
+/// (bytes on the wire, bytes after decoding).
+async fn module_transfer(browser: &Client) -> (f64, f64) {
+    let sizes = browser
+        .execute(
+            "const e = performance.getEntriesByType('resource')
+                 .find((r) => r.name.endsWith('/casebook_app_bg.wasm'));
+             return e ? [e.encodedBodySize, e.decodedBodySize] : null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let sizes: Option<(f64, f64)> = serde_json::from_value(sizes).unwrap();
+    sizes.expect("the page fetched the module")
+}
+
 async fn screenshot(browser: &Client, name: &str) {
     if let Ok(folder) = std::env::var("CASEBOOK_SCREENSHOTS")
         && let Ok(png) = browser.screenshot().await
@@ -116,6 +132,15 @@ async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still
 
     sign_in(&a, &network.url(), "worker.north1").await;
     sign_in(&b, &server.base, "worker.north2").await;
+    // A release build (what `cargo xtask test` builds) writes the module compressed, and the
+    // browser gets it so: less than half its size on the wire.
+    if dist().join("casebook_app_bg.wasm.gz").exists() {
+        let (wire, decoded) = module_transfer(&b).await;
+        assert!(
+            wire > 0.0 && wire * 2.0 < decoded,
+            "the module came compressed: {wire} bytes on the wire for {decoded}"
+        );
+    }
     open_case(&a, &case).await;
     open_case(&b, &case).await;
     wait_for_badge(&a, "Online").await;

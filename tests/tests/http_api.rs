@@ -116,6 +116,91 @@ async fn case_data_is_never_cached_and_pages_carry_security_headers() {
     assert_eq!(anonymous.status(), 401);
 }
 
+/// The app's files go out compressed as the build wrote them (`cargo xtask build-app` puts a
+/// `.br` and a `.gz` beside each): brotli to a browser that takes it, gzip to one that takes
+/// only that, the file itself to one that takes neither; deep links get `index.html` the same
+/// way; and every answer keeps the security headers and says it varies by encoding.
+#[tokio::test]
+async fn the_app_is_sent_compressed_as_built_when_the_browser_accepts_it() {
+    let dist =
+        std::env::temp_dir().join(format!("casebook-dist-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dist).unwrap();
+    for (name, body) in [
+        ("casebook_app_bg.wasm", "the module"),
+        ("casebook_app_bg.wasm.gz", "the module in gzip"),
+        ("casebook_app_bg.wasm.br", "the module in brotli"),
+        ("index.html", "the page"),
+        ("index.html.gz", "the page in gzip"),
+        ("index.html.br", "the page in brotli"),
+    ] {
+        std::fs::write(dist.join(name), body).unwrap();
+    }
+    let server = TestServer::start_with(Some(dist.clone())).await.unwrap();
+    let client = reqwest::Client::new();
+    let cases = [
+        (
+            "/casebook_app_bg.wasm",
+            Some("gzip, deflate, br, zstd"),
+            "the module in brotli",
+            Some("br"),
+        ),
+        (
+            "/casebook_app_bg.wasm",
+            Some("gzip, deflate"),
+            "the module in gzip",
+            Some("gzip"),
+        ),
+        ("/casebook_app_bg.wasm", None, "the module", None),
+        (
+            "/casebook_app_bg.wasm",
+            Some("identity"),
+            "the module",
+            None,
+        ),
+        (
+            "/cases/0b7e0d54-7a5e-4c1e-9a55-3f0e6c1d2a10",
+            Some("br"),
+            "the page in brotli",
+            Some("br"),
+        ),
+        ("/", Some("gzip"), "the page in gzip", Some("gzip")),
+    ];
+    for (path, accepts, body, encoding) in cases {
+        let mut request = client.get(format!("{}{path}", server.base));
+        if let Some(accepts) = accepts {
+            request = request.header("accept-encoding", accepts);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path} {accepts:?}");
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers.get("content-encoding").map(|e| e.to_str().unwrap()),
+            encoding,
+            "{path} {accepts:?}"
+        );
+        assert_eq!(headers["vary"], "accept-encoding", "{path} {accepts:?}");
+        if path.ends_with(".wasm") {
+            assert_eq!(headers["content-type"], "application/wasm");
+        } else {
+            assert!(
+                headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html")
+            );
+        }
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(response.text().await.unwrap(), body, "{path} {accepts:?}");
+    }
+    std::fs::remove_dir_all(&dist).unwrap();
+}
+
 #[tokio::test]
 async fn a_worker_sees_only_the_cases_allocated_to_them() {
     let server = TestServer::start().await.unwrap();

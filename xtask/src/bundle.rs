@@ -1,4 +1,5 @@
-//! Building the app: wasm32 compile, wasm-bindgen, wasm-opt, static files into `dist/`.
+//! Building the app: wasm32 compile, wasm-bindgen, wasm-opt, static files into `dist/`,
+//! and (release) each of them compressed for the server to send (`compress`).
 
 use crate::{cargo, run_command, setup};
 use anyhow::Context;
@@ -94,6 +95,19 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         bytes.len() / 1024,
         dist.display()
     );
+    if profile == Profile::Release {
+        // Written last, so each one holds the file as it is finally served.
+        crate::compress::for_serving(&dist)?;
+        let served = |suffix: &str| {
+            std::fs::metadata(dist.join(format!("casebook_app_bg.wasm.{suffix}")))
+                .map(|m| m.len() / 1024)
+        };
+        println!(
+            "App bundle as sent: {} KB gzip, {} KB brotli",
+            served("gz")?,
+            served("br")?
+        );
+    }
     Ok(dist)
 }
 

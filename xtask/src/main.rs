@@ -11,11 +11,13 @@
 //! - `main.rs`: commands.
 //! - `setup.rs`: installing missing tools (wasm32 target, Chromium, chromedriver, wasm-opt).
 //! - `bundle.rs`: building the wasm app bundle.
+//! - `compress.rs`: the release app's files compressed (gzip, brotli) for the server to send.
 //! - `suites.rs`: the test suites and their summary.
 //! - `bench.rs`: building and running the benchmark driver.
 
 mod bench;
 mod bundle;
+mod compress;
 mod setup;
 mod suites;
 
