@@ -943,10 +943,53 @@ async fn every_case_is_prefetched_and_the_handover_summary_of_a_demo_hro_case_ho
     let mut driver = ChromeDriver::start().await.unwrap();
     let tablet = driver.browser().await.unwrap();
 
-    sign_in(&tablet, &network.url(), "worker.north1").await;
+    // Signs in with every text the sync badge shows recorded from the start, transient
+    // ones included.
+    tablet.goto(&network.url()).await.unwrap();
+    wait_for(&tablet, Locator::Id("username")).await;
+    tablet
+        .execute(
+            "window.badgeTexts = new Set();
+             const keep = (t) => { if (t) window.badgeTexts.add(t); };
+             new MutationObserver((records) => {
+                 for (const r of records) {
+                     if (!r.target.parentElement || !r.target.parentElement.closest('#sync-status')) continue;
+                     keep(r.oldValue);
+                     keep(r.target.textContent);
+                     for (const n of r.removedNodes) keep(n.textContent);
+                 }
+             }).observe(document.body, {subtree: true, childList: true, characterData: true, characterDataOldValue: true});",
+            vec![],
+        )
+        .await
+        .unwrap();
+    type_into(&tablet, "username", "worker.north1").await;
+    type_into(&tablet, "password", PASSWORD).await;
+    click(&tablet, Locator::Id("sign-in")).await;
+    wait_for(&tablet, Locator::Id("sign-out")).await;
     // Every case is fetched in the background; the list says when all are ready offline.
     let all = format!("{n} of {n} cases ready offline", n = cases.len());
     wait_for_text(&tablet, "#offline-progress", &all).await;
+    // What the server sent was never shown as this worker's changes waiting to be sent.
+    let shown: Vec<String> = serde_json::from_value(
+        tablet
+            .execute("return [...window.badgeTexts];", vec![])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        shown
+            .iter()
+            .any(|t| t.contains("syncing") || t.contains("saved")),
+        "the badge was watched: {shown:?}"
+    );
+    assert!(
+        !shown
+            .iter()
+            .any(|t| t.contains("waiting") && !t.contains("no changes waiting")),
+        "a fresh device taking in its caseload showed changes waiting: {shown:?}"
+    );
     // The duty senior of the day, one tap away (the demo fills the rota).
     wait_for_text(&tablet, "#duty-senior", "Duty senior today:").await;
     assert_eq!(

@@ -122,6 +122,13 @@ struct DeviceDocument {
     persisted: Vec<ChangeHash>,
     /// The server has reported its stored heads in the current session.
     confirmed: bool,
+    /// Heads up to which everything held either is stored on the server or came from it:
+    /// the heads after the last message from the server that arrived while nothing of this
+    /// device's was waiting. What the server sends is not this device's work to deliver, so
+    /// it is not counted as waiting while its `Persisted` is on the way (see
+    /// [`DeviceDocument::waiting`]). Not kept across restarts: until the next `Persisted`,
+    /// a restored document counts what arrived as waiting, which errs the safe way.
+    from_server: Vec<ChangeHash>,
     last_heard_ms: u64,
     denied: bool,
     /// The last count of waiting changes, with the heads and persisted heads it was for
@@ -140,6 +147,7 @@ impl DeviceDocument {
             session: 0,
             persisted,
             confirmed: false,
+            from_server: Vec::new(),
             last_heard_ms: 0,
             denied: false,
             waiting_memo: None,
@@ -221,7 +229,8 @@ impl DeviceDocument {
             .then_some(Arrived { after, bytes });
     }
 
-    /// Changes on this device that the server has not confirmed storing.
+    /// Changes made on this device that the server has not confirmed storing: those held
+    /// beyond both the heads the server reported stored and what it sent (`from_server`).
     fn waiting(&mut self) -> usize {
         let heads = self.doc.get_heads();
         if let Some((h, p, n)) = &self.waiting_memo
@@ -230,14 +239,19 @@ impl DeviceDocument {
         {
             return *n;
         }
-        // In step (the usual case once a message settles): nothing waits, and no walk of the
-        // change graph is needed to say so.
-        if super::message::same_heads(&self.persisted, &heads) {
+        // In step, or nothing new since the server's last message (the usual cases once a
+        // message settles): nothing waits, and no walk of the change graph is needed.
+        if super::message::same_heads(&self.persisted, &heads)
+            || super::message::same_heads(&self.from_server, &heads)
+        {
             self.waiting_memo = Some((heads, self.persisted.clone(), 0));
             return 0;
         }
-        let stored = self.stored_heads();
-        let n = self.doc.get_changes_meta(&stored).len();
+        let mut covered = self.stored_heads();
+        covered.extend_from_slice(&self.from_server);
+        covered.sort_unstable();
+        covered.dedup();
+        let n = self.doc.get_changes_meta(&covered).len();
         self.waiting_memo = Some((heads, self.persisted.clone(), n));
         n
     }
@@ -673,8 +687,15 @@ impl ClientCore {
                         .collect::<Vec<u8>>()
                 });
                 d.arrived = None;
+                // With nothing of this device's waiting, everything held after this message
+                // is stored on the server or came from it.
+                let nothing_waited = d.waiting() == 0;
                 super::receive::receive(&mut d.doc, &mut d.sync, message)
                     .map_err(|_| ClientError::BadSync)?;
+                if nothing_waited {
+                    d.from_server = d.doc.get_heads();
+                    d.waiting_memo = None;
+                }
                 if let Some(bytes) = whole {
                     d.arrived_whole = Some((d.doc.get_heads(), bytes));
                 }
@@ -1216,6 +1237,66 @@ mod tests {
         .unwrap();
         assert_eq!(core.waiting_in(id), 0);
         assert!(core.docs[&id].own.is_empty(), "all stored: none kept");
+    }
+
+    /// What the server sends is not work of this device's waiting to reach the server, even
+    /// before the server says it stored it: a cover worker's fresh device taking in a
+    /// caseload shows nothing waiting (it showed "500 changes waiting" as each chronology
+    /// arrived, and a sign-out then would have kept the device's data as unsynced work and
+    /// refused the next person's sign-in on it).
+    #[test]
+    fn what_the_server_sends_is_not_counted_as_waiting() {
+        // A fresh device sent a whole document, the server's `Persisted` not yet come.
+        let id = DocumentId(uuid::Uuid::from_u128(14));
+        let mut room = DocumentRoom::load(Some(&server_document(40).save()), []).unwrap();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        sync_with_room(&mut core, &mut room, id, false);
+        assert_eq!(
+            core.docs.get_mut(&id).unwrap().doc.get_heads(),
+            room.change_hashes()
+        );
+        assert!(!core.in_step(id), "not confirmed stored yet");
+        assert_eq!(core.waiting_in(id), 0, "nothing of this device's waits");
+
+        // A device holding a document is sent a co-worker's new changes.
+        let (mut core, id, _, message) = sent_new_changes(3);
+        let sync = |data: Vec<u8>| ServerMessage::Sync {
+            doc: id,
+            session: 1,
+            data,
+        };
+        core.receive(0, sync(message.encode())).unwrap();
+        assert_eq!(core.waiting_in(id), 0);
+        // An edit made here after them waits, and only it.
+        core.edit(id, |doc| doc.put(automerge::ROOT, "local", "mine"))
+            .unwrap()
+            .0
+            .unwrap();
+        assert_eq!(core.waiting_in(id), 1);
+    }
+
+    /// Work of this device's still counts as waiting whatever arrives with it: after a
+    /// restart (nothing of what arrived is remembered) and while the server's changes
+    /// arrive on top of it.
+    #[test]
+    fn own_waiting_work_is_counted_whatever_arrives() {
+        let (mut core, id, _, message) = sent_new_changes(2);
+        edit_offline(&mut core, id, 2);
+        assert_eq!(core.waiting_in(id), 2);
+        core.receive(
+            0,
+            ServerMessage::Sync {
+                doc: id,
+                session: 1,
+                data: message.encode(),
+            },
+        )
+        .unwrap();
+        assert!(
+            core.waiting_in(id) >= 2,
+            "the two entries made offline still wait (what came with them may be counted \
+             until the server reports what it stored)"
+        );
     }
 
     /// A device taking in a caseload (a cover worker's pickup) can take longer than
