@@ -244,22 +244,32 @@ async fn start_sync(ctx: AppCtx, store: &LocalStore) {
 /// Asks the server who is signed in and for the case list; keeps working offline if it
 /// does not answer.
 pub async fn refresh(ctx: AppCtx) {
-    match http::get::<Me>("/api/me").await {
+    // Asked all at once: after sign-in the sync socket is bringing the caseload, and each
+    // answer waits its turn behind those documents on the page's one thread, so asking one
+    // after another showed a cover worker no case list (and no progress) until the whole
+    // caseload had arrived.
+    let (me, duty, cases) = futures_util::future::join3(
+        http::get::<Me>("/api/me"),
+        http::get::<Vec<casebook_shared::api::DutyDay>>("/api/duty"),
+        http::get::<Vec<CaseSummary>>("/api/cases"),
+    )
+    .await;
+    match me {
         Ok(me) => ctx.me.set(Some(me)),
         Err(ApiFailure::SignedOut) => return session_ended(ctx),
         Err(_) => return, // offline: carry on with what is on the device
     }
-    if let Ok(duty) = http::get::<Vec<casebook_shared::api::DutyDay>>("/api/duty").await {
-        if let Some(store) = store() {
-            let _ = store.set("duty", &duty).await;
-        }
-        ctx.duty.set(duty);
-    }
-    if let Ok(cases) = http::get::<Vec<CaseSummary>>("/api/cases").await {
+    if let Ok(cases) = cases {
         if let Some(store) = store() {
             let _ = store.set("cases", &cases).await;
         }
         ctx.cases.set(cases);
+    }
+    if let Ok(duty) = duty {
+        if let Some(store) = store() {
+            let _ = store.set("duty", &duty).await;
+        }
+        ctx.duty.set(duty);
     }
 }
 

@@ -237,6 +237,7 @@ fn connect(client: &Rc<RefCell<Client>>) {
                 if matches!(message, ServerMessage::Welcome { .. }) {
                     c.attempts = 0;
                     c.welcomed = true;
+                    crate::mark_once("casebook:sync-welcome");
                 }
                 if matches!(message, ServerMessage::Access { .. }) {
                     // Cases were added or taken away: refresh the case list.

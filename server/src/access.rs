@@ -177,6 +177,14 @@ pub async fn accessible_documents(
     now: i64,
 ) -> Result<BTreeMap<DocumentId, DocumentAccess>> {
     let cases = accessible_cases(db, user, now).await?;
+    documents_of(db, &cases).await
+}
+
+/// The documents of `cases` (as [`accessible_cases`] gives them), with each one's access.
+pub async fn documents_of(
+    db: &crate::db::Db,
+    cases: &BTreeMap<CaseId, Basis>,
+) -> Result<BTreeMap<DocumentId, DocumentAccess>> {
     if cases.is_empty() {
         return Ok(BTreeMap::new());
     }

@@ -1,6 +1,8 @@
 //! The cases the signed-in user may open, and the verified authors of their records.
 
-use crate::access::{DocumentAccess, accessible_cases, accessible_documents, require_case};
+use crate::access::{
+    DocumentAccess, accessible_cases, accessible_documents, documents_of, require_case,
+};
 use crate::auth::AuthUser;
 use crate::http_error::{Error, Result};
 use crate::{AppState, now_ms, on_pool};
@@ -9,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use casebook_shared::api::{ActorAuthor, CaseSummary, HroStatus};
 use casebook_shared::ids::{CaseId, DocumentId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Routes: `GET /api/cases`, `GET /api/cases/{case}/authors`.
 pub fn router() -> Router<AppState> {
@@ -107,11 +109,16 @@ type CaseRow = (
     Option<String>,
 );
 
-/// Cases `user` may open now, with their chronology documents, by the person's name.
+/// Cases `user` may open now, with their chronology and every record of theirs the user's
+/// device syncs, by the person's name.
 pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSummary>> {
     let access = accessible_cases(&state.db, user, now_ms()).await?;
     if access.is_empty() {
         return Ok(Vec::new());
+    }
+    let mut records: HashMap<String, Vec<DocumentId>> = HashMap::new();
+    for (doc, reach) in documents_of(&state.db, &access).await? {
+        records.entry(reach.case).or_default().push(doc);
     }
     let rows: Vec<CaseRow> = on_pool!(&state.db, pool => sqlx::query_as(
         "select c.id, p.name, c.reference, c.order_type, coalesce(w.name, ''), d.id,
@@ -140,6 +147,7 @@ pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSumm
         next,
     ) in rows
     {
+        let records = records.remove(&id).unwrap_or_default();
         let id = id
             .parse()
             .map_err(|e| Error::Internal(anyhow::anyhow!("case id: {e}")))?;
@@ -156,6 +164,7 @@ pub async fn case_list(state: &AppState, user: &AuthUser) -> Result<Vec<CaseSumm
             chronology: doc
                 .parse()
                 .map_err(|e| Error::Internal(anyhow::anyhow!("document id: {e}")))?,
+            records,
             hro: route.map(|route| HroStatus {
                 route,
                 mappa_category: category.unwrap_or_default(),

@@ -45,6 +45,11 @@ pub struct CaseSummary {
     pub relation: String,
     /// The case's chronology document.
     pub chronology: DocumentId,
+    /// Every record (document) of the case the user's device syncs, the chronology among
+    /// them: the case is ready offline once each is on the device and in step. Empty in a
+    /// list kept from before the server sent it.
+    #[serde(default)]
+    pub records: Vec<DocumentId>,
     /// Its HRO registration, if it is on the register (kept with the case list on the device,
     /// so the handover summary shows it offline).
     #[serde(default)]

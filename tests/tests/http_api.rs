@@ -219,6 +219,34 @@ async fn a_worker_sees_only_the_cases_allocated_to_them() {
     );
 }
 
+/// Each case in the list names every record of it the user's device syncs (the chronology
+/// among them), so the app can say a case is ready offline only once all of them are on the
+/// device, not just those that have arrived so far.
+#[tokio::test]
+async fn each_case_in_the_list_names_all_its_records() {
+    let server = TestServer::start().await.unwrap();
+    let jo = server.sign_in("worker.north1").await;
+    let cases = jo.cases().await.unwrap();
+    let mut several = 0;
+    for case in &cases {
+        let rows: Vec<(String,)> = casebook_server::on_pool!(&server.db, pool =>
+            sqlx::query_as("select id from documents where case_id = $1 and superseded_by is null")
+                .bind(case.id.to_string()).fetch_all(pool).await)
+        .unwrap();
+        let mut stored: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+        let mut listed: Vec<String> = case.records.iter().map(ToString::to_string).collect();
+        stored.sort();
+        listed.sort();
+        assert_eq!(listed, stored, "case {}", case.reference);
+        assert!(case.records.contains(&case.chronology));
+        several += usize::from(case.records.len() > 1);
+    }
+    assert!(
+        several > 0,
+        "the demo gives some of Jo's cases more records than a chronology"
+    );
+}
+
 #[tokio::test]
 async fn sessions_end_after_the_idle_and_absolute_timeouts() {
     use casebook_server::auth::{ABSOLUTE_TIMEOUT_MS, IDLE_TIMEOUT_MS};

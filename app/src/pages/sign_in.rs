@@ -28,6 +28,7 @@ pub fn SignInPage() -> impl IntoView {
         spawn_local(async move {
             match http::post::<_, Me>("/api/session", &form).await {
                 Ok(me) => {
+                    crate::mark_once("casebook:signed-in");
                     password.set(String::new());
                     // The password also protects the copy of the device key used offline.
                     if let Err(message) = super::signed_in(ctx, me, &form.password).await {

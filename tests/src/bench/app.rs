@@ -120,11 +120,42 @@ pub async fn browser(settings: &Settings, dist: &Path, report: &mut Report) -> a
                 async move { Ok(all_ready(&text_of(tablet, "#offline-progress").await)) }
             })
             .await?;
+            let total = started.elapsed().as_secs_f64() * 1000.0;
+            // Where the time went, from the moments the page marked (ms from navigation).
+            let at = |name: &'static str| mark(&tablet, name, Duration::from_secs(5));
+            let signed_in = at("casebook:signed-in").await?;
+            let welcome = at("casebook:sync-welcome").await?;
+            let listed = at("casebook:case-list").await?;
+            let ready = at("casebook:all-ready").await?;
             let mut run = Run::default();
             run.add(
                 "cover pickup: all stored locally (Chromium, IndexedDB; server on SQLite)",
                 "ms",
-                started.elapsed().as_secs_f64() * 1000.0,
+                total,
+                None,
+            );
+            run.add(
+                "  of which: opening the app and signing in (the bench types the password)",
+                "ms",
+                signed_in,
+                None,
+            );
+            run.add(
+                "  of which: signed in to the sync socket's welcome",
+                "ms",
+                welcome - signed_in,
+                None,
+            );
+            run.add(
+                "  of which: welcome to every case ready offline",
+                "ms",
+                ready - welcome,
+                None,
+            );
+            run.add(
+                "  case list (with the progress) shown, after signing in",
+                "ms",
+                listed - signed_in,
                 None,
             );
             // Under `app`, not `cover pickup`: `--merge` replaces a scenario's figures as a
