@@ -199,16 +199,25 @@ pub(crate) async fn opened(ctx: AppCtx, store: LocalStore) {
         return;
     };
     ctx.me.set(Some(me));
-    ctx.cases.set(
-        store
-            .get::<Vec<CaseSummary>>("cases")
-            .await
-            .unwrap_or_default(),
-    );
+    let cases = store.get::<Vec<CaseSummary>>("cases").await;
+    // A device that has never had the case list (its first sign-in) asks for it before its
+    // caseload starts arriving: once the records flow, the list's answer waits behind them
+    // on the page's one thread, and a cover worker saw no list and no progress until all
+    // had come.
+    let first = cases.is_none();
+    ctx.cases.set(cases.unwrap_or_default());
     ctx.duty.set(store.get("duty").await.unwrap_or_default());
+    if first {
+        refresh(ctx).await;
+        if ctx.me.get_untracked().is_none() {
+            return; // the session ended
+        }
+    }
     start_sync(ctx, &store).await;
     ctx.page.set(Page::from_hash(&current_hash()));
-    refresh(ctx).await;
+    if !first {
+        refresh(ctx).await;
+    }
 }
 
 /// The device was reported lost: everything is removed.

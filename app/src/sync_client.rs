@@ -44,6 +44,9 @@ struct Client {
     /// The server welcomed the current connection.
     welcomed: bool,
     stopped: bool,
+    /// A publish asked for and not yet run, with whether documents changed since the last
+    /// one (see [`Client::publish_soon`]).
+    publish_due: Option<bool>,
 }
 
 thread_local! {
@@ -112,6 +115,7 @@ pub async fn start(ctx: AppCtx, store: LocalStore, device: DeviceId) -> Result<(
         generation: 0,
         welcomed: false,
         stopped: false,
+        publish_due: None,
     }));
     CLIENT.with(|c| *c.borrow_mut() = Some(client.clone()));
     client.borrow_mut().publish(false);
@@ -436,7 +440,35 @@ impl Client {
         if let Some((_, message)) = out.error {
             web_sys::console::warn_1(&format!("sync error: {message}").into());
         }
-        self.publish(changed);
+        self.publish_soon(changed);
+    }
+
+    /// Publishes once the page has taken in the messages already waiting for it. A publish
+    /// (the badge's count, and the case list's readiness check it sets off) is a look at
+    /// every document on the device; while a caseload arrives, one serves each burst of
+    /// messages instead of every message paying for its own.
+    fn publish_soon(&mut self, documents_changed: bool) {
+        if let Some(due) = &mut self.publish_due {
+            *due |= documents_changed;
+            return;
+        }
+        self.publish_due = Some(documents_changed);
+        let run = Closure::once_into_js(|| {
+            if let Some(client) = client() {
+                let mut c = client.borrow_mut();
+                if let Some(changed) = c.publish_due.take() {
+                    c.publish(changed);
+                }
+            }
+        });
+        let scheduled = web_sys::window().is_some_and(|w| {
+            w.set_timeout_with_callback_and_timeout_and_arguments_0(run.unchecked_ref(), 0)
+                .is_ok()
+        });
+        if !scheduled {
+            self.publish_due = None;
+            self.publish(documents_changed);
+        }
     }
 
     /// Pushes the current state to the UI signals.
