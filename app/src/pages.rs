@@ -200,21 +200,29 @@ pub(crate) async fn opened(ctx: AppCtx, store: LocalStore) {
     };
     ctx.me.set(Some(me));
     let cases = store.get::<Vec<CaseSummary>>("cases").await;
-    // A device that has never had the case list (its first sign-in) asks for it before its
-    // caseload starts arriving: once the records flow, the list's answer waits behind them
-    // on the page's one thread, and a cover worker saw no list and no progress until all
-    // had come.
     let first = cases.is_none();
     ctx.cases.set(cases.unwrap_or_default());
     ctx.duty.set(store.get("duty").await.unwrap_or_default());
+    start_working(ctx, &store, first, || {
+        ctx.page.set(Page::from_hash(&current_hash()))
+    })
+    .await;
+}
+
+/// Starts syncing, shows the page (`show`) and refreshes the case list from the server. A
+/// device that has never had the list (`first`: its first sign-in) asks for it before its
+/// caseload starts arriving: once the records flow, the list's answer waits behind them on
+/// the page's one thread, and a cover worker could see no list and no progress until all
+/// had come.
+async fn start_working(ctx: AppCtx, store: &LocalStore, first: bool, show: impl FnOnce()) {
     if first {
         refresh(ctx).await;
         if ctx.me.get_untracked().is_none() {
             return; // the session ended
         }
     }
-    start_sync(ctx, &store).await;
-    ctx.page.set(Page::from_hash(&current_hash()));
+    start_sync(ctx, store).await;
+    show();
     if !first {
         refresh(ctx).await;
     }
@@ -355,9 +363,8 @@ pub async fn signed_in(ctx: AppCtx, me: Me, password: &str) -> Result<(), String
     let _ = store.remove_plain("signed_out").await;
     ctx.me.set(Some(me));
     request_persistent_storage();
-    start_sync(ctx, &store).await;
-    ctx.go(Page::Cases);
-    refresh(ctx).await;
+    let first = store.get::<Vec<CaseSummary>>("cases").await.is_none();
+    start_working(ctx, &store, first, || ctx.go(Page::Cases)).await;
     Ok(())
 }
 
