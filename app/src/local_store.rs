@@ -85,7 +85,6 @@ fn js_bytes(data: &[u8]) -> JsValue {
     Uint8Array::from(data).into()
 }
 
-/// Associated data binding a sealed value to its record.
 /// A stored JSON value read back. Through `from_str`, as the HTTP client reads the server's
 /// answers (`http::json_of`): each reader type serde_json is given compiles a deserialiser of
 /// every type read through it into the bundle, so one reader keeps one copy.
@@ -93,6 +92,7 @@ fn from_json<T: serde::de::DeserializeOwned>(json: &[u8]) -> Option<T> {
     serde_json::from_str(std::str::from_utf8(json).ok()?).ok()
 }
 
+/// Associated data binding a sealed value to its record.
 fn aad(store: &str, key: &str) -> Vec<u8> {
     format!("casebook/{store}/{key}").into_bytes()
 }

@@ -1275,9 +1275,33 @@ mod tests {
         assert_eq!(core.waiting_in(id), 1);
     }
 
-    /// Work of this device's still counts as waiting whatever arrives with it: after a
-    /// restart (nothing of what arrived is remembered) and while the server's changes
-    /// arrive on top of it.
+    /// What arrived is not remembered as the server's across a restart: until the server
+    /// reports it stored, a restored device counts it as waiting. That errs the safe way,
+    /// as sign-out wipes a device only when nothing waits.
+    #[test]
+    fn after_a_restart_what_arrived_unconfirmed_counts_as_waiting() {
+        let (mut core, id, held, message) = sent_new_changes(3);
+        core.receive(
+            0,
+            ServerMessage::Sync {
+                doc: id,
+                session: 1,
+                data: message.encode(),
+            },
+        )
+        .unwrap();
+        assert_eq!(core.waiting_in(id), 0);
+        let Some(Chunk::Incremental(arrived)) = core.save(id).and_then(|s| s.chunk) else {
+            panic!("what arrived is saved as an increment");
+        };
+        let persisted = heads_to_wire(&core.persisted_heads(id));
+        let mut restarted = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![2; 16]);
+        restarted.restore(id, &[held, arrived], &persisted).unwrap();
+        assert_eq!(restarted.waiting_in(id), 3);
+    }
+
+    /// Work of this device's still counts as waiting when the server's changes arrive on
+    /// top of it.
     #[test]
     fn own_waiting_work_is_counted_whatever_arrives() {
         let (mut core, id, _, message) = sent_new_changes(2);
