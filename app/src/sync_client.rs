@@ -47,6 +47,10 @@ struct Client {
     /// A publish asked for and not yet run, with whether documents changed since the last
     /// one (see [`Client::publish_soon`]).
     publish_due: Option<bool>,
+    /// Documents with a write to this device's storage still under way (how many), or
+    /// failed (kept here for good): not yet ready to open offline, whatever the server has
+    /// confirmed.
+    unsaved: HashMap<DocumentId, u32>,
 }
 
 thread_local! {
@@ -116,6 +120,7 @@ pub async fn start(ctx: AppCtx, store: LocalStore, device: DeviceId) -> Result<(
         welcomed: false,
         stopped: false,
         publish_due: None,
+        unsaved: HashMap::new(),
     }));
     CLIENT.with(|c| *c.borrow_mut() = Some(client.clone()));
     client.borrow_mut().publish(false);
@@ -142,6 +147,15 @@ pub fn read<R>(f: impl FnOnce(&mut ClientCore) -> R) -> Option<R> {
     let client = client()?;
     let mut c = client.borrow_mut();
     Some(f(&mut c.core))
+}
+
+/// Runs `f` with a check of whether a document is ready to open offline: in step with the
+/// server and written to this device's storage (no write of it under way or failed).
+pub fn with_ready_check<R>(f: impl FnOnce(&mut dyn FnMut(DocumentId) -> bool) -> R) -> Option<R> {
+    let client = client()?;
+    let mut c = client.borrow_mut();
+    let Client { core, unsaved, .. } = &mut *c;
+    Some(f(&mut |id| core.in_step(id) && !unsaved.contains_key(&id)))
 }
 
 /// Changes a document on the device; it is saved at once and synced when possible.
@@ -374,11 +388,25 @@ impl Client {
             *seq += 1;
             let store = self.store.clone();
             let ctx = self.ctx;
+            *self.unsaved.entry(id).or_default() += 1;
+            // This client, not whichever runs when the write ends (after a sign-out and in).
+            let owner = client().map(|c| Rc::downgrade(&c));
             // Writes start in the order they are spawned, and IndexedDB runs overlapping
             // read-write transactions in the order they were created.
             leptos::task::spawn_local(async move {
                 if let Err(e) = store.write(id, save, this_seq).await {
                     ctx.notice.set(Some(format!("This device could not save your work locally ({}). Keep this page open until the sync badge says all changes are saved.", e.0)));
+                    return; // stays unsaved: the record is not counted ready offline
+                }
+                if let Some(client) = owner.and_then(|o| o.upgrade()) {
+                    let mut c = client.borrow_mut();
+                    if let Some(n) = c.unsaved.get_mut(&id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            c.unsaved.remove(&id);
+                            c.publish_soon(true);
+                        }
+                    }
                 }
             });
         }
@@ -401,6 +429,7 @@ impl Client {
         }
         for id in out.removed {
             self.next_seq.remove(&id);
+            self.unsaved.remove(&id);
             let store = self.store.clone();
             leptos::task::spawn_local(async move {
                 let _ = store.remove(id).await;

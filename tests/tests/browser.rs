@@ -970,6 +970,32 @@ async fn every_case_is_prefetched_and_the_handover_summary_of_a_demo_hro_case_ho
     // Every case is fetched in the background; the list says when all are ready offline.
     let all = format!("{n} of {n} cases ready offline", n = cases.len());
     wait_for_text(&tablet, "#offline-progress", &all).await;
+    // Ready offline means written to the device's storage, not only taken in: at that moment
+    // IndexedDB holds every record of every case.
+    let stored: Vec<String> = serde_json::from_value(
+        tablet
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 const req = indexedDB.open('casebook');
+                 req.onsuccess = () => {
+                   const keys = req.result.transaction(['chunks'], 'readonly').objectStore('chunks').getAllKeys();
+                   keys.onsuccess = () => { req.result.close(); done(keys.result.map((k) => k.split('/')[0])); };
+                 };",
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    for listed in &cases {
+        for record in &listed.records {
+            assert!(
+                stored.contains(&record.to_string()),
+                "case {} was shown ready offline before its record {record} was stored",
+                listed.reference
+            );
+        }
+    }
     // What the server sent was never shown as this worker's changes waiting to be sent.
     let shown: Vec<String> = serde_json::from_value(
         tablet

@@ -10,8 +10,8 @@ use leptos::prelude::*;
 #[component]
 pub fn CaseListPage() -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
-    // Which cases are ready to open with no network: every record of the case is on the
-    // device and in step with the server (records arrive in the background after sign-in
+    // Which cases are ready to open with no network: every record of the case is written
+    // to the device's storage and in step with the server (records arrive in the background after sign-in
     // and whenever a case is allocated or covered). The case list names each case's
     // records, so a case whose visit notes have not arrived yet is not counted ready on its
     // chronology alone, and the check is one look per record. This runs after every message
@@ -22,24 +22,25 @@ pub fn CaseListPage() -> impl IntoView {
         ctx.revision.track();
         ctx.sync.track();
         let cases = ctx.cases.get();
-        sync_client::read(|core| {
-            let mut of_case: std::collections::HashMap<String, Vec<DocumentId>> =
-                Default::default();
-            if cases.iter().any(|c| c.records.is_empty()) {
+        let mut of_case: std::collections::HashMap<String, Vec<DocumentId>> = Default::default();
+        if cases.iter().any(|c| c.records.is_empty()) {
+            sync_client::read(|core| {
                 for doc in core.documents().collect::<Vec<_>>() {
                     if let Some((_, case)) = core.document(doc).and_then(records::identity) {
                         of_case.entry(case).or_default().push(doc);
                     }
                 }
-            }
+            });
+        }
+        sync_client::with_ready_check(|ready| {
             cases
                 .iter()
                 .filter(|c| {
-                    core.in_step(c.chronology)
-                        && c.records.iter().all(|d| core.in_step(*d))
+                    ready(c.chronology)
+                        && c.records.iter().all(|d| ready(*d))
                         && of_case
                             .get(&c.id.to_string())
-                            .is_none_or(|docs| docs.iter().all(|d| core.in_step(*d)))
+                            .is_none_or(|docs| docs.iter().all(|d| ready(*d)))
                 })
                 .map(|c| c.id)
                 .collect::<std::collections::HashSet<_>>()
