@@ -23,6 +23,10 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 /// Actor ids of earlier runs kept on the device.
 const MAX_REMEMBERED_ACTORS: usize = 64;
 
+/// How soon the end of a write to the device's storage is shown (the case list's "ready
+/// offline" follows it), at the latest.
+const WRITES_SHOWN_EVERY_MS: i32 = 100;
+
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF_MS: f64 = 15_000.0;
 
@@ -404,7 +408,10 @@ impl Client {
                         *n -= 1;
                         if *n == 0 {
                             c.unsaved.remove(&id);
-                            c.publish_soon(true);
+                            // Writes end one by one, about a millisecond apart while a
+                            // caseload arrives: the list's progress follows them ten times
+                            // a second rather than after each.
+                            c.publish_within(true, WRITES_SHOWN_EVERY_MS);
                         }
                     }
                 }
@@ -477,6 +484,11 @@ impl Client {
     /// every document on the device; while a caseload arrives, one serves each burst of
     /// messages instead of every message paying for its own.
     fn publish_soon(&mut self, documents_changed: bool) {
+        self.publish_within(documents_changed, 0);
+    }
+
+    /// Publishes within `ms` milliseconds, together with any other publish asked for by then.
+    fn publish_within(&mut self, documents_changed: bool, ms: i32) {
         if let Some(due) = &mut self.publish_due {
             *due |= documents_changed;
             return;
@@ -491,7 +503,7 @@ impl Client {
             }
         });
         let scheduled = web_sys::window().is_some_and(|w| {
-            w.set_timeout_with_callback_and_timeout_and_arguments_0(run.unchecked_ref(), 0)
+            w.set_timeout_with_callback_and_timeout_and_arguments_0(run.unchecked_ref(), ms)
                 .is_ok()
         });
         if !scheduled {
