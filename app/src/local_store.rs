@@ -337,6 +337,11 @@ impl LocalStore {
         from_json(&json)
     }
 
+    /// Whether a small value is stored under `key` (nothing is decrypted or read into a type).
+    pub async fn has(&self, key: &str) -> bool {
+        self.read_raw(KV, key).await.is_some()
+    }
+
     /// Stores a small JSON value, encrypted.
     pub async fn set<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         let json = serde_json::to_vec(value).map_err(|e| StoreError(e.to_string()))?;

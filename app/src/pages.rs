@@ -363,7 +363,7 @@ pub async fn signed_in(ctx: AppCtx, me: Me, password: &str) -> Result<(), String
     let _ = store.remove_plain("signed_out").await;
     ctx.me.set(Some(me));
     request_persistent_storage();
-    let first = store.get::<Vec<CaseSummary>>("cases").await.is_none();
+    let first = !store.has("cases").await;
     start_working(ctx, &store, first, || ctx.go(Page::Cases)).await;
     Ok(())
 }

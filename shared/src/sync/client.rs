@@ -1102,6 +1102,20 @@ mod tests {
         (core, id, held, message)
     }
 
+    /// Hands the device `message` as the server's answer in its first session for `id`.
+    fn from_server(core: &mut ClientCore, id: DocumentId, message: sync::Message) -> Output {
+        let data = message.encode();
+        core.receive(
+            0,
+            ServerMessage::Sync {
+                doc: id,
+                session: 1,
+                data,
+            },
+        )
+        .unwrap()
+    }
+
     /// Changes that arrive are saved as the bytes that came, not extracted from the
     /// document again (extraction is a pass over the whole document), and load back.
     #[test]
@@ -1114,17 +1128,7 @@ mod tests {
             .to_vec();
         came.extend(message.changes.iter().flatten());
         message.changes = came.clone().into();
-        let data = message.encode();
-        let out = core
-            .receive(
-                0,
-                ServerMessage::Sync {
-                    doc: id,
-                    session: 1,
-                    data,
-                },
-            )
-            .unwrap();
+        let out = from_server(&mut core, id, message);
         assert!(out.save.contains(&id));
         let Some(Chunk::Incremental(stored)) = core.save(id).and_then(|s| s.chunk) else {
             panic!("new changes are saved as an increment");
@@ -1166,16 +1170,7 @@ mod tests {
     #[test]
     fn an_edit_after_changes_arrive_is_saved_with_them() {
         let (mut core, id, held, message) = sent_new_changes(2);
-        let data = message.encode();
-        core.receive(
-            0,
-            ServerMessage::Sync {
-                doc: id,
-                session: 1,
-                data,
-            },
-        )
-        .unwrap();
+        from_server(&mut core, id, message);
         let (put, _) = core
             .edit(id, |doc| doc.put(automerge::ROOT, "local", "kept"))
             .unwrap();
@@ -1260,12 +1255,7 @@ mod tests {
 
         // A device holding a document is sent a co-worker's new changes.
         let (mut core, id, _, message) = sent_new_changes(3);
-        let sync = |data: Vec<u8>| ServerMessage::Sync {
-            doc: id,
-            session: 1,
-            data,
-        };
-        core.receive(0, sync(message.encode())).unwrap();
+        from_server(&mut core, id, message);
         assert_eq!(core.waiting_in(id), 0);
         // An edit made here after them waits, and only it.
         core.edit(id, |doc| doc.put(automerge::ROOT, "local", "mine"))
@@ -1281,15 +1271,7 @@ mod tests {
     #[test]
     fn after_a_restart_what_arrived_unconfirmed_counts_as_waiting() {
         let (mut core, id, held, message) = sent_new_changes(3);
-        core.receive(
-            0,
-            ServerMessage::Sync {
-                doc: id,
-                session: 1,
-                data: message.encode(),
-            },
-        )
-        .unwrap();
+        from_server(&mut core, id, message);
         assert_eq!(core.waiting_in(id), 0);
         let Some(Chunk::Incremental(arrived)) = core.save(id).and_then(|s| s.chunk) else {
             panic!("what arrived is saved as an increment");
@@ -1307,15 +1289,7 @@ mod tests {
         let (mut core, id, _, message) = sent_new_changes(2);
         edit_offline(&mut core, id, 2);
         assert_eq!(core.waiting_in(id), 2);
-        core.receive(
-            0,
-            ServerMessage::Sync {
-                doc: id,
-                session: 1,
-                data: message.encode(),
-            },
-        )
-        .unwrap();
+        from_server(&mut core, id, message);
         assert!(
             core.waiting_in(id) >= 2,
             "the two entries made offline still wait (what came with them may be counted \
