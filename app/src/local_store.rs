@@ -11,15 +11,18 @@
 //!   number of changes waiting to reach the server (so a different person signing in on this
 //!   device can be told there is unsynced work, without anything being decrypted).
 //!
-//! Every value is sealed with the record's store and key as associated data. Writes run one
-//! at a time in the order they were asked for (encryption is asynchronous, and a whole-document
-//! chunk replaces the chunks before it, so order matters).
+//! Every value is sealed with the record's store and key as associated data. Writes run in
+//! the order they were asked for (encryption is asynchronous, and a whole-document chunk
+//! replaces the chunks before it, so order matters), in batches: the writes asked for while
+//! one batch runs make the next, sealed together and stored in one transaction. A write is
+//! reported done only when its transaction has committed.
 
 use crate::vault::{CryptoError, Key};
 use casebook_shared::ids::DocumentId;
 use casebook_shared::protocol::Head;
 use casebook_shared::sync::client::{Chunk, DocumentSave};
-use idb::{Database, KeyRange, ObjectStore, Query, TransactionMode};
+use futures_util::future::join_all;
+use idb::{Database, KeyRange, ObjectStore, Query, TransactionMode, TransactionResult};
 use js_sys::{Promise, Uint8Array};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -69,8 +72,112 @@ pub struct LocalStore {
     db: Rc<Database>,
     /// The data key, once unlocked.
     key: Rc<RefCell<Option<Key>>>,
-    /// The last write asked for; the next one waits for it.
-    tail: Rc<RefCell<Option<Promise>>>,
+    writer: Rc<RefCell<Writer>>,
+}
+
+/// One change to the database, its value already sealed.
+enum Step {
+    Put {
+        store: &'static str,
+        key: String,
+        value: Vec<u8>,
+    },
+    /// Removes the keys from `from` up to `to` (`to` itself too if `to_included`).
+    DeleteRange {
+        store: &'static str,
+        from: String,
+        to: String,
+        to_included: bool,
+    },
+    Delete {
+        store: &'static str,
+        key: String,
+    },
+    Clear(&'static str),
+}
+
+/// A write asked for: seals what it stores, then says what to change.
+type Prepared = Pin<Box<dyn Future<Output = Result<Vec<Step>, StoreError>>>>;
+
+/// Writes run together in one transaction.
+struct Batch {
+    /// The writes, in the order they were asked for (emptied when the batch starts).
+    waiting: Rc<RefCell<Vec<Prepared>>>,
+    /// Each write's outcome, in the same order, once the batch has ended.
+    outcomes: Rc<RefCell<Vec<Result<(), StoreError>>>>,
+    /// Settles when the batch has ended.
+    ended: Promise,
+}
+
+/// The order of writes: one batch at a time, each after the one before.
+#[derive(Default)]
+struct Writer {
+    /// The batch that has not started yet: new writes join it.
+    forming: Option<Rc<Batch>>,
+    /// The last batch; the next one waits for it.
+    tail: Option<Promise>,
+}
+
+/// Seals every write of a batch, then runs the steps of those that sealed in one
+/// transaction. A write that could not be sealed fails alone; if the transaction fails,
+/// every write in it fails.
+async fn run_batch(db: &Database, prepared: Vec<Prepared>) -> Vec<Result<(), StoreError>> {
+    let mut steps = Vec::new();
+    let mut outcomes: Vec<Result<(), StoreError>> = join_all(prepared)
+        .await
+        .into_iter()
+        .map(|sealed| sealed.map(|mut s| steps.append(&mut s)))
+        .collect();
+    if !steps.is_empty()
+        && let Err(e) = apply(db, steps).await
+    {
+        for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+            *outcome = Err(e.clone());
+        }
+    }
+    outcomes
+}
+
+/// Runs `steps` in one read-write transaction and waits until it is committed: a write is
+/// only reported done once it is stored.
+async fn apply(db: &Database, steps: Vec<Step>) -> Result<(), StoreError> {
+    let tx = db.transaction(&[CHUNKS, META, KV, PLAIN], TransactionMode::ReadWrite)?;
+    // The requests run in the order they are made; one that fails aborts the transaction,
+    // which the commit below reports.
+    for step in steps {
+        match step {
+            Step::Put { store, key, value } => {
+                tx.object_store(store)?
+                    .put(&js_bytes(&value), Some(&JsValue::from_str(&key)))?;
+            }
+            Step::DeleteRange {
+                store,
+                from,
+                to,
+                to_included,
+            } => {
+                let range = KeyRange::bound(
+                    &JsValue::from_str(&from),
+                    &JsValue::from_str(&to),
+                    Some(false),
+                    Some(!to_included),
+                )?;
+                tx.object_store(store)?.delete(Query::KeyRange(range))?;
+            }
+            Step::Delete { store, key } => {
+                tx.object_store(store)?.delete(JsValue::from_str(&key))?;
+            }
+            Step::Clear(store) => {
+                tx.object_store(store)?.clear()?;
+            }
+        }
+    }
+    match tx.commit()?.await? {
+        TransactionResult::Committed => Ok(()),
+        TransactionResult::Aborted => Err(StoreError(
+            "the browser did not store it (storage full or unavailable)".into(),
+        )),
+    }
 }
 
 fn chunk_key(doc: DocumentId, seq: u32) -> String {
@@ -111,7 +218,7 @@ impl LocalStore {
         Ok(Self {
             db: Rc::new(db),
             key: Rc::new(RefCell::new(None)),
-            tail: Rc::new(RefCell::new(None)),
+            writer: Rc::default(),
         })
     }
 
@@ -137,35 +244,65 @@ impl LocalStore {
             .ok_or_else(|| StoreError("the records on this device are locked".into()))
     }
 
-    /// Runs `write` after every write asked for before it.
-    async fn in_turn<F>(&self, write: F) -> Result<(), StoreError>
+    /// Runs `prepare` (sealing what is to be written) and then its steps, after every write
+    /// asked for before it. Writes asked for while a batch runs are kept together and run as
+    /// the next batch, in one read-write transaction: a caseload arriving is a few dozen
+    /// transactions rather than one per record. Each write still learns its own outcome.
+    async fn in_turn<F>(&self, prepare: F) -> Result<(), StoreError>
     where
-        F: Future<Output = Result<(), StoreError>> + 'static,
+        F: Future<Output = Result<Vec<Step>, StoreError>> + 'static,
     {
-        // Boxed, so the promise machinery below is compiled once rather than once per kind
-        // of write (about 5 KB of the bundle).
-        self.in_turn_boxed(Box::pin(write)).await
+        // Boxed, so the batch machinery is compiled once rather than once per kind of write.
+        self.in_turn_boxed(Box::pin(prepare)).await
     }
 
-    async fn in_turn_boxed(
-        &self,
-        write: Pin<Box<dyn Future<Output = Result<(), StoreError>>>>,
-    ) -> Result<(), StoreError> {
-        let previous = self.tail.borrow_mut().take();
-        let promise = future_to_promise(async move {
+    async fn in_turn_boxed(&self, prepare: Prepared) -> Result<(), StoreError> {
+        let (batch, index) = self.join_batch(prepare);
+        let ended = JsFuture::from(batch.ended.clone()).await;
+        match batch.outcomes.borrow().get(index) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(StoreError(
+                ended
+                    .err()
+                    .and_then(|e| e.as_string())
+                    .unwrap_or_else(|| "the device's storage stopped before this write".into()),
+            )),
+        }
+    }
+
+    /// Adds `prepare` to the batch not yet started (starting one if none is waiting), and
+    /// says which batch and which place in it.
+    fn join_batch(&self, prepare: Prepared) -> (Rc<Batch>, usize) {
+        let mut writer = self.writer.borrow_mut();
+        if let Some(batch) = &writer.forming {
+            let mut waiting = batch.waiting.borrow_mut();
+            waiting.push(prepare);
+            return (batch.clone(), waiting.len() - 1);
+        }
+        let previous = writer.tail.take();
+        let (db, writer_of_store) = (self.db.clone(), self.writer.clone());
+        let waiting = Rc::new(RefCell::new(vec![prepare]));
+        let outcomes = Rc::new(RefCell::new(Vec::new()));
+        let (taken, written) = (waiting.clone(), outcomes.clone());
+        let ended = future_to_promise(async move {
             if let Some(previous) = previous {
                 let _ = JsFuture::from(previous).await;
             }
-            write
-                .await
-                .map(|()| JsValue::UNDEFINED)
-                .map_err(|e| JsValue::from_str(&e.0))
+            // From here on, writes asked for join the next batch.
+            writer_of_store.borrow_mut().forming = None;
+            let prepared = std::mem::take(&mut *taken.borrow_mut());
+            *written.borrow_mut() = run_batch(&db, prepared).await;
+            Ok(JsValue::UNDEFINED)
         });
-        *self.tail.borrow_mut() = Some(promise.clone());
-        JsFuture::from(promise)
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError(e.as_string().unwrap_or_default()))
+        let batch = Rc::new(Batch {
+            waiting,
+            outcomes,
+            ended: ended.clone(),
+        });
+        writer.forming = Some(batch.clone());
+        writer.tail = Some(ended);
+        (batch, 0)
     }
 
     /// Every document on the device, decrypted.
@@ -231,67 +368,60 @@ impl LocalStore {
         save: DocumentSave,
         seq: u32,
     ) -> Result<(), StoreError> {
-        let (key, db) = (self.data_key()?, self.db.clone());
+        let key = self.data_key()?;
         self.in_turn(async move {
             let record = chunk_key(doc, seq);
+            let mut steps = Vec::new();
             let (whole, chunk) = match save.chunk {
                 Some(Chunk::Full(data)) => (true, Some(data)),
                 Some(Chunk::Incremental(data)) => (false, Some(data)),
                 None => (false, None),
             };
-            let sealed_chunk = match chunk {
-                Some(data) => Some(key.seal(&data, &aad(CHUNKS, &record)).await?),
-                None => None,
-            };
-            let heads: Vec<u8> = save.persisted.iter().flatten().copied().collect();
-            let doc_key = doc.to_string();
-            let sealed_heads = key.seal(&heads, &aad(META, &doc_key)).await?;
-
-            let tx = db.transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
-            let chunks = tx.object_store(CHUNKS)?;
             if whole && seq > 0 {
                 // A whole document replaces every chunk before it.
-                let earlier = KeyRange::bound(
-                    &JsValue::from_str(&chunk_key(doc, 0)),
-                    &JsValue::from_str(&record),
-                    Some(false),
-                    Some(true),
-                )?;
-                chunks.delete(Query::KeyRange(earlier))?.await?;
+                steps.push(Step::DeleteRange {
+                    store: CHUNKS,
+                    from: chunk_key(doc, 0),
+                    to: record.clone(),
+                    to_included: false,
+                });
             }
-            if let Some(sealed) = sealed_chunk {
-                chunks
-                    .put(&js_bytes(&sealed), Some(&JsValue::from_str(&record)))?
-                    .await?;
+            if let Some(data) = chunk {
+                let value = key.seal(&data, &aad(CHUNKS, &record)).await?;
+                steps.push(Step::Put {
+                    store: CHUNKS,
+                    key: record,
+                    value,
+                });
             }
-            tx.object_store(META)?
-                .put(&js_bytes(&sealed_heads), Some(&JsValue::from_str(&doc_key)))?
-                .await?;
-            tx.commit()?.await?;
-            Ok(())
+            let heads: Vec<u8> = save.persisted.iter().flatten().copied().collect();
+            let doc_key = doc.to_string();
+            let value = key.seal(&heads, &aad(META, &doc_key)).await?;
+            steps.push(Step::Put {
+                store: META,
+                key: doc_key,
+                value,
+            });
+            Ok(steps)
         })
         .await
     }
 
     /// Removes a document the device may no longer hold.
     pub async fn remove(&self, doc: DocumentId) -> Result<(), StoreError> {
-        let db = self.db.clone();
         self.in_turn(async move {
-            let tx = db.transaction(&[CHUNKS, META], TransactionMode::ReadWrite)?;
-            let all = KeyRange::bound(
-                &JsValue::from_str(&chunk_key(doc, 0)),
-                &JsValue::from_str(&chunk_key(doc, u32::MAX)),
-                Some(false),
-                Some(false),
-            )?;
-            tx.object_store(CHUNKS)?
-                .delete(Query::KeyRange(all))?
-                .await?;
-            tx.object_store(META)?
-                .delete(JsValue::from_str(&doc.to_string()))?
-                .await?;
-            tx.commit()?.await?;
-            Ok(())
+            Ok(vec![
+                Step::DeleteRange {
+                    store: CHUNKS,
+                    from: chunk_key(doc, 0),
+                    to: chunk_key(doc, u32::MAX),
+                    to_included: true,
+                },
+                Step::Delete {
+                    store: META,
+                    key: doc.to_string(),
+                },
+            ])
         })
         .await
     }
@@ -317,16 +447,9 @@ impl LocalStore {
         key: &str,
         value: Vec<u8>,
     ) -> Result<(), StoreError> {
-        let (db, key) = (self.db.clone(), key.to_owned());
-        self.in_turn(async move {
-            let tx = db.transaction(&[store], TransactionMode::ReadWrite)?;
-            tx.object_store(store)?
-                .put(&js_bytes(&value), Some(&JsValue::from_str(&key)))?
-                .await?;
-            tx.commit()?.await?;
-            Ok(())
-        })
-        .await
+        let key = key.to_owned();
+        self.in_turn(async move { Ok(vec![Step::Put { store, key, value }]) })
+            .await
     }
 
     /// A small JSON value, decrypted (`None` if missing, locked or unreadable).
@@ -366,31 +489,15 @@ impl LocalStore {
 
     /// Removes an unencrypted value.
     pub async fn remove_plain(&self, key: &str) -> Result<(), StoreError> {
-        let (db, key) = (self.db.clone(), key.to_owned());
-        self.in_turn(async move {
-            let tx = db.transaction(&[PLAIN], TransactionMode::ReadWrite)?;
-            tx.object_store(PLAIN)?
-                .delete(JsValue::from_str(&key))?
-                .await?;
-            tx.commit()?.await?;
-            Ok(())
-        })
-        .await
+        let key = key.to_owned();
+        self.in_turn(async move { Ok(vec![Step::Delete { store: PLAIN, key }]) })
+            .await
     }
 
     /// Removes everything, the wrapped key and device id included, and forgets the data key.
     pub async fn wipe(&self) -> Result<(), StoreError> {
         self.lock();
-        let db = self.db.clone();
-        self.in_turn(async move {
-            let stores = [CHUNKS, META, KV, PLAIN];
-            let tx = db.transaction(&stores, TransactionMode::ReadWrite)?;
-            for store in stores {
-                tx.object_store(store)?.clear()?.await?;
-            }
-            tx.commit()?.await?;
-            Ok(())
-        })
-        .await
+        self.in_turn(async move { Ok(Vec::from([CHUNKS, META, KV, PLAIN].map(Step::Clear))) })
+            .await
     }
 }

@@ -395,8 +395,8 @@ impl Client {
             *self.unsaved.entry(id).or_default() += 1;
             // This client, not whichever runs when the write ends (after a sign-out and in).
             let owner = client().map(|c| Rc::downgrade(&c));
-            // Writes start in the order they are spawned, and IndexedDB runs overlapping
-            // read-write transactions in the order they were created.
+            // Writes start in the order they are spawned, and the store runs them in the
+            // order they were asked for (batched, see `LocalStore`).
             leptos::task::spawn_local(async move {
                 if let Err(e) = store.write(id, save, this_seq).await {
                     ctx.notice.set(Some(format!("This device could not save your work locally ({}). Keep this page open until the sync badge says all changes are saved.", e.0)));

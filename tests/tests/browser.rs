@@ -328,6 +328,52 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
     driver.stop().await;
 }
 
+/// A write the browser refuses (its transaction aborted at commit, as a full disk or a
+/// storage quota makes it) is reported to the person, never counted as stored; the next
+/// writes, once the browser stores again, are stored.
+#[tokio::test]
+async fn a_write_the_browser_refuses_to_store_is_reported_not_taken_as_saved() {
+    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    let (_, _, case) = Session::co_workers(&server.base).await.unwrap();
+    let mut driver = ChromeDriver::start().await.unwrap();
+    let browser = driver.browser().await.unwrap();
+    sign_in(&browser, &server.base, "worker.north1").await;
+    open_case(&browser, &case.id.to_string()).await;
+    wait_for_badge(&browser, "all changes saved").await;
+    let before = stored_records(&browser).await;
+
+    // From now on every read-write transaction of this page is aborted where it would
+    // have committed.
+    browser
+        .execute(
+            "window.__commit = IDBTransaction.prototype.commit;
+             IDBTransaction.prototype.commit = function () { this.abort(); };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    add_entry(&browser, "Entry the device cannot store").await;
+    wait_for_text(&browser, ".notice", "could not save your work locally").await;
+    assert_eq!(stored_records(&browser).await, before, "nothing was stored");
+
+    // Storage works again: the next entry is stored.
+    browser
+        .execute("IDBTransaction.prototype.commit = window.__commit;", vec![])
+        .await
+        .unwrap();
+    click(&browser, Locator::Css(".notice button")).await;
+    add_entry(&browser, "Entry stored once storage works").await;
+    eventually("the next entry to be stored", WAIT, || async {
+        Ok(stored_records(&browser).await > before)
+    })
+    .await
+    .unwrap();
+    wait_for_badge(&browser, "all changes saved").await;
+
+    browser.close().await.unwrap();
+    driver.stop().await;
+}
+
 /// Whether the service worker's caches hold any API response.
 async fn cached_api_responses(browser: &Client) -> i64 {
     browser
