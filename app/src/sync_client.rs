@@ -9,6 +9,7 @@
 use crate::local_store::LocalStore;
 use crate::state::{AppCtx, SyncStatus};
 use crate::{now_ms, random_bytes};
+use casebook_shared::api::CaseSummary;
 use casebook_shared::ids::{DeviceId, DocumentId};
 use casebook_shared::protocol::{DenyReason, ServerMessage};
 use casebook_shared::sync::client::{ClientCore, Creation, Output};
@@ -151,6 +152,29 @@ pub fn read<R>(f: impl FnOnce(&mut ClientCore) -> R) -> Option<R> {
     let client = client()?;
     let mut c = client.borrow_mut();
     Some(f(&mut c.core))
+}
+
+/// The documents to look at for a case's records (`summary`, its entry in the case list):
+/// those the list names for it, those made on this device for it and not yet registered,
+/// and any already loaded (cheap to read; one made here after the list was fetched is
+/// among them). A document the device has not opened is not loaded into Automerge until
+/// needed (`ClientCore::document`), so a case page reads its own records, not the whole
+/// caseload. Every document when the list does not name the case's records (a list kept
+/// from an older version).
+pub fn documents_of(core: &ClientCore, summary: Option<&CaseSummary>) -> Vec<DocumentId> {
+    let Some(summary) = summary.filter(|s| !s.records.is_empty()) else {
+        return core.documents().collect();
+    };
+    let mut docs: std::collections::BTreeSet<DocumentId> =
+        summary.records.iter().copied().collect();
+    docs.extend(
+        core.pending_creations()
+            .iter()
+            .filter(|c| c.case == summary.id)
+            .map(|c| c.doc),
+    );
+    docs.extend(core.documents().filter(|d| core.is_loaded(*d)));
+    docs.into_iter().collect()
 }
 
 /// Runs `f` with a check of whether a document is ready to open offline: in step with the

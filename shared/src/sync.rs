@@ -10,6 +10,10 @@
 //! - [`quiet::QuietDocument`] answers devices that only open a stored document (one that
 //!   holds nothing of it, one already in step) from the snapshot, without loading it into a
 //!   room; anything else loads the room, which takes over from where it left off.
+//! - `content::Content` is the device's side of the same idea: a document that arrived
+//!   whole, or is restored from one whole save, stays those bytes with their heads until it
+//!   is read, edited or sent changes; `receive::receive_by_heads` and
+//!   `message::by_heads` take in and answer what heads alone settle.
 //! - [`message::next_message`] builds the next message for a peer, answering
 //!   acknowledgements and "nothing owed" from the sync state without a pass over the
 //!   document; both of the above use it.
@@ -24,6 +28,7 @@
 
 pub mod chunk;
 pub mod client;
+mod content;
 pub mod message;
 pub mod quiet;
 pub mod receive;

@@ -388,16 +388,19 @@ fn Records(case: CaseId) -> impl IntoView {
     let list = Memo::new(move |_| {
         ctx.revision.track();
         let case_text = case.to_string();
+        let cases = ctx.cases.get();
         sync_client::read(|core| {
-            let mut found: Vec<(DocumentId, Kind, String)> = core
-                .documents()
-                .filter_map(|doc| {
-                    let am = core.document(doc)?;
-                    let (kind, of_case) = records::identity(am)?;
-                    (of_case == case_text && kind != Kind::Partners)
-                        .then(|| (doc, kind, records::summary(kind, &records::read(am, kind))))
-                })
-                .collect();
+            let summary = cases.iter().find(|c| c.id == case);
+            let mut found: Vec<(DocumentId, Kind, String)> =
+                sync_client::documents_of(core, summary)
+                    .into_iter()
+                    .filter_map(|doc| {
+                        let am = core.document(doc)?;
+                        let (kind, of_case) = records::identity(am)?;
+                        (of_case == case_text && kind != Kind::Partners)
+                            .then(|| (doc, kind, records::summary(kind, &records::read(am, kind))))
+                    })
+                    .collect();
             found.sort_by(|a, b| (a.1, &b.2).cmp(&(b.1, &a.2)));
             found
         })
@@ -457,16 +460,20 @@ fn Partners(case: CaseId) -> impl IntoView {
     let found = Memo::new(move |_| {
         ctx.revision.track();
         let case_text = case.to_string();
+        let cases = ctx.cases.get();
         sync_client::read(|core| {
-            core.documents().find_map(|doc| {
-                let am = core.document(doc)?;
-                match records::identity(am)? {
-                    (Kind::Partners, of) if of == case_text => {
-                        Some((doc, records::read(am, Kind::Partners)))
+            let summary = cases.iter().find(|c| c.id == case);
+            sync_client::documents_of(core, summary)
+                .into_iter()
+                .find_map(|doc| {
+                    let am = core.document(doc)?;
+                    match records::identity(am)? {
+                        (Kind::Partners, of) if of == case_text => {
+                            Some((doc, records::read(am, Kind::Partners)))
+                        }
+                        _ => None,
                     }
-                    _ => None,
-                }
-            })
+                })
         })
         .flatten()
     });

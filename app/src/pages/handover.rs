@@ -6,6 +6,7 @@
 
 use crate::state::{AppCtx, Page};
 use crate::sync_client;
+use casebook_shared::api::CaseSummary;
 use casebook_shared::chronology::{self, ChronologyEntry};
 use casebook_shared::ids::CaseId;
 use casebook_shared::records::{self, Kind, Record};
@@ -21,15 +22,16 @@ struct Facts {
     recent: Vec<ChronologyEntry>,
 }
 
-fn gather(case: CaseId, chronology_doc: Option<casebook_shared::ids::DocumentId>) -> Facts {
+fn gather(case: CaseId, summary: Option<&CaseSummary>) -> Facts {
     let case_text = case.to_string();
+    let chronology_doc = summary.map(|s| s.chronology);
     sync_client::read(|core| {
         let mut facts = Facts::default();
         let latest = |current: &Option<Record>, candidate: Record, key: &str| match current {
             Some(existing) if existing.value(key) >= candidate.value(key) => existing.clone(),
             _ => candidate,
         };
-        for doc in core.documents() {
+        for doc in sync_client::documents_of(core, summary) {
             let Some(am) = core.document(doc) else {
                 continue;
             };
@@ -79,7 +81,7 @@ pub fn HandoverPage(
     let case = move || ctx.cases.get().into_iter().find(|c| c.id == id);
     let facts = Memo::new(move |_| {
         ctx.revision.track();
-        gather(id, case().map(|c| c.chronology))
+        gather(id, case().as_ref())
     });
     view! {
         <p class="no-print">

@@ -16,6 +16,7 @@
 //! A new session starts from the persisted heads, so its first message carries the waiting
 //! changes (`resume_from` in `message.rs`).
 
+use super::content::Content;
 use super::message::Recent;
 use super::{heads_from_wire, heads_to_wire};
 use crate::ids::{CaseId, DeviceId, DocumentId};
@@ -103,7 +104,8 @@ enum Link {
 }
 
 struct DeviceDocument {
-    doc: AutoCommit,
+    /// Loaded into Automerge only when something needs more than its heads.
+    content: Content,
     saved_heads: Vec<ChangeHash>,
     /// A whole document the server sent to this empty document, with the heads it brought:
     /// stored as it came rather than encoded again (see [`ClientCore::save`]).
@@ -137,10 +139,10 @@ struct DeviceDocument {
 }
 
 impl DeviceDocument {
-    fn new(mut doc: AutoCommit, persisted: Vec<ChangeHash>, chunks: usize) -> Self {
-        let saved_heads = doc.get_heads();
+    fn new(mut content: Content, persisted: Vec<ChangeHash>, chunks: usize) -> Self {
+        let saved_heads = content.heads();
         Self {
-            doc,
+            content,
             saved_heads,
             chunks,
             sync: sync::State::new(),
@@ -163,10 +165,11 @@ impl DeviceDocument {
     /// it and every save of it made another (a day's entries made offline were all
     /// extracted again, one document after another, at the moment of reconnecting).
     fn keep_own(&mut self, before: &[ChangeHash]) {
-        if self.doc.get_heads() == before {
+        let doc = self.content.doc();
+        if doc.get_heads() == before {
             return;
         }
-        for change in self.doc.get_changes(before) {
+        for change in doc.get_changes(before) {
             self.own.add(change.hash(), change.raw_bytes().to_vec());
         }
     }
@@ -176,14 +179,15 @@ impl DeviceDocument {
         if self.own.is_empty() {
             return;
         }
-        let heads = self.doc.get_heads();
+        let heads = self.content.heads();
         if super::message::same_heads(&self.persisted, &heads) {
             self.own.clear();
             return;
         }
         let stored = self.stored_heads();
         let unstored: BTreeSet<ChangeHash> = self
-            .doc
+            .content
+            .doc()
             .get_changes_meta(&stored)
             .iter()
             .map(|c| c.hash)
@@ -197,7 +201,7 @@ impl DeviceDocument {
         if self.own.is_empty() {
             return None;
         }
-        let since = self.doc.get_changes_meta(&self.saved_heads);
+        let since = self.content.doc().get_changes_meta(&self.saved_heads);
         let mut bytes = Vec::new();
         for change in &since {
             bytes.extend_from_slice(self.own.get(&change.hash)?);
@@ -207,7 +211,13 @@ impl DeviceDocument {
 
     /// Those of the heads the server last reported stored that this document holds.
     fn stored_heads(&mut self) -> Vec<ChangeHash> {
-        let missing = self.doc.get_missing_deps(&self.persisted);
+        // Those among our heads are held, whether the document is loaded or not.
+        if let Some(heads) = self.content.unloaded_heads()
+            && self.persisted.iter().all(|h| heads.contains(h))
+        {
+            return self.persisted.clone();
+        }
+        let missing = self.content.doc().get_missing_deps(&self.persisted);
         self.persisted
             .iter()
             .filter(|h| !missing.contains(h))
@@ -221,9 +231,9 @@ impl DeviceDocument {
     /// either. Only one message is kept, and only when the document was saved just before
     /// it, so a holder that does not save (the load benchmarks' devices) keeps nothing.
     fn note_arrival(&mut self, bytes: Vec<u8>) {
-        let after = self.doc.get_heads();
-        self.arrived = self
-            .doc
+        let doc = self.content.doc();
+        let after = doc.get_heads();
+        self.arrived = doc
             .get_missing_deps(&[])
             .is_empty()
             .then_some(Arrived { after, bytes });
@@ -232,7 +242,7 @@ impl DeviceDocument {
     /// Changes made on this device that the server has not confirmed storing: those held
     /// beyond both the heads the server reported stored and what it sent (`from_server`).
     fn waiting(&mut self) -> usize {
-        let heads = self.doc.get_heads();
+        let heads = self.content.heads();
         if let Some((h, p, n)) = &self.waiting_memo
             && *h == heads
             && *p == self.persisted
@@ -251,7 +261,7 @@ impl DeviceDocument {
         covered.extend_from_slice(&self.from_server);
         covered.sort_unstable();
         covered.dedup();
-        let n = self.doc.get_changes_meta(&covered).len();
+        let n = self.content.doc().get_changes_meta(&covered).len();
         self.waiting_memo = Some((heads, self.persisted.clone(), n));
         n
     }
@@ -260,7 +270,7 @@ impl DeviceDocument {
         if !self.confirmed {
             return false;
         }
-        let ours = self.doc.get_heads();
+        let ours = self.content.heads();
         super::message::same_heads(&self.persisted, &ours)
     }
 
@@ -278,9 +288,21 @@ impl DeviceDocument {
     }
 
     fn next_message(&mut self, id: DocumentId) -> Option<ClientMessage> {
-        // A whole encoding made for the server is not kept on a device: no `saved`.
-        let message =
-            super::message::next_message_kept(&mut self.doc, &mut self.sync, &mut None, &self.own)?;
+        // A document not loaded is owed nothing or acknowledges from its heads alone.
+        let decided = self
+            .content
+            .unloaded_heads()
+            .and_then(|heads| super::message::by_heads(&mut self.sync, heads));
+        let message = match decided {
+            Some(message) => message?,
+            // A whole encoding made for the server is not kept on a device: no `saved`.
+            None => super::message::next_message_kept(
+                self.content.doc(),
+                &mut self.sync,
+                &mut None,
+                &self.own,
+            )?,
+        };
         Some(ClientMessage::Sync {
             doc: id,
             session: self.session,
@@ -403,7 +425,7 @@ impl ClientCore {
         }
         let doc = AutoCommit::new().with_actor(self.actor.clone());
         self.docs
-            .insert(id, DeviceDocument::new(doc, Vec::new(), 0));
+            .insert(id, DeviceDocument::new(Content::loaded(doc), Vec::new(), 0));
         let mut out = Output {
             creations_changed: true,
             ..Output::default()
@@ -441,7 +463,11 @@ impl ClientCore {
             .filter(|_| !self.past_actors.is_empty())
         {
             let stored = d.stored_heads();
-            for change in d.doc.get_changes_meta(&stored) {
+            // Nothing beyond what is stored: no walk (and no load of a document not loaded).
+            if super::message::same_heads(&stored, &d.content.heads()) {
+                continue;
+            }
+            for change in d.content.doc().get_changes_meta(&stored) {
                 authors.insert(change.actor.into_owned());
             }
         }
@@ -472,24 +498,34 @@ impl ClientCore {
         self.actor.to_bytes()
     }
 
-    /// Loads a document from local storage: its stored chunks in order, and the heads the
-    /// server last confirmed.
+    /// Takes a document from local storage: its stored chunks in order, and the heads the
+    /// server last confirmed. A document stored as one whole save is kept unloaded until
+    /// something needs it (see [`Content`]); others are loaded now.
     pub fn restore(
         &mut self,
         id: DocumentId,
         chunks: &[Vec<u8>],
         persisted: &[Head],
     ) -> Result<(), ClientError> {
-        let mut doc = AutoCommit::new();
-        for chunk in chunks {
-            doc.load_incremental(chunk)
-                .map_err(|_| ClientError::Storage)?;
-        }
-        super::forget_patches(&mut doc);
-        let doc = doc.with_actor(self.actor.clone());
+        let content = match chunks {
+            [whole] => Content::unloaded(whole.clone(), self.actor.clone()).ok(),
+            _ => None,
+        };
+        let content = match content {
+            Some(content) => content,
+            None => {
+                let mut doc = AutoCommit::new();
+                for chunk in chunks {
+                    doc.load_incremental(chunk)
+                        .map_err(|_| ClientError::Storage)?;
+                }
+                super::forget_patches(&mut doc);
+                Content::loaded(doc.with_actor(self.actor.clone()))
+            }
+        };
         self.docs.insert(
             id,
-            DeviceDocument::new(doc, heads_from_wire(persisted), chunks.len()),
+            DeviceDocument::new(content, heads_from_wire(persisted), chunks.len()),
         );
         Ok(())
     }
@@ -497,7 +533,7 @@ impl ClientCore {
     /// What to write to local storage for a document (named in [`Output::save`]).
     pub fn save(&mut self, id: DocumentId) -> Option<DocumentSave> {
         let d = self.docs.get_mut(&id)?;
-        let heads = d.doc.get_heads();
+        let heads = d.content.heads();
         let arrived = d.arrived.take();
         let chunk = if heads == d.saved_heads && d.chunks > 0 {
             None
@@ -511,7 +547,7 @@ impl ClientCore {
             Some(Chunk::Full(match d.arrived_whole.take() {
                 // Exactly what arrived, unchanged since: the server's own saved form.
                 Some((arrived, bytes)) if arrived == heads => bytes,
-                _ => d.doc.save(),
+                _ => d.content.doc().save(),
             }))
         } else {
             d.chunks += 1;
@@ -522,7 +558,7 @@ impl ClientCore {
                 // Only changes made here since, kept as they were made.
                 _ => match d.own_since_saved() {
                     Some(bytes) => bytes,
-                    None => d.doc.save_after(&d.saved_heads),
+                    None => d.content.doc().save_after(&d.saved_heads),
                 },
             }))
         };
@@ -540,13 +576,18 @@ impl ClientCore {
         }
         let doc = AutoCommit::new().with_actor(self.actor.clone());
         self.docs
-            .insert(id, DeviceDocument::new(doc, Vec::new(), 0));
+            .insert(id, DeviceDocument::new(Content::loaded(doc), Vec::new(), 0));
         true
     }
 
     /// A document, for reading.
     pub fn document(&self, id: DocumentId) -> Option<&AutoCommit> {
-        self.docs.get(&id).map(|d| &d.doc)
+        self.docs.get(&id).map(|d| d.content.read())
+    }
+
+    /// Whether document `id` is loaded into Automerge (see [`Content`]).
+    pub fn is_loaded(&self, id: DocumentId) -> bool {
+        self.docs.get(&id).is_some_and(|d| d.content.is_loaded())
     }
 
     /// The documents on the device.
@@ -665,8 +706,8 @@ impl ClientCore {
                     Some(chunk)
                         if message.changes.len() == 1
                             && super::chunk::is_whole_document(chunk)
-                            && d.doc.get_heads().is_empty()
-                            && d.doc.get_missing_deps(&[]).is_empty() =>
+                            && d.content.heads().is_empty()
+                            && d.content.doc().get_missing_deps(&[]).is_empty() =>
                     {
                         Some(chunk.to_vec())
                     }
@@ -676,8 +717,8 @@ impl ClientCore {
                 // stored so (see `note_arrival`).
                 let arriving = (whole.is_none()
                     && !message.changes.is_empty()
-                    && d.doc.get_heads() == d.saved_heads
-                    && d.doc.get_missing_deps(&[]).is_empty())
+                    && d.content.heads() == d.saved_heads
+                    && d.content.doc().get_missing_deps(&[]).is_empty())
                 .then(|| {
                     message
                         .changes
@@ -690,14 +731,35 @@ impl ClientCore {
                 // With nothing of this device's waiting, everything held after this message
                 // is stored on the server or came from it.
                 let nothing_waited = d.waiting() == 0;
-                super::receive::receive(&mut d.doc, &mut d.sync, message)
-                    .map_err(|_| ClientError::BadSync)?;
+                // A whole document, or a message without changes to a document not loaded,
+                // is taken in from heads, leaving (or keeping) the document unloaded; only
+                // what needs the document loads it.
+                let by_heads = match &whole {
+                    Some(bytes) => match Content::unloaded(bytes.clone(), self.actor.clone()) {
+                        Ok(content) => {
+                            let heads = content.unloaded_heads().unwrap_or_default().to_vec();
+                            super::receive::receive_by_heads(&[], Some(heads), &mut d.sync, message)
+                                .map(|()| d.content = content)
+                        }
+                        Err(_) => Err(message),
+                    },
+                    None => match d.content.unloaded_heads() {
+                        Some(ours) => {
+                            super::receive::receive_by_heads(ours, None, &mut d.sync, message)
+                        }
+                        None => Err(message),
+                    },
+                };
+                if let Err(message) = by_heads {
+                    super::receive::receive(d.content.doc(), &mut d.sync, message)
+                        .map_err(|_| ClientError::BadSync)?;
+                }
                 if nothing_waited {
-                    d.from_server = d.doc.get_heads();
+                    d.from_server = d.content.heads();
                     d.waiting_memo = None;
                 }
                 if let Some(bytes) = whole {
-                    d.arrived_whole = Some((d.doc.get_heads(), bytes));
+                    d.arrived_whole = Some((d.content.heads(), bytes));
                 }
                 if let Some(bytes) = arriving {
                     d.note_arrival(bytes);
@@ -795,10 +857,11 @@ impl ClientCore {
         change: impl FnOnce(&mut AutoCommit) -> R,
     ) -> Result<(R, Output), ClientError> {
         let d = self.docs.get_mut(&id).ok_or(ClientError::UnknownDocument)?;
-        let before = d.doc.get_heads();
-        let result = change(&mut d.doc);
-        d.doc.commit();
-        super::forget_patches(&mut d.doc);
+        let doc = d.content.doc();
+        let before = doc.get_heads();
+        let result = change(doc);
+        doc.commit();
+        super::forget_patches(doc);
         d.keep_own(&before);
         let mut out = Output::default();
         out.save.insert(id);
@@ -898,6 +961,56 @@ mod tests {
         assert_eq!(stored, sent_whole, "stored as it came");
         let mut reloaded = AutoCommit::load(&stored).unwrap();
         assert_eq!(reloaded.get_heads(), server_doc.get_heads());
+    }
+
+    /// A caseload sent whole is taken in without loading a document into Automerge: in
+    /// step, nothing waiting, stored as it came, and in step again after a restart from
+    /// storage and a new session. Reading loads it, and an edit then reaches the server.
+    #[test]
+    fn a_document_sent_whole_is_loaded_only_when_read_or_edited() {
+        let id = DocumentId(uuid::Uuid::from_u128(8));
+        let mut server_doc = server_document(40);
+        let mut room = DocumentRoom::load(Some(&server_doc.save()), []).unwrap();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        sync_with_room(&mut core, &mut room, id, true);
+        assert!(core.in_step(id));
+        assert_eq!(core.waiting_in(id), 0);
+        let Some(Chunk::Full(stored)) = core.save(id).and_then(|s| s.chunk) else {
+            panic!("a fresh document is saved whole");
+        };
+        assert!(
+            !core.is_loaded(id),
+            "taken in, acknowledged and saved unloaded"
+        );
+
+        // The app restarts: restored from storage, still unloaded, and a new session with
+        // the server settles from heads alone.
+        let mut restarted = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![2; 16]);
+        let persisted = room.heads();
+        restarted.restore(id, &[stored], &persisted).unwrap();
+        assert!(!restarted.is_loaded(id));
+        sync_with_room(&mut restarted, &mut room, id, true);
+        assert!(restarted.in_step(id));
+        assert_eq!(restarted.waiting_in(id), 0);
+        assert!(!restarted.is_loaded(id), "in step without loading");
+
+        // Reading it loads it, with the server's content.
+        let read = restarted.document(id).expect("on the device");
+        use automerge::ReadDoc;
+        let text = |doc: &AutoCommit| {
+            let (_, obj) = doc.get(automerge::ROOT, "e0").unwrap().unwrap();
+            doc.text(&obj).unwrap()
+        };
+        assert_eq!(text(read), text(&server_doc));
+        assert!(restarted.is_loaded(id));
+        restarted
+            .edit(id, |doc| doc.put(automerge::ROOT, "made here", 1).unwrap())
+            .unwrap();
+        assert_eq!(restarted.waiting_in(id), 1);
+        sync_with_room(&mut restarted, &mut room, id, true);
+        assert_eq!(restarted.waiting_in(id), 0);
+        let in_room = AutoCommit::load(&room.save()).unwrap();
+        assert!(in_room.get(automerge::ROOT, "made here").unwrap().is_some());
     }
 
     /// Connects `core` and lets it and `room` exchange messages about `id` for ten rounds,
@@ -1034,7 +1147,7 @@ mod tests {
         let mut room = DocumentRoom::load(Some(&older), []).unwrap();
         let (sent, _) = sync_with_room(&mut core, &mut room, id, true);
         assert_eq!(sent[0].changes.len(), 2, "the two new changes, at once");
-        let device_heads = core.docs.get_mut(&id).unwrap().doc.get_heads();
+        let device_heads = core.docs.get_mut(&id).unwrap().content.heads();
         assert_eq!(room.change_hashes(), device_heads, "the room has it all");
         assert!(core.in_step(id));
     }
@@ -1044,7 +1157,7 @@ mod tests {
     fn edit_offline(core: &mut ClientCore, id: DocumentId, n: usize) -> Vec<Vec<u8>> {
         let mut made = Vec::new();
         for i in 0..n {
-            let before = core.docs.get_mut(&id).unwrap().doc.get_heads();
+            let before = core.docs.get_mut(&id).unwrap().content.heads();
             core.edit(id, |doc| {
                 let text = doc
                     .put_object(
@@ -1059,7 +1172,7 @@ mod tests {
             .0
             .unwrap();
             let d = core.docs.get_mut(&id).unwrap();
-            let change = d.doc.get_changes(&before).pop().unwrap();
+            let change = d.content.doc().get_changes(&before).pop().unwrap();
             made.push(change.raw_bytes().to_vec());
             let Some(Chunk::Incremental(stored)) = core.save(id).and_then(|s| s.chunk) else {
                 panic!("an edit is saved as an increment");
@@ -1138,7 +1251,7 @@ mod tests {
         reloaded.load_incremental(&stored).unwrap();
         assert_eq!(
             reloaded.get_heads(),
-            core.docs.get_mut(&id).unwrap().doc.get_heads()
+            core.docs.get_mut(&id).unwrap().content.heads()
         );
         assert_eq!(reloaded.get_changes(&[]).len(), 20 + 3);
     }
@@ -1180,7 +1293,7 @@ mod tests {
         };
         let mut reloaded = AutoCommit::load(&held).unwrap();
         reloaded.load_incremental(&stored).unwrap();
-        let mut here = core.docs.get_mut(&id).unwrap().doc.clone();
+        let mut here = core.docs.get_mut(&id).unwrap().content.doc().clone();
         assert_eq!(reloaded.get_heads(), here.get_heads());
         assert_eq!(reloaded.get_changes(&[]).len(), 20 + 2 + 1);
     }
@@ -1219,7 +1332,7 @@ mod tests {
         .unwrap();
         assert_eq!(core.waiting_in(id), 1);
         let d = core.docs.get_mut(&id).unwrap();
-        let third = d.doc.get_heads()[0];
+        let third = d.content.heads()[0];
         assert_eq!(d.own.len(), 1);
         assert!(d.own.get(&third).is_some(), "the one not stored");
         core.receive(
@@ -1247,7 +1360,7 @@ mod tests {
         let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
         sync_with_room(&mut core, &mut room, id, false);
         assert_eq!(
-            core.docs.get_mut(&id).unwrap().doc.get_heads(),
+            core.docs.get_mut(&id).unwrap().content.heads(),
             room.change_hashes()
         );
         assert!(!core.in_step(id), "not confirmed stored yet");

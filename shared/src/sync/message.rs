@@ -155,6 +155,25 @@ pub fn next_message_kept(
     doc.sync().generate_sync_message(state)
 }
 
+/// The next message for a peer, decided from our `heads` alone (for a document not loaded,
+/// `super::content`): `Some(None)` when the peer is owed nothing, `Some(Some(message))` for
+/// an acknowledgement, `None` when only the document can say (the caller loads it and asks
+/// [`next_message_kept`]). What it decides is what [`next_message_kept`] would.
+pub(crate) fn by_heads(
+    state: &mut sync::State,
+    heads: &[ChangeHash],
+) -> Option<Option<sync::Message>> {
+    if owed_nothing(state, heads) {
+        return Some(None);
+    }
+    // The peer's summary must start from changes we hold: known without the document
+    // when they are among our heads.
+    acknowledgement_if(state, heads, |last_sync| {
+        last_sync.iter().all(|h| heads.contains(h))
+    })
+    .map(Some)
+}
+
 /// Starts a session's sync state with a peer known to hold `stored` (heads it has told us
 /// it holds, all of which we hold too): as if it had just said so, needing nothing and
 /// holding nothing beyond them. The first message then brings it our changes since
@@ -208,6 +227,18 @@ fn acknowledgement(
     state: &mut sync::State,
     heads: &[ChangeHash],
 ) -> Option<sync::Message> {
+    acknowledgement_if(state, heads, |last_sync| {
+        doc.get_missing_deps(last_sync).is_empty()
+    })
+}
+
+/// [`acknowledgement`], where `holds` says whether we hold every change of the given heads
+/// (the peer's summary starts from them).
+fn acknowledgement_if(
+    state: &mut sync::State,
+    heads: &[ChangeHash],
+    holds: impl FnOnce(&[ChangeHash]) -> bool,
+) -> Option<sync::Message> {
     let their_have = state.their_have.as_ref()?;
     let ready = !heads.is_empty()
         && !state.read_only
@@ -223,9 +254,7 @@ fn acknowledgement(
         && !(state.have_responded && state.last_sent_heads == heads)
         // Automerge asks for a reset when the peer's summary starts from a change we lack
         // (a queued change also counts here, which only sends the case to Automerge).
-        && their_have
-            .first()
-            .is_none_or(|have| doc.get_missing_deps(&have.last_sync).is_empty());
+        && their_have.first().is_none_or(|have| holds(&have.last_sync));
     if !ready {
         return None;
     }

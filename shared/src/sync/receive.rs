@@ -51,16 +51,16 @@ pub fn receive_parsed(
     take_in(doc, state, message, |doc, _| doc.apply_changes(changes))
 }
 
-/// What [`receive`] and [`receive_parsed`] share: `apply` takes the message's changes in,
-/// if it has any and the state allows.
-fn take_in(
-    doc: &mut AutoCommit,
+/// What [`receive`], [`receive_parsed`] and [`receive_by_heads`] share: `apply` takes the
+/// message's changes in, if it has any and the state allows.
+fn take_in<H: Holder>(
+    doc: &mut H,
     state: &mut sync::State,
     message: sync::Message,
-    apply: impl FnOnce(&mut AutoCommit, sync::ChunkList) -> Result<(), AutomergeError>,
+    apply: impl FnOnce(&mut H, sync::ChunkList) -> Result<(), AutomergeError>,
 ) -> Result<(), AutomergeError> {
     state.in_flight = false;
-    let before_heads = doc.get_heads();
+    let before_heads = doc.heads();
     let sync::Message {
         heads,
         changes,
@@ -85,17 +85,17 @@ fn take_in(
     let no_changes = changes.is_empty();
     if !no_changes && !state.read_only {
         apply(doc, changes)?;
-        let after: HashSet<ChangeHash> = doc.get_heads().into_iter().collect();
+        let after: HashSet<ChangeHash> = doc.heads().into_iter().collect();
         state.shared_heads = advance_heads(&before_heads, &after, &state.shared_heads);
     }
 
-    forget_covered(doc, &mut state.sent_hashes, &heads);
+    doc.forget_covered(&mut state.sent_hashes, &heads);
 
     if no_changes && heads == before_heads {
         state.last_sent_heads.clone_from(&heads);
     }
 
-    let known = held(doc, &heads);
+    let known = doc.held(&heads);
     if known.len() == heads.len() {
         state.shared_heads.clone_from(&heads);
         if heads.is_empty() {
@@ -113,6 +113,82 @@ fn take_in(
     state.their_have = Some(have);
     state.their_heads = Some(heads);
     state.their_need = Some(need);
+    Ok(())
+}
+
+/// What taking a message in asks of the document.
+trait Holder {
+    fn heads(&mut self) -> Vec<ChangeHash>;
+    fn forget_covered(&mut self, sent: &mut BTreeSet<ChangeHash>, heads: &[ChangeHash]);
+    fn held(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash>;
+}
+
+impl Holder for AutoCommit {
+    fn heads(&mut self) -> Vec<ChangeHash> {
+        self.get_heads()
+    }
+
+    fn forget_covered(&mut self, sent: &mut BTreeSet<ChangeHash>, heads: &[ChangeHash]) {
+        forget_covered(self, sent, heads);
+    }
+
+    fn held(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        held(self, heads)
+    }
+}
+
+/// A document known only by its heads (kept unloaded, `super::content`), for the messages
+/// [`receive_by_heads`] accepts: the answers it gives are then exact.
+struct ByHeads {
+    heads: Vec<ChangeHash>,
+    /// The heads of the whole document the message brings onto an empty one.
+    whole: Option<Vec<ChangeHash>>,
+}
+
+impl Holder for ByHeads {
+    fn heads(&mut self) -> Vec<ChangeHash> {
+        self.heads.clone()
+    }
+
+    fn forget_covered(&mut self, _sent: &mut BTreeSet<ChangeHash>, _heads: &[ChangeHash]) {
+        // Nothing was sent (checked before).
+    }
+
+    fn held(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        // Every one of them is among our heads (checked before).
+        heads.to_vec()
+    }
+}
+
+/// [`receive`] for a document not loaded into Automerge, known by its heads `ours`
+/// (sorted), when the message can be taken in from heads alone: we have sent no change this
+/// session, every head the message names is one of ours after it, and it brings either no
+/// change or, onto an empty document, exactly one whole document whose heads are `whole`
+/// (the caller keeps those bytes). Otherwise the message comes back untouched, and the
+/// caller loads the document and uses [`receive`].
+pub(crate) fn receive_by_heads(
+    ours: &[ChangeHash],
+    whole: Option<Vec<ChangeHash>>,
+    state: &mut sync::State,
+    message: sync::Message,
+) -> Result<(), sync::Message> {
+    let after = match (&whole, message.changes.is_empty()) {
+        (None, true) => ours,
+        (Some(whole), false) if ours.is_empty() && !state.read_only => whole.as_slice(),
+        _ => return Err(message),
+    };
+    if !state.sent_hashes.is_empty() || !message.heads.iter().all(|h| after.contains(h)) {
+        return Err(message);
+    }
+    let mut doc = ByHeads {
+        heads: ours.to_vec(),
+        whole,
+    };
+    // Taking the whole document in is taking its heads: nothing here can fail.
+    let _ = take_in(&mut doc, state, message, |doc, _| {
+        doc.heads = doc.whole.take().unwrap_or_default();
+        Ok(())
+    });
     Ok(())
 }
 
@@ -237,6 +313,75 @@ mod tests {
             doc.commit();
         }
         doc
+    }
+
+    /// A whole document sent to an empty one, and the messages without changes after it,
+    /// taken in from heads alone leave the sync state exactly as taking them into the
+    /// document does, and the answers decided from heads are the document's answers.
+    #[test]
+    fn taking_in_by_heads_agrees_with_taking_into_the_document() {
+        use super::super::message::{by_heads, next_message_kept};
+        use automerge::sync::SyncDoc;
+        let mut server = doc_with(30);
+        let mut server_state = sync::State::new();
+        let mut device = AutoCommit::new();
+        let (mut loaded, mut unloaded) = (sync::State::new(), sync::State::new());
+        let first = device.sync().generate_sync_message(&mut loaded).unwrap();
+        unloaded.clone_from(&loaded);
+        server
+            .sync()
+            .receive_sync_message(&mut server_state, first)
+            .unwrap();
+        let whole = server
+            .sync()
+            .generate_sync_message(&mut server_state)
+            .unwrap();
+        assert_eq!(whole.changes.len(), 1);
+        let heads = super::super::chunk::document_heads(whole.changes.iter().next().unwrap())
+            .expect("the server sends the document whole");
+        receive_checked(&mut device, &mut loaded, whole.clone());
+        receive_by_heads(&[], Some(heads.clone()), &mut unloaded, whole).unwrap();
+        assert_eq!(device.get_heads(), heads);
+        let mut rounds = 0;
+        loop {
+            assert_eq!(loaded, unloaded, "round {rounds}");
+            let from_doc =
+                next_message_kept(&mut device, &mut loaded, &mut None, &Default::default());
+            let from_heads = by_heads(&mut unloaded, &heads).expect("decided from heads");
+            assert_eq!(from_doc, from_heads, "round {rounds}");
+            assert_eq!(loaded, unloaded, "round {rounds}");
+            let Some(ours) = from_doc else { break };
+            server
+                .sync()
+                .receive_sync_message(&mut server_state, ours)
+                .unwrap();
+            let Some(answer) = server.sync().generate_sync_message(&mut server_state) else {
+                break;
+            };
+            assert!(answer.changes.is_empty());
+            receive_checked(&mut device, &mut loaded, answer.clone());
+            receive_by_heads(&heads, None, &mut unloaded, answer).unwrap();
+            rounds += 1;
+            assert!(rounds < 5, "settles");
+        }
+    }
+
+    /// What heads alone cannot answer comes back untouched: changes onto a document that
+    /// is not empty, and a message naming heads we do not have.
+    #[test]
+    fn what_heads_alone_cannot_answer_comes_back() {
+        let mut ours = doc_with(2);
+        let heads = ours.get_heads();
+        let mut theirs = ours.fork();
+        theirs.put(automerge::ROOT, "new", 1).unwrap();
+        theirs.commit();
+        let change = theirs.get_changes(&heads)[0].raw_bytes().to_vec();
+        let mut state = sync::State::new();
+        let with_change = message(theirs.get_heads(), vec![change]);
+        assert!(receive_by_heads(&heads, None, &mut state, with_change).is_err());
+        let ahead = message(theirs.get_heads(), Vec::new());
+        assert!(receive_by_heads(&heads, None, &mut state, ahead).is_err());
+        assert_eq!(state, sync::State::new(), "nothing changed");
     }
 
     /// A change that arrives before the change it depends on waits in Automerge's queue: it

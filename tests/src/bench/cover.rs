@@ -6,7 +6,7 @@ use super::report::{Report, Run, Target};
 use super::{Settings, process_stats};
 use crate::database::TestDatabase;
 use crate::device::NativeDevice;
-use anyhow::bail;
+use anyhow::{Context, bail};
 use casebook_shared::ids::{CaseId, DocumentId, StaffId};
 use casebook_shared::records::Kind;
 use std::time::{Duration, Instant};
@@ -152,6 +152,20 @@ async fn pickup(
         bail!(
             "stored {} documents, expected {expected}",
             device.storage.len()
+        );
+    }
+    // Outside the timing: what the device stored is every document whole. A fresh device
+    // keeps what arrives unloaded until it is opened, so each is loaded here once, and must
+    // come to the heads the device is in step at (the server's).
+    for (id, (chunks, persisted)) in &device.storage {
+        let mut doc = automerge::AutoCommit::load(&chunks.concat())
+            .with_context(|| format!("the stored document {id} does not load"))?;
+        let heads = casebook_shared::sync::heads_to_wire(&doc.get_heads());
+        let mut persisted = persisted.clone();
+        persisted.sort();
+        anyhow::ensure!(
+            !heads.is_empty() && heads == persisted,
+            "the stored document {id} is not at the heads the server stored"
         );
     }
     let stored = device
