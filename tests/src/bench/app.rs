@@ -158,6 +158,32 @@ pub async fn browser(settings: &Settings, dist: &Path, report: &mut Report) -> a
                 listed - signed_in,
                 None,
             );
+            // Then the worker opens a case: the device loads that case's records, which it
+            // kept unloaded since they arrived (time from the tap to its chronology and
+            // records on screen).
+            let opened = tablet
+                .execute_async(
+                    "const done = arguments[arguments.length - 1];
+                     const link = document.querySelector('a[data-case]');
+                     const started = performance.now();
+                     link.click();
+                     (function shown() {
+                       const entries = document.querySelectorAll('#chronology li').length;
+                       const records = document.querySelectorAll('#records li').length;
+                       if (entries > 0 && records > 0) done(performance.now() - started);
+                       else setTimeout(shown, 5);
+                     })();",
+                    vec![],
+                )
+                .await?
+                .as_f64()
+                .context("the case page never showed its chronology and records")?;
+            run.add(
+                "  then a case opened: its chronology and records shown",
+                "ms",
+                opened,
+                None,
+            );
             // Under `app`, not `cover pickup`: `--merge` replaces a scenario's figures as a
             // group, and this one is measured by this run, not by the native cover run.
             report.gather("app", "casebook", "-", run);
