@@ -211,10 +211,8 @@ impl DeviceDocument {
 
     /// Those of the heads the server last reported stored that this document holds.
     fn stored_heads(&mut self) -> Vec<ChangeHash> {
-        // Those among our heads are held, whether the document is loaded or not.
-        if let Some(heads) = self.content.unloaded_heads()
-            && self.persisted.iter().all(|h| heads.contains(h))
-        {
+        // Those a document not loaded knows it holds are held.
+        if self.content.known_to_hold(&self.persisted) {
             return self.persisted.clone();
         }
         let missing = self.content.doc().get_missing_deps(&self.persisted);
@@ -231,6 +229,14 @@ impl DeviceDocument {
     /// either. Only one message is kept, and only when the document was saved just before
     /// it, so a holder that does not save (the load benchmarks' devices) keeps nothing.
     fn note_arrival(&mut self, bytes: Vec<u8>) {
+        if let Some(after) = self.content.unloaded_heads() {
+            // Taken in from heads: every change applied, none held back.
+            self.arrived = Some(Arrived {
+                after: after.to_vec(),
+                bytes,
+            });
+            return;
+        }
         let doc = self.content.doc();
         let after = doc.get_heads();
         self.arrived = doc
@@ -289,10 +295,10 @@ impl DeviceDocument {
 
     fn next_message(&mut self, id: DocumentId) -> Option<ClientMessage> {
         // A document not loaded is owed nothing or acknowledges from its heads alone.
-        let decided = self
-            .content
-            .unloaded_heads()
-            .and_then(|heads| super::message::by_heads(&mut self.sync, heads));
+        let content = &self.content;
+        let decided = content.unloaded_heads().and_then(|heads| {
+            super::message::by_heads(&mut self.sync, heads, |h| content.known_to_hold(h))
+        });
         let message = match decided {
             Some(message) => message?,
             // A whole encoding made for the server is not kept on a device: no `saved`.
@@ -624,6 +630,11 @@ impl ClientCore {
         self.docs.get_mut(&id).is_some_and(DeviceDocument::in_step)
     }
 
+    /// The heads of document `id` on the device (without loading it into Automerge).
+    pub fn heads(&mut self, id: DocumentId) -> Option<Vec<ChangeHash>> {
+        self.docs.get_mut(&id).map(|d| d.content.heads())
+    }
+
     /// Whether every document is known to be identical to the server's stored copy.
     pub fn all_in_step(&mut self) -> bool {
         self.docs.values_mut().all(|d| d.denied || d.in_step())
@@ -715,10 +726,12 @@ impl ClientCore {
                 };
                 // Changes taken in onto the document as saved are kept as they came, to be
                 // stored so (see `note_arrival`).
+                // (A document not loaded holds no change waiting for a dependency.)
                 let arriving = (whole.is_none()
                     && !message.changes.is_empty()
                     && d.content.heads() == d.saved_heads
-                    && d.content.doc().get_missing_deps(&[]).is_empty())
+                    && (d.content.unloaded_heads().is_some()
+                        || d.content.doc().get_missing_deps(&[]).is_empty()))
                 .then(|| {
                     message
                         .changes
@@ -731,23 +744,64 @@ impl ClientCore {
                 // With nothing of this device's waiting, everything held after this message
                 // is stored on the server or came from it.
                 let nothing_waited = d.waiting() == 0;
-                // A whole document, or a message without changes to a document not loaded,
-                // is taken in from heads, leaving (or keeping) the document unloaded; only
-                // what needs the document loads it.
+                // A whole document onto an empty one, and a message to a document not
+                // loaded bringing nothing or changes that follow its heads, are taken in
+                // from heads, leaving (or keeping) the document unloaded; only what needs
+                // the document loads it. (With nothing of ours waiting, the server holds
+                // all we hold, which taking in by heads relies on.)
                 let by_heads = match &whole {
                     Some(bytes) => match Content::unloaded(bytes.clone(), self.actor.clone()) {
                         Ok(content) => {
                             let heads = content.unloaded_heads().unwrap_or_default().to_vec();
-                            super::receive::receive_by_heads(&[], Some(heads), &mut d.sync, message)
-                                .map(|()| d.content = content)
+                            super::receive::receive_by_heads(
+                                &[],
+                                Some(heads),
+                                &|_| false,
+                                &mut d.sync,
+                                message,
+                            )
+                            .map(|()| d.content = content)
                         }
                         Err(_) => Err(message),
                     },
-                    None => match d.content.unloaded_heads() {
-                        Some(ours) => {
-                            super::receive::receive_by_heads(ours, None, &mut d.sync, message)
+                    None => match d.content.unloaded_heads().map(<[_]>::to_vec) {
+                        Some(ours) if nothing_waited => {
+                            // Changes onto what it holds, each depending only on our heads or
+                            // the changes before it: their bytes are added to what is kept.
+                            let after = if message.changes.is_empty() {
+                                Some(None)
+                            } else {
+                                super::chunk::parse_changes(message.changes.iter())
+                                    .and_then(|changes| {
+                                        super::receive::heads_after(&ours, &changes)
+                                    })
+                                    .map(Some)
+                            };
+                            match after {
+                                Some(after) => {
+                                    let bytes: Vec<u8> =
+                                        message.changes.iter().flatten().copied().collect();
+                                    let content = &d.content;
+                                    let known = |h: &ChangeHash| {
+                                        content.known_to_hold(std::slice::from_ref(h))
+                                    };
+                                    super::receive::receive_by_heads(
+                                        &ours,
+                                        after.clone(),
+                                        &known,
+                                        &mut d.sync,
+                                        message,
+                                    )
+                                    .map(|()| {
+                                        if let Some(after) = after {
+                                            d.content.append(&bytes, after);
+                                        }
+                                    })
+                                }
+                                None => Err(message),
+                            }
                         }
-                        None => Err(message),
+                        _ => Err(message),
                     },
                 };
                 if let Err(message) = by_heads {
@@ -994,6 +1048,28 @@ mod tests {
         assert_eq!(restarted.waiting_in(id), 0);
         assert!(!restarted.is_loaded(id), "in step without loading");
 
+        // A co-worker's entry arrives: it follows our heads, so it is added to what is
+        // kept, still without loading, and saved as it came.
+        let mut other = ClientCore::new(DeviceId(uuid::Uuid::from_u128(2)), vec![3; 16]);
+        sync_with_room(&mut other, &mut room, id, true);
+        other
+            .edit(id, |doc| {
+                doc.put(automerge::ROOT, "from a co-worker", 1).unwrap();
+            })
+            .unwrap();
+        sync_with_room(&mut other, &mut room, id, true);
+        sync_with_room(&mut restarted, &mut room, id, true);
+        assert!(
+            !restarted.is_loaded(id),
+            "the entry taken in without loading"
+        );
+        assert!(restarted.in_step(id));
+        assert_eq!(restarted.waiting_in(id), 0);
+        assert!(matches!(
+            restarted.save(id).and_then(|s| s.chunk),
+            Some(Chunk::Incremental(_))
+        ));
+
         // Reading it loads it, with the server's content.
         let read = restarted.document(id).expect("on the device");
         use automerge::ReadDoc;
@@ -1002,6 +1078,11 @@ mod tests {
             doc.text(&obj).unwrap()
         };
         assert_eq!(text(read), text(&server_doc));
+        assert!(
+            read.get(automerge::ROOT, "from a co-worker")
+                .unwrap()
+                .is_some()
+        );
         assert!(restarted.is_loaded(id));
         restarted
             .edit(id, |doc| doc.put(automerge::ROOT, "made here", 1).unwrap())

@@ -6,8 +6,9 @@
 //! each from storage; in the browser those loads were most of a pickup (5 of the 6.5 s
 //! after the welcome, measured), though most of the documents are not opened that day.
 //! [`Content`] keeps such a document as the saved bytes and the heads their header names
-//! until it is read, edited or sent changes; being in step, counting what waits,
-//! acknowledging the server and saving need only the heads and the bytes (see
+//! until it is read or edited, or changes arrive that do not simply follow its heads (those
+//! that do are added to the bytes, [`Content::append`]); being in step, counting what
+//! waits, acknowledging the server and saving need only the heads and the bytes (see
 //! `ClientCore`). The server does the same for the documents it answers from a snapshot
 //! ([`super::quiet`]).
 
@@ -15,6 +16,7 @@ use super::chunk;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use sha2::{Digest, Sha256};
 use std::cell::OnceCell;
+use std::collections::HashSet;
 
 /// A document, loaded or not yet.
 pub(crate) struct Content {
@@ -27,6 +29,9 @@ struct Saved {
     bytes: Vec<u8>,
     /// The heads the bytes' header names, sorted.
     heads: Vec<ChangeHash>,
+    /// Every head it has had while not loaded: changes known to be held (the peer's
+    /// summary of what it has starts from heads we had).
+    had: HashSet<ChangeHash>,
     /// The actor the document writes with once loaded.
     actor: ActorId,
 }
@@ -49,6 +54,7 @@ impl Content {
                 loaded: OnceCell::new(),
                 saved: Some(Saved {
                     bytes,
+                    had: heads.iter().copied().collect(),
                     heads,
                     actor,
                 }),
@@ -62,6 +68,28 @@ impl Content {
         match (self.loaded.get(), &self.saved) {
             (None, Some(saved)) => Some(&saved.heads),
             _ => None,
+        }
+    }
+
+    /// Adds changes (their bytes as they came) to a document not loaded, which they bring
+    /// to `heads` (sorted): the caller has checked that each applies. On a loaded document
+    /// nothing is done: the caller applies the changes to it.
+    pub(crate) fn append(&mut self, changes: &[u8], heads: Vec<ChangeHash>) {
+        if self.loaded.get().is_none()
+            && let Some(saved) = &mut self.saved
+        {
+            saved.bytes.extend_from_slice(changes);
+            saved.had.extend(heads.iter().copied());
+            saved.heads = heads;
+        }
+    }
+
+    /// Whether a document not loaded is known to hold every one of `hashes` (each is, or
+    /// was, one of its heads). `false` when loaded: ask the document.
+    pub(crate) fn known_to_hold(&self, hashes: &[ChangeHash]) -> bool {
+        match (self.loaded.get(), &self.saved) {
+            (None, Some(saved)) => hashes.iter().all(|h| saved.had.contains(h)),
+            _ => false,
         }
     }
 

@@ -162,16 +162,14 @@ pub fn next_message_kept(
 pub(crate) fn by_heads(
     state: &mut sync::State,
     heads: &[ChangeHash],
+    known_to_hold: impl FnOnce(&[ChangeHash]) -> bool,
 ) -> Option<Option<sync::Message>> {
     if owed_nothing(state, heads) {
         return Some(None);
     }
     // The peer's summary must start from changes we hold: known without the document
-    // when they are among our heads.
-    acknowledgement_if(state, heads, |last_sync| {
-        last_sync.iter().all(|h| heads.contains(h))
-    })
-    .map(Some)
+    // when they are ones we know we hold (`known_to_hold`, which may say no when unsure).
+    acknowledgement_if(state, heads, known_to_hold).map(Some)
 }
 
 /// Starts a session's sync state with a peer known to hold `stored` (heads it has told us

@@ -139,13 +139,15 @@ impl Holder for AutoCommit {
 
 /// A document known only by its heads (kept unloaded, `super::content`), for the messages
 /// [`receive_by_heads`] accepts: the answers it gives are then exact.
-struct ByHeads {
+struct ByHeads<'a> {
     heads: Vec<ChangeHash>,
-    /// The heads of the whole document the message brings onto an empty one.
-    whole: Option<Vec<ChangeHash>>,
+    /// The heads after the message's changes.
+    after: Option<Vec<ChangeHash>>,
+    /// Whether a hash that is not one of our heads is known to be held.
+    known: &'a dyn Fn(&ChangeHash) -> bool,
 }
 
-impl Holder for ByHeads {
+impl Holder for ByHeads<'_> {
     fn heads(&mut self) -> Vec<ChangeHash> {
         self.heads.clone()
     }
@@ -155,41 +157,79 @@ impl Holder for ByHeads {
     }
 
     fn held(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
-        // Every one of them is among our heads (checked before).
-        heads.to_vec()
+        // The peer holds all we hold (checked before), so a head of its that we hold is
+        // one of ours, or one we knew.
+        heads
+            .iter()
+            .filter(|h| self.heads.contains(h) || (self.known)(h))
+            .copied()
+            .collect()
     }
 }
 
 /// [`receive`] for a document not loaded into Automerge, known by its heads `ours`
-/// (sorted), when the message can be taken in from heads alone: we have sent no change this
-/// session, every head the message names is one of ours after it, and it brings either no
-/// change or, onto an empty document, exactly one whole document whose heads are `whole`
-/// (the caller keeps those bytes). Otherwise the message comes back untouched, and the
-/// caller loads the document and uses [`receive`].
+/// (sorted), when the message can be taken in from heads alone: the peer holds every change
+/// we hold (the caller's to know: nothing of ours waits for it), we have sent no change
+/// this session, and the message brings no change or changes that leave the document at
+/// `after` (sorted; the caller has checked that they apply in full, and keeps their bytes:
+/// a whole document onto an empty one, or changes whose dependencies we hold, see
+/// [`heads_after`]). `known` says of a hash that is not one of our heads whether we know
+/// we hold it (it may say no when unsure only for hashes the peer does not name as heads).
+/// Otherwise the message comes back untouched, and the caller loads the document and
+/// uses [`receive`].
 pub(crate) fn receive_by_heads(
     ours: &[ChangeHash],
-    whole: Option<Vec<ChangeHash>>,
+    after: Option<Vec<ChangeHash>>,
+    known: &dyn Fn(&ChangeHash) -> bool,
     state: &mut sync::State,
     message: sync::Message,
 ) -> Result<(), sync::Message> {
-    let after = match (&whole, message.changes.is_empty()) {
-        (None, true) => ours,
-        (Some(whole), false) if ours.is_empty() && !state.read_only => whole.as_slice(),
+    match (&after, message.changes.is_empty()) {
+        (None, true) => {}
+        (Some(_), false) if !state.read_only => {}
         _ => return Err(message),
-    };
-    if !state.sent_hashes.is_empty() || !message.heads.iter().all(|h| after.contains(h)) {
+    }
+    if !state.sent_hashes.is_empty() {
         return Err(message);
     }
     let mut doc = ByHeads {
         heads: ours.to_vec(),
-        whole,
+        after,
+        known,
     };
-    // Taking the whole document in is taking its heads: nothing here can fail.
+    // Taking the changes in is taking the heads after them: nothing here can fail.
     let _ = take_in(&mut doc, state, message, |doc, _| {
-        doc.heads = doc.whole.take().unwrap_or_default();
+        doc.heads = doc.after.take().unwrap_or_default();
         Ok(())
     });
     Ok(())
+}
+
+/// The heads of a document at `ours` (sorted) after `changes` (in the order they came), if
+/// each one's dependencies are among our heads or the changes before it, so that every one
+/// applies and none is held already (a held change that depended only on our heads would
+/// be after them, so it would be one of them); `None` otherwise (a change onto older
+/// history, one we hold, a first change), when only the document can say.
+pub(crate) fn heads_after(ours: &[ChangeHash], changes: &[Change]) -> Option<Vec<ChangeHash>> {
+    let mut heads: BTreeSet<ChangeHash> = ours.iter().copied().collect();
+    let mut new: HashSet<ChangeHash> = HashSet::new();
+    for change in changes {
+        let hash = change.hash();
+        // One we hold is among our heads, or behind them: then some dependency of it is
+        // not one of our heads. A change with no dependency could lie anywhere behind.
+        if heads.contains(&hash) || new.contains(&hash) || change.deps().is_empty() {
+            return None;
+        }
+        for dep in change.deps() {
+            if !new.contains(dep) && !ours.contains(dep) {
+                return None;
+            }
+            heads.remove(dep);
+        }
+        heads.insert(hash);
+        new.insert(hash);
+    }
+    Some(heads.into_iter().collect())
 }
 
 /// Those of `heads` the document holds (has applied). Asking for missing dependencies is a
@@ -340,14 +380,17 @@ mod tests {
         let heads = super::super::chunk::document_heads(whole.changes.iter().next().unwrap())
             .expect("the server sends the document whole");
         receive_checked(&mut device, &mut loaded, whole.clone());
-        receive_by_heads(&[], Some(heads.clone()), &mut unloaded, whole).unwrap();
+        receive_by_heads(&[], Some(heads.clone()), &|_| false, &mut unloaded, whole).unwrap();
         assert_eq!(device.get_heads(), heads);
         let mut rounds = 0;
         loop {
             assert_eq!(loaded, unloaded, "round {rounds}");
             let from_doc =
                 next_message_kept(&mut device, &mut loaded, &mut None, &Default::default());
-            let from_heads = by_heads(&mut unloaded, &heads).expect("decided from heads");
+            let from_heads = by_heads(&mut unloaded, &heads, |h| {
+                h.iter().all(|h| heads.contains(h))
+            })
+            .expect("decided from heads");
             assert_eq!(from_doc, from_heads, "round {rounds}");
             assert_eq!(loaded, unloaded, "round {rounds}");
             let Some(ours) = from_doc else { break };
@@ -360,14 +403,51 @@ mod tests {
             };
             assert!(answer.changes.is_empty());
             receive_checked(&mut device, &mut loaded, answer.clone());
-            receive_by_heads(&heads, None, &mut unloaded, answer).unwrap();
+            receive_by_heads(&heads, None, &|_| false, &mut unloaded, answer).unwrap();
             rounds += 1;
             assert!(rounds < 5, "settles");
         }
     }
 
-    /// What heads alone cannot answer comes back untouched: changes onto a document that
-    /// is not empty, and a message naming heads we do not have.
+    /// Changes that follow our heads (a chain, or two made side by side on them) give the
+    /// heads Automerge arrives at; a change onto older history, one we hold, or a first
+    /// change is left to the document.
+    #[test]
+    fn the_heads_after_changes_are_automerges_or_left_to_the_document() {
+        let mut ours = doc_with(3);
+        let heads = ours.get_heads();
+        let mut a = ours.fork();
+        let mut b = ours.fork();
+        for key in ["a1", "a2"] {
+            a.put(automerge::ROOT, key, 1).unwrap();
+            a.commit();
+        }
+        b.put(automerge::ROOT, "b1", 1).unwrap();
+        b.commit();
+        let mut changes: Vec<Change> = a.get_changes(&heads);
+        changes.extend(b.get_changes(&heads));
+        let mut merged = ours.fork();
+        merged.apply_changes(changes.clone()).unwrap();
+        assert_eq!(heads_after(&heads, &changes), Some(merged.get_heads()));
+
+        let older = ours.get_changes(&[]);
+        let mut onto_older = ours.fork_at(&[older[1].hash()]).unwrap();
+        onto_older.put(automerge::ROOT, "late", 1).unwrap();
+        onto_older.commit();
+        let late: Vec<Change> = onto_older.get_changes(&[older[1].hash()]);
+        assert_eq!(heads_after(&heads, &late), None, "onto older history");
+        let first = vec![older[0].clone()];
+        assert_eq!(
+            heads_after(&heads, &first),
+            None,
+            "a first change (held here)"
+        );
+        let held = vec![older[2].clone()];
+        assert_eq!(heads_after(&heads, &held), None, "one of our heads");
+    }
+
+    /// What heads alone cannot answer comes back untouched: changes without the heads
+    /// after them, and any message once we have sent changes this session.
     #[test]
     fn what_heads_alone_cannot_answer_comes_back() {
         let mut ours = doc_with(2);
@@ -378,10 +458,12 @@ mod tests {
         let change = theirs.get_changes(&heads)[0].raw_bytes().to_vec();
         let mut state = sync::State::new();
         let with_change = message(theirs.get_heads(), vec![change]);
-        assert!(receive_by_heads(&heads, None, &mut state, with_change).is_err());
-        let ahead = message(theirs.get_heads(), Vec::new());
-        assert!(receive_by_heads(&heads, None, &mut state, ahead).is_err());
-        assert_eq!(state, sync::State::new(), "nothing changed");
+        assert!(receive_by_heads(&heads, None, &|_| false, &mut state, with_change).is_err());
+        state.sent_hashes.insert(heads[0]);
+        let before = state.clone();
+        let after_sending = message(heads.clone(), Vec::new());
+        assert!(receive_by_heads(&heads, None, &|_| false, &mut state, after_sending).is_err());
+        assert_eq!(state, before, "nothing changed");
     }
 
     /// A change that arrives before the change it depends on waits in Automerge's queue: it
