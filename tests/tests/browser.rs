@@ -270,16 +270,23 @@ async fn device_id(browser: &Client) -> String {
     value.as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() {
+/// A server with the app, and a co-worker signed in in Chromium on one of their cases,
+/// open, with everything saved: (server, the case, chromedriver, the browser).
+async fn signed_in_on_a_case() -> (TestServer, String, ChromeDriver, Client) {
     let server = TestServer::start_with(Some(dist())).await.unwrap();
     let (_, _, case) = Session::co_workers(&server.base).await.unwrap();
+    let case = case.id.to_string();
     let mut driver = ChromeDriver::start().await.unwrap();
     let browser = driver.browser().await.unwrap();
-
     sign_in(&browser, &server.base, "worker.north1").await;
-    open_case(&browser, &case.id.to_string()).await;
+    open_case(&browser, &case).await;
     wait_for_badge(&browser, "all changes saved").await;
+    (server, case, driver, browser)
+}
+
+#[tokio::test]
+async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() {
+    let (server, case, mut driver, browser) = signed_in_on_a_case().await;
     assert!(
         stored_records(&browser).await > 0,
         "the case is on the device"
@@ -296,7 +303,7 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
 
     // Sign in again, then the device is reported lost from elsewhere: it wipes itself.
     sign_in(&browser, &server.base, "worker.north1").await;
-    open_case(&browser, &case.id.to_string()).await;
+    open_case(&browser, &case).await;
     wait_for_badge(&browser, "all changes saved").await;
     let device = device_id(&browser).await;
     // The manager reports it lost from the Staff screen.
@@ -333,13 +340,7 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
 /// writes, once the browser stores again, are stored.
 #[tokio::test]
 async fn a_write_the_browser_refuses_to_store_is_reported_not_taken_as_saved() {
-    let server = TestServer::start_with(Some(dist())).await.unwrap();
-    let (_, _, case) = Session::co_workers(&server.base).await.unwrap();
-    let mut driver = ChromeDriver::start().await.unwrap();
-    let browser = driver.browser().await.unwrap();
-    sign_in(&browser, &server.base, "worker.north1").await;
-    open_case(&browser, &case.id.to_string()).await;
-    wait_for_badge(&browser, "all changes saved").await;
+    let (_server, _, driver, browser) = signed_in_on_a_case().await;
     let before = stored_records(&browser).await;
 
     // From now on every read-write transaction of this page is aborted where it would

@@ -83,6 +83,14 @@ async fn mark(browser: &Client, name: &str, timeout: Duration) -> anyhow::Result
     }
 }
 
+/// Waits until the case list says every case is ready offline.
+async fn all_ready_within(tablet: &Client, what: &str, timeout: Duration) -> anyhow::Result<()> {
+    eventually(&format!("{what} to be ready offline"), timeout, || async {
+        Ok(all_ready(&text_of(tablet, "#offline-progress").await))
+    })
+    .await
+}
+
 /// Waits until the page's service worker is ready (the app opens offline only then).
 async fn service_worker_ready(tablet: &Client) -> anyhow::Result<()> {
     let sw = tablet
@@ -149,15 +157,7 @@ pub async fn browser(settings: &Settings, dist: &Path, report: &mut Report) -> a
             let tablet = driver.browser().await?;
             let started = Instant::now();
             sign_in(&tablet, &network.url(), "bench.cover.2").await;
-            eventually(
-                "the caseload to be ready offline",
-                Duration::from_secs(300),
-                || {
-                    let tablet = &tablet;
-                    async move { Ok(all_ready(&text_of(tablet, "#offline-progress").await)) }
-                },
-            )
-            .await?;
+            all_ready_within(&tablet, "the caseload", Duration::from_secs(300)).await?;
             let total = started.elapsed().as_secs_f64() * 1000.0;
             // Where the time went, from the moments the page marked (ms from navigation).
             let at = |name: &'static str| mark(&tablet, name, Duration::from_secs(5));
@@ -248,15 +248,7 @@ pub async fn browser(settings: &Settings, dist: &Path, report: &mut Report) -> a
         // Offline open: a signed-in tablet with its caseload, reloaded with no network.
         let tablet = driver.browser().await?;
         sign_in(&tablet, &network.url(), "worker.north1").await;
-        eventually(
-            "the demo caseload to be ready offline",
-            Duration::from_secs(60),
-            || {
-                let tablet = &tablet;
-                async move { Ok(all_ready(&text_of(tablet, "#offline-progress").await)) }
-            },
-        )
-        .await?;
+        all_ready_within(&tablet, "the demo caseload", Duration::from_secs(60)).await?;
         service_worker_ready(&tablet).await?;
         network.set_online(false);
         for _ in 0..settings.runs {
