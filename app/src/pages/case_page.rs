@@ -427,7 +427,7 @@ fn Records(case: CaseId) -> impl IntoView {
             <div class="actions">
                 {NEW_RECORDS.into_iter().map(|kind| view! {
                     <button type="button" class="secondary new-record" data-kind=kind.as_str() on:click=move |_| start(kind)>
-                        {format!("New {}", kind.title().to_lowercase())}
+                        "New "{kind.title()}
                     </button>
                 }).collect_view()}
             </div>
