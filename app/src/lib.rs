@@ -14,7 +14,8 @@
 //!   releases to the live, unrevoked device; a password-derived copy for 72 hours offline).
 //! - [`sync_client`]: the browser adapter around `casebook_shared::sync::client::ClientCore`:
 //!   WebSocket, reconnection with backoff, saving to IndexedDB.
-//! - [`pages`]: sign-in, case list, case page (chronology).
+//! - [`pages`]: sign-in, case list, case page (chronology), records and the other screens;
+//!   those not used on a visit are split off the first download (`pages::later`).
 //! - [`format`]: dates and times as shown.
 //! - [`components`]: the sync status badge and the chronology entry form.
 //!

@@ -7,6 +7,7 @@ pub mod combined;
 pub mod devices;
 pub mod handover;
 pub mod hro;
+mod later;
 pub mod oversight;
 pub mod persons_copy;
 pub mod record_page;
@@ -111,16 +112,16 @@ pub fn App() -> impl IntoView {
                 Page::Unlock => view! { <unlock::UnlockPage /> }.into_any(),
                 Page::Cases => view! { <case_list::CaseListPage /> }.into_any(),
                 Page::Case(id) => view! { <case_page::CasePage id=id /> }.into_any(),
-                Page::Devices => view! { <devices::DevicesPage /> }.into_any(),
-                Page::Oversight => view! { <oversight::OversightPage /> }.into_any(),
-                Page::Audit => view! { <audit_search::AuditSearchPage /> }.into_any(),
-                Page::Staff => view! { <staff::StaffPage /> }.into_any(),
-                Page::PersonsCopy(id) => view! { <persons_copy::PersonsCopyPage id=id /> }.into_any(),
-                Page::Combined => view! { <combined::CombinedPage /> }.into_any(),
+                Page::Devices => later::page(later::devices()),
+                Page::Oversight => later::page(later::oversight()),
+                Page::Audit => later::page(later::audit_search()),
+                Page::Staff => later::page(later::staff()),
+                Page::PersonsCopy(id) => later::page(later::persons_copy(id)),
+                Page::Combined => later::page(later::combined()),
                 Page::Record(doc) => view! { <record_page::RecordPage doc=doc /> }.into_any(),
-                Page::Hro => view! { <hro::HroPage /> }.into_any(),
-                Page::Handover(id) => view! { <handover::HandoverPage id=id /> }.into_any(),
-                Page::Team => view! { <team::TeamPage /> }.into_any(),
+                Page::Hro => later::page(later::hro()),
+                Page::Handover(id) => later::page(later::handover(id)),
+                Page::Team => later::page(later::team()),
             }}
         </main>
     }

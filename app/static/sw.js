@@ -1,9 +1,11 @@
-// Casebook service worker: caches the app shell (static files only) so the app opens with no
-// network. It never caches API responses: case data lives encrypted-at-rest in IndexedDB,
-// handled by the app, not here. The cache name changes with every build (__BUILD__ is
-// replaced by a fingerprint of the bundle), and old caches are removed on activation.
+// Casebook service worker: caches the app shell (static files only) so the app opens, every
+// page of it, with no network. The shell includes the module of the pages split off the
+// first download and its loader: the build writes their names into SHELL. It never caches
+// API responses: case data lives encrypted-at-rest in IndexedDB, handled by the app, not
+// here. The cache name changes with every build (__BUILD__ is replaced by a fingerprint of
+// the bundle and the split-off module), and old caches are removed on activation.
 const CACHE = 'casebook-shell-__BUILD__';
-const SHELL = ['/', '/index.html', '/boot.js', '/casebook_app.js', '/casebook_app_bg.wasm', '/style.css', '/manifest.webmanifest'];
+const SHELL = ['/', '/index.html', '/boot.js', '/casebook_app.js', '/casebook_app_bg.wasm', '/style.css', '/manifest.webmanifest', '__SPLIT__'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

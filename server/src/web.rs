@@ -82,6 +82,13 @@ pub fn with_static_files(api: Router<AppState>, settings: &Settings) -> Router<A
         router
     };
     router
+        // The app's files: a browser's HTTP cache checks with the server before using one
+        // again. The service worker keeps the app for offline use; a file the HTTP cache
+        // held on to could mix an older build into a newer one. (API answers are `no-store`.)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),

@@ -118,15 +118,45 @@ async fn screenshot(browser: &Client, name: &str) {
     }
 }
 
-#[tokio::test]
-async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still_opens_the_case() {
+/// What the tests that take a tablet offline start from: the server, the demo's co-workers
+/// Jo (this session) and Lee on one case, a network switch in front of the server, and
+/// Chromium.
+struct Offline {
+    server: TestServer,
+    jo: Session,
+    /// The shared case's id, as the page names it.
+    case: String,
+    chronology: casebook_shared::ids::DocumentId,
+    network: NetworkSwitch,
+    driver: ChromeDriver,
+}
+
+async fn co_workers_behind_a_switch() -> Offline {
     let server = TestServer::start_with(Some(dist())).await.unwrap();
     let (jo, _, case) = Session::co_workers(&server.base).await.unwrap();
-    let case = case.id.to_string();
-
     let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let network = NetworkSwitch::start(target).await.unwrap();
-    let mut driver = ChromeDriver::start().await.unwrap();
+    let driver = ChromeDriver::start().await.unwrap();
+    Offline {
+        server,
+        jo,
+        case: case.id.to_string(),
+        chronology: case.chronology,
+        network,
+        driver,
+    }
+}
+
+#[tokio::test]
+async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still_opens_the_case() {
+    let Offline {
+        server,
+        jo,
+        case,
+        network,
+        mut driver,
+        ..
+    } = co_workers_behind_a_switch().await;
     let a = driver.browser().await.unwrap(); // Jo, through the switchable network
     let b = driver.browser().await.unwrap(); // Lee, directly
 
@@ -413,12 +443,14 @@ async fn write_plain_control(browser: &Client, text: &str) {
 
 #[tokio::test]
 async fn records_on_the_device_are_encrypted_and_sign_out_keeps_unsynced_work_encrypted() {
-    let server = TestServer::start_with(Some(dist())).await.unwrap();
-    let (_, _, shared_case) = Session::co_workers(&server.base).await.unwrap();
-    let case = shared_case.id.to_string();
-    let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    let network = NetworkSwitch::start(target).await.unwrap();
-    let mut driver = ChromeDriver::start().await.unwrap();
+    let Offline {
+        server,
+        case,
+        chronology,
+        network,
+        mut driver,
+        ..
+    } = co_workers_behind_a_switch().await;
     let browser = driver.browser().await.unwrap();
     let indexed_db = driver.profile(0).join("Default").join("IndexedDB");
 
@@ -483,7 +515,7 @@ async fn records_on_the_device_are_encrypted_and_sign_out_keeps_unsynced_work_en
     check.sync().await.unwrap();
     assert!(
         check
-            .entries(shared_case.chronology)
+            .entries(chronology)
             .iter()
             .any(|e| e.draft.what_happened == unsynced),
         "the change kept at sign-out reached the server"
@@ -691,12 +723,13 @@ async fn value_of(browser: &Client, id: &str) -> String {
 
 #[tokio::test]
 async fn a_joint_visit_note_edited_by_two_workers_one_offline_keeps_both_contributions() {
-    let server = TestServer::start_with(Some(dist())).await.unwrap();
-    let (_, _, case) = Session::co_workers(&server.base).await.unwrap();
-    let case = case.id.to_string();
-    let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    let network = NetworkSwitch::start(target).await.unwrap();
-    let mut driver = ChromeDriver::start().await.unwrap();
+    let Offline {
+        server,
+        case,
+        network,
+        mut driver,
+        ..
+    } = co_workers_behind_a_switch().await;
     let jo = driver.browser().await.unwrap(); // through the switchable network
     let lee = driver.browser().await.unwrap();
 
@@ -1157,6 +1190,86 @@ async fn every_case_is_prefetched_and_the_handover_summary_of_a_demo_hro_case_ho
     click(&tablet, Locator::Id("unlock")).await;
     wait_for_text(&tablet, "#handover-partners", "PC Morven Baird").await;
     wait_for_text(&tablet, "#handover-plan", "Weekly home visits").await;
+
+    tablet.close().await.unwrap();
+    driver.stop().await;
+}
+
+/// The pages not used on a visit come in a module of their own (`app/src/pages/later.rs`),
+/// fetched when one first opens. The service worker stores it with the rest of the app, so
+/// they open with no network; when it cannot be had the page says so, the rest of the app
+/// carries on, and once the network is back the page opens.
+#[tokio::test]
+async fn a_page_split_off_the_first_download_opens_offline_and_says_so_when_it_cannot_be_had() {
+    // The server is bound (not left in `..`), so it lives to the end of the test.
+    let Offline {
+        server: _server,
+        network,
+        case,
+        mut driver,
+        ..
+    } = co_workers_behind_a_switch().await;
+    let tablet = driver.browser().await.unwrap();
+    sign_in(&tablet, &network.url(), "worker.north1").await;
+    service_worker_ready(&tablet).await;
+    let cached_pieces = "const done = arguments[arguments.length - 1];
+         caches.keys()
+             .then((names) => Promise.all(names.map((n) => caches.open(n).then((c) => c.keys()))))
+             .then((lists) => done(lists.flat().map((r) => r.url).filter((u) => /\\/split_[^/]*\\.wasm$/.test(u))));";
+    let pieces: Vec<String> =
+        serde_json::from_value(tablet.execute_async(cached_pieces, vec![]).await.unwrap()).unwrap();
+    assert!(
+        !pieces.is_empty(),
+        "the service worker stored the split-off pages with the app"
+    );
+    let fetched_pieces = "return performance.getEntriesByType('resource')
+         .filter((r) => /\\/split_[^/]*\\.wasm$/.test(r.name)).length;";
+    assert_eq!(
+        tablet.execute(fetched_pieces, vec![]).await.unwrap(),
+        json!(0),
+        "the page itself fetched no split-off module before one was opened"
+    );
+
+    // With no network, from a fresh start: the devices page opens from the device.
+    network.set_online(false);
+    tablet.refresh().await.unwrap();
+    wait_for(&tablet, Locator::Id("unlock-password")).await;
+    type_into(&tablet, "unlock-password", PASSWORD).await;
+    click(&tablet, Locator::Id("unlock")).await;
+    wait_for(&tablet, Locator::Id("devices")).await;
+    click(&tablet, Locator::Id("devices")).await;
+    wait_for(&tablet, Locator::Id("devices-heading")).await;
+
+    // The split-off module gone from the device and no network: the page says so.
+    let dropped = "const done = arguments[arguments.length - 1];
+         caches.keys()
+             .then((names) => Promise.all(names.map((n) => caches.open(n).then((c) =>
+                 c.keys().then((rs) => Promise.all(rs.filter((r) => /\\/split_[^/]*\\.wasm$/.test(r.url)).map((r) => c.delete(r))))))))
+             .then(() => done(true));";
+    tablet.execute_async(dropped, vec![]).await.unwrap();
+    tablet.refresh().await.unwrap();
+    wait_for(&tablet, Locator::Id("unlock-password")).await;
+    type_into(&tablet, "unlock-password", PASSWORD).await;
+    click(&tablet, Locator::Id("unlock")).await;
+    wait_for(&tablet, Locator::Id("devices")).await;
+    click(&tablet, Locator::Id("devices")).await;
+    wait_for_text(
+        &tablet,
+        "main .notice",
+        "could not be loaded onto this device",
+    )
+    .await;
+    // Everything else still works: the case opens from the device.
+    click(&tablet, Locator::Id("back-to-cases")).await;
+    open_case(&tablet, &case).await;
+    wait_for(&tablet, Locator::Id("chronology")).await;
+
+    // The network back, the same page opens (a failed fetch is not remembered).
+    network.set_online(true);
+    wait_for_badge(&tablet, "all changes saved").await;
+    wait_for(&tablet, Locator::Id("devices")).await;
+    click(&tablet, Locator::Id("devices")).await;
+    wait_for(&tablet, Locator::Id("devices-heading")).await;
 
     tablet.close().await.unwrap();
     driver.stop().await;

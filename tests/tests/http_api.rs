@@ -119,7 +119,9 @@ async fn case_data_is_never_cached_and_pages_carry_security_headers() {
 /// The app's files go out compressed as the build wrote them (`cargo xtask build-app` puts a
 /// `.br` and a `.gz` beside each): brotli to a browser that takes it, gzip to one that takes
 /// only that, the file itself to one that takes neither; deep links get `index.html` the same
-/// way; and every answer keeps the security headers and says it varies by encoding.
+/// way; and every answer keeps the security headers, says it varies by encoding, and is to be
+/// checked with the server before a browser's HTTP cache uses it again (the service worker
+/// keeps the app for offline use, so one build's files are never mixed with another's).
 #[tokio::test]
 async fn the_app_is_sent_compressed_as_built_when_the_browser_accepts_it() {
     let dist =
@@ -196,6 +198,7 @@ async fn the_app_is_sent_compressed_as_built_when_the_browser_accepts_it() {
                 .contains("frame-ancestors 'none'")
         );
         assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["cache-control"], "no-cache", "{path} {accepts:?}");
         assert_eq!(response.text().await.unwrap(), body, "{path} {accepts:?}");
     }
     std::fs::remove_dir_all(&dist).unwrap();

@@ -1,4 +1,5 @@
-//! Building the app: wasm32 compile, wasm-bindgen, wasm-opt, static files into `dist/`,
+//! Building the app: wasm32 compile, splitting off the pages not used on a visit (`split`),
+//! wasm-bindgen, wasm-opt, static files into `dist/`,
 //! and (release) each of them compressed for the server to send (`compress`).
 
 use crate::{cargo, run_command, setup};
@@ -23,31 +24,36 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         Profile::Dev => ("dev", "debug"),
     };
     println!("Building the app (wasm32, {cargo_profile})...");
-    let plain = || {
+    // `cargo rustc` passes `--emit-relocs` to the app's own link only (the splitter needs the
+    // relocations), so the dependencies stay built as they are.
+    let app = |size: bool| {
         let mut command = Command::new(cargo());
         command.args([
-            "build",
+            "rustc",
             "-p",
             "casebook-app",
+            "--lib",
             "--target",
             "wasm32-unknown-unknown",
             "--profile",
             cargo_profile,
         ]);
+        if size {
+            size_options(&mut command);
+        }
+        command.args(["--", "-Clink-arg=--emit-relocs"]);
         command
     };
     if profile == Profile::Release && setup::rust_src() {
-        let mut command = plain();
-        size_options(&mut command);
-        if let Err(e) = run_command(&mut command) {
+        if let Err(e) = run_command(&mut app(true)) {
             // The options are unstable: a compiler that has changed them still gets an app.
             eprintln!(
                 "warning: the size-optimised build failed ({e:#}); building with the prebuilt standard library, and the app bundle will be larger."
             );
-            run_command(&mut plain())?;
+            run_command(&mut app(false))?;
         }
     } else {
-        run_command(&mut plain())?;
+        run_command(&mut app(false))?;
     }
     let wasm = crate::bench::target_dir(root)
         .join("wasm32-unknown-unknown")
@@ -58,38 +64,61 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
         std::fs::remove_dir_all(&dist).context("clearing dist/")?;
     }
     std::fs::create_dir_all(&dist)?;
+    let split = crate::split::run(&wasm, &dist)?;
     wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&wasm)
+        .input_path(&split.main)
+        .out_name("casebook_app")
         .web(true)?
         .typescript(false)
+        // The split modules link to the main module's own exports (memory, table, functions).
+        .keep_lld_exports(true)
         .generate(&dist)
         .context("running wasm-bindgen")?;
     let bundle = dist.join("casebook_app_bg.wasm");
     if profile == Profile::Release
         && let Some(wasm_opt) = setup::wasm_opt(root)?
     {
-        run_command(
-            Command::new(wasm_opt)
-                .arg("-Oz")
-                .arg("--enable-bulk-memory")
-                .arg("--enable-nontrapping-float-to-int")
-                .arg(&bundle)
-                .arg("-o")
-                .arg(&bundle),
-        )?;
+        let pieces = split.pieces.iter().map(|p| dist.join(p));
+        for module in std::iter::once(bundle.clone()).chain(pieces) {
+            run_command(
+                Command::new(&wasm_opt)
+                    .arg("-Oz")
+                    .arg("--enable-bulk-memory")
+                    .arg("--enable-nontrapping-float-to-int")
+                    .arg(&module)
+                    .arg("-o")
+                    .arg(&module),
+            )?;
+        }
     }
-    // The service worker's cache name carries a fingerprint of the bundle, so a new build
-    // replaces the cached app shell.
+    // The service worker's cache name and the split modules' names carry a fingerprint of
+    // the bundle and the split modules, so a new build replaces the cached app shell.
     let bytes = std::fs::read(&bundle)?;
-    let fingerprint = format!("{:016x}", fnv1a(&bytes));
+    let mut modules = bytes.clone();
+    for piece in &split.pieces {
+        modules.extend(std::fs::read(dist.join(piece))?);
+    }
+    let fingerprint = format!("{:016x}", fnv1a(&modules));
+    let pieces = crate::split::fingerprint(&dist, &split.pieces, &fingerprint)?;
+    // The service worker stores the split modules with the rest of the app, so the pages in
+    // them open with no network.
+    let precached: Vec<String> = std::iter::once(format!("'/{}'", crate::split::LOADER))
+        .chain(pieces.iter().map(|p| format!("'/{p}'")))
+        .collect();
     for entry in std::fs::read_dir(root.join("app/static"))? {
         let entry = entry?;
         let text = std::fs::read_to_string(entry.path())?;
         std::fs::write(
             dist.join(entry.file_name()),
-            text.replace("__BUILD__", &fingerprint),
+            text.replace("__BUILD__", &fingerprint)
+                .replace("'__SPLIT__'", &precached.join(", ")),
         )?;
     }
+    let worker = std::fs::read_to_string(dist.join("sw.js"))?;
+    anyhow::ensure!(
+        pieces.iter().all(|p| worker.contains(p.as_str())),
+        "app/static/sw.js must list '__SPLIT__' in SHELL, for the pages split off to open offline"
+    );
     println!(
         "App bundle: {} KB raw, in {}",
         bytes.len() / 1024,
@@ -98,15 +127,21 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
     if profile == Profile::Release {
         // Written last, so each one holds the file as it is finally served.
         crate::compress::for_serving(&dist)?;
-        let served = |suffix: &str| {
-            std::fs::metadata(dist.join(format!("casebook_app_bg.wasm.{suffix}")))
-                .map(|m| m.len() / 1024)
+        let served = |file: &str, suffix: &str| {
+            std::fs::metadata(dist.join(format!("{file}.{suffix}"))).map(|m| m.len() / 1024)
         };
         println!(
             "App bundle as sent: {} KB gzip, {} KB brotli",
-            served("gz")?,
-            served("br")?
+            served("casebook_app_bg.wasm", "gz")?,
+            served("casebook_app_bg.wasm", "br")?
         );
+        for piece in &pieces {
+            println!(
+                "  split off, fetched when first opened: {piece}, {} KB gzip, {} KB brotli",
+                served(piece, "gz")?,
+                served(piece, "br")?
+            );
+        }
     }
     Ok(dist)
 }

@@ -11,6 +11,7 @@
 //! - `main.rs`: commands.
 //! - `setup.rs`: installing missing tools (wasm32 target, Chromium, chromedriver, wasm-opt).
 //! - `bundle.rs`: building the wasm app bundle.
+//! - `split.rs`: the pages not used on a visit split off into a module of their own.
 //! - `compress.rs`: the release app's files compressed (gzip, brotli) for the server to send.
 //! - `suites.rs`: the test suites and their summary.
 //! - `bench.rs`: building and running the benchmark driver.
@@ -19,6 +20,7 @@ mod bench;
 mod bundle;
 mod compress;
 mod setup;
+mod split;
 mod suites;
 
 use anyhow::{Context, bail};

@@ -22,15 +22,32 @@ fn gzipped(bytes: &[u8]) -> anyhow::Result<usize> {
 
 /// Bundle sizes of the built app in `dist`: the gzip and the brotli the server sends (written
 /// by the release build), and `gzip -9` of the module for comparison with earlier figures.
+/// The bundle is the module the app starts with; the pages not used on a visit are split off
+/// into modules of their own (`split_*.wasm`), fetched when first opened and stored by the
+/// service worker with the rest, reported beside it and in the total.
 pub fn bundle(dist: &Path, report: &mut Report) -> anyhow::Result<()> {
     let wasm = std::fs::read(dist.join("casebook_app_bg.wasm")).context("reading the bundle")?;
     let js = std::fs::read(dist.join("casebook_app.js")).context("reading the JS glue")?;
-    let sent = |suffix: &str| -> anyhow::Result<f64> {
-        let path = dist.join(format!("casebook_app_bg.wasm.{suffix}"));
+    let size = |file: &str| -> anyhow::Result<f64> {
+        let path = dist.join(file);
         let meta = std::fs::metadata(&path)
             .with_context(|| format!("reading {} (a release build writes it)", path.display()))?;
         Ok(meta.len() as f64 / 1024.0)
     };
+    let sent = |suffix: &str| size(&format!("casebook_app_bg.wasm.{suffix}"));
+    let mut pieces = Vec::new();
+    for entry in std::fs::read_dir(dist).context("reading dist/")? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("split_") && name.ends_with(".wasm") {
+            pieces.push(name);
+        }
+    }
+    let mut split_gz = 0.0;
+    let mut split_br = 0.0;
+    for piece in &pieces {
+        split_gz += size(&format!("{piece}.gz"))?;
+        split_br += size(&format!("{piece}.br"))?;
+    }
     let mut run = Run::default();
     run.add(
         "wasm bundle, gzipped as sent (zopfli)",
@@ -46,6 +63,24 @@ pub fn bundle(dist: &Path, report: &mut Report) -> anyhow::Result<()> {
         None,
     );
     run.add("wasm bundle, raw", "KB", wasm.len() as f64 / 1024.0, None);
+    run.add(
+        "pages split off the bundle, gzipped as sent",
+        "KB",
+        split_gz,
+        None,
+    );
+    run.add(
+        "pages split off the bundle, brotli as sent",
+        "KB",
+        split_br,
+        None,
+    );
+    run.add(
+        "bundle and split-off pages, gzipped as sent",
+        "KB",
+        sent("gz")? + split_gz,
+        None,
+    );
     run.add(
         "JS glue, gzipped",
         "KB",
