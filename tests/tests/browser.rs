@@ -94,6 +94,15 @@ async fn service_worker_ready(browser: &Client) {
     );
 }
 
+/// Reloads the page and opens the records on the device with the password, as a worker does
+/// with no network.
+async fn reload_and_unlock(browser: &Client) {
+    browser.refresh().await.unwrap();
+    wait_for(browser, Locator::Id("unlock-password")).await;
+    type_into(browser, "unlock-password", PASSWORD).await;
+    click(browser, Locator::Id("unlock")).await;
+}
+
 /// How the app's module came over the network to this page, from its resource timing:
 /// (bytes on the wire, bytes after decoding).
 async fn module_transfer(browser: &Client) -> (f64, f64) {
@@ -1184,10 +1193,7 @@ async fn every_case_is_prefetched_and_the_handover_summary_of_a_demo_hro_case_ho
 
     // No network: a reload opens it from the device (after the password).
     network.set_online(false);
-    tablet.refresh().await.unwrap();
-    wait_for(&tablet, Locator::Id("unlock-password")).await;
-    type_into(&tablet, "unlock-password", PASSWORD).await;
-    click(&tablet, Locator::Id("unlock")).await;
+    reload_and_unlock(&tablet).await;
     wait_for_text(&tablet, "#handover-partners", "PC Morven Baird").await;
     wait_for_text(&tablet, "#handover-plan", "Weekly home visits").await;
 
@@ -1232,10 +1238,7 @@ async fn a_page_split_off_the_first_download_opens_offline_and_says_so_when_it_c
 
     // With no network, from a fresh start: the devices page opens from the device.
     network.set_online(false);
-    tablet.refresh().await.unwrap();
-    wait_for(&tablet, Locator::Id("unlock-password")).await;
-    type_into(&tablet, "unlock-password", PASSWORD).await;
-    click(&tablet, Locator::Id("unlock")).await;
+    reload_and_unlock(&tablet).await;
     wait_for(&tablet, Locator::Id("devices")).await;
     click(&tablet, Locator::Id("devices")).await;
     wait_for(&tablet, Locator::Id("devices-heading")).await;
@@ -1247,10 +1250,7 @@ async fn a_page_split_off_the_first_download_opens_offline_and_says_so_when_it_c
                  c.keys().then((rs) => Promise.all(rs.filter((r) => /\\/split_[^/]*\\.wasm$/.test(r.url)).map((r) => c.delete(r))))))))
              .then(() => done(true));";
     tablet.execute_async(dropped, vec![]).await.unwrap();
-    tablet.refresh().await.unwrap();
-    wait_for(&tablet, Locator::Id("unlock-password")).await;
-    type_into(&tablet, "unlock-password", PASSWORD).await;
-    click(&tablet, Locator::Id("unlock")).await;
+    reload_and_unlock(&tablet).await;
     wait_for(&tablet, Locator::Id("devices")).await;
     click(&tablet, Locator::Id("devices")).await;
     wait_for_text(
