@@ -148,8 +148,17 @@ pub fn test_all(root: &Path) -> anyhow::Result<()> {
             .and_then(|()| setup::chromium())
             .and_then(|()| bundle::build(root, bundle::Profile::Release));
         match prepared {
+            // Four at a time: nine Chromium tests at once on two cores starved the pages
+            // (a review form's check once timed out in two of seven full runs).
             Ok(dist) => cargo_test(
-                &["-p", "casebook-tests", "--test", "browser"],
+                &[
+                    "-p",
+                    "casebook-tests",
+                    "--test",
+                    "browser",
+                    "--",
+                    "--test-threads=4",
+                ],
                 &[("CASEBOOK_DIST", &dist.to_string_lossy())],
             ),
             Err(e) => Status::Failed(format!("{e:#}")),
