@@ -94,11 +94,11 @@ pub fn build(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
     // The service worker's cache name and the split modules' names carry a fingerprint of
     // the bundle and the split modules, so a new build replaces the cached app shell.
     let bytes = std::fs::read(&bundle)?;
-    let mut modules = bytes.clone();
+    let mut hash = fnv1a(FNV_OFFSET, &bytes);
     for piece in &split.pieces {
-        modules.extend(std::fs::read(dist.join(piece))?);
+        hash = fnv1a(hash, &std::fs::read(dist.join(piece))?);
     }
-    let fingerprint = format!("{:016x}", fnv1a(&modules));
+    let fingerprint = format!("{hash:016x}");
     let pieces = crate::split::fingerprint(&dist, &split.pieces, &fingerprint)?;
     // The service worker stores the split modules with the rest of the app, so the pages in
     // them open with no network.
@@ -172,8 +172,11 @@ fn size_options(command: &mut Command) {
         );
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `hash` (`FNV_OFFSET` to start).
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
