@@ -126,6 +126,59 @@ where
     }
 }
 
+/// Waits until `check` holds on `browser`'s page, polling; if it does not within
+/// [`STEP_TIMEOUT`], panics naming `what`, with what the page shows.
+pub async fn until<F, Fut>(browser: &Client, what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    if let Err(e) = eventually(what, STEP_TIMEOUT, check).await {
+        panic!("{e:#}\n{}", page_state(browser).await);
+    }
+}
+
+/// Whether the case list's progress line ("N of M cases ready offline") says all are ready.
+pub fn all_ready(progress: &str) -> bool {
+    let words: Vec<&str> = progress.split_whitespace().collect();
+    matches!(words.as_slice(), [done, "of", total, ..] if done == total && *total != "0")
+}
+
+/// Waits until the case list says every case is ready offline: only then has the device
+/// stored every record, as a worker checks before going out of signal.
+pub async fn all_ready_within(
+    browser: &Client,
+    what: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let waited = eventually(&format!("{what} to be ready offline"), timeout, || async {
+        Ok(all_ready(&text_of(browser, "#offline-progress").await))
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(e) => bail!("{e:#}\n{}", page_state(browser).await),
+    }
+}
+
+/// Waits until the page's service worker is ready and has stored the app (it opens offline
+/// only then).
+pub async fn service_worker_ready(browser: &Client) -> anyhow::Result<()> {
+    let ready = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             navigator.serviceWorker.ready.then(() => caches.keys())
+                 .then((k) => done(k.length > 0)).catch(() => done(false));",
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(
+        ready == json!(true),
+        "the service worker is not ready or stored nothing"
+    );
+    Ok(())
+}
+
 /// How long browser steps may take before a test fails.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(45);
 
@@ -167,14 +220,37 @@ pub async fn type_into(browser: &Client, id: &str, text: &str) {
         .unwrap_or_else(|e| panic!("typing into #{id}: {e}"));
 }
 
-/// Waits until `locator` finds an element.
+/// Waits until `locator` finds an element (panics with what the page shows if none comes).
 pub async fn wait_for(browser: &Client, locator: Locator<'_>) {
-    browser
+    if let Err(e) = browser
         .wait()
         .at_most(STEP_TIMEOUT)
         .for_element(locator)
         .await
-        .unwrap_or_else(|e| panic!("waiting for {locator:?}: {e}"));
+    {
+        panic!(
+            "waiting for {locator:?}: {e}\n{}",
+            page_state(browser).await
+        );
+    }
+}
+
+/// What the page shows, for a failing step's message: where it is, the sync badge, every
+/// field's value (passwords left out) and the start of the page's text. Tests use only
+/// synthetic data, so this may be printed.
+pub async fn page_state(browser: &Client) -> String {
+    let script = "const main = document.querySelector('main') || document.body;
+         const fields = [...main.querySelectorAll('input, select, textarea')]
+             .filter((e) => e.id && e.type !== 'password')
+             .map((e) => e.id + '=' + (e.type === 'checkbox' ? e.checked : JSON.stringify(e.value)));
+         const badge = document.getElementById('sync-status');
+         return 'page at ' + location.href + '\\nsync badge: ' + (badge ? badge.innerText : '(none)')
+             + '\\nfields: ' + fields.join(', ') + '\\ntext: ' + main.innerText.slice(0, 2000);";
+    match browser.execute(script, vec![]).await {
+        Ok(serde_json::Value::String(state)) => state,
+        Ok(other) => format!("page state: {other}"),
+        Err(e) => format!("page state could not be read: {e}"),
+    }
 }
 
 /// Text of the first element matching a CSS selector ("" when absent).

@@ -5,8 +5,8 @@
 //! Needs the built app: `CASEBOOK_DIST` names the folder (`cargo xtask test` builds it).
 
 use casebook_tests::browser::{
-    ChromeDriver, NetworkSwitch, STEP_TIMEOUT, click, eventually, set_value, sign_in, text_of,
-    type_into, wait_for,
+    ChromeDriver, NetworkSwitch, STEP_TIMEOUT, all_ready_within, click, eventually,
+    service_worker_ready, set_value, sign_in, text_of, type_into, until, wait_for,
 };
 use casebook_tests::http::{PASSWORD, Session};
 use casebook_tests::server::TestServer;
@@ -56,12 +56,11 @@ async fn add_entry_marked(browser: &Client, what: &str, withheld: bool) {
     }
     click(browser, Locator::Css(".entry-form .save-entry")).await;
     let what = what.to_owned();
-    eventually("the new entry to show", WAIT, || {
+    until(browser, "the new entry to show", || {
         let what = what.clone();
         async move { Ok(text_of(browser, "#chronology").await.contains(&what)) }
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 async fn badge(browser: &Client) -> String {
@@ -70,28 +69,11 @@ async fn badge(browser: &Client) -> String {
 
 async fn wait_for_badge(browser: &Client, part: &str) {
     let part = part.to_owned();
-    eventually(&format!("the sync badge to say '{part}'"), WAIT, || {
+    until(browser, &format!("the sync badge to say '{part}'"), || {
         let part = part.clone();
         async move { Ok(badge(browser).await.contains(&part)) }
     })
-    .await
-    .unwrap();
-}
-
-async fn service_worker_ready(browser: &Client) {
-    let ready = browser
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             navigator.serviceWorker.ready.then(() => caches.keys()).then((k) => done(k.length > 0)).catch(() => done(false));",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        ready,
-        json!(true),
-        "the service worker cached the app shell"
-    );
+    .await;
 }
 
 /// Reloads the page and opens the records on the device with the password, as a worker does
@@ -184,7 +166,7 @@ async fn co_workers_one_offline_both_see_every_entry_and_an_offline_reload_still
     open_case(&b, &case).await;
     wait_for_badge(&a, "Online").await;
     wait_for_badge(&b, "Online").await;
-    service_worker_ready(&a).await;
+    service_worker_ready(&a).await.unwrap();
     screenshot(&a, "1-case-online").await;
 
     network.set_online(false);
@@ -553,12 +535,11 @@ async fn records_on_the_device_are_encrypted_and_sign_out_keeps_unsynced_work_en
 
 async fn wait_for_text(browser: &Client, css: &str, part: &str) {
     let part = part.to_owned();
-    eventually(&format!("{css} to show '{part}'"), WAIT, || {
+    until(browser, &format!("{css} to show '{part}'"), || {
         let part = part.clone();
         async move { Ok(text_of(browser, css).await.contains(&part)) }
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
@@ -1217,7 +1198,10 @@ async fn a_page_split_off_the_first_download_opens_offline_and_says_so_when_it_c
     } = co_workers_behind_a_switch().await;
     let tablet = driver.browser().await.unwrap();
     sign_in(&tablet, &network.url(), "worker.north1").await;
-    service_worker_ready(&tablet).await;
+    service_worker_ready(&tablet).await.unwrap();
+    all_ready_within(&tablet, "the caseload", WAIT)
+        .await
+        .unwrap();
     let cached_pieces = "const done = arguments[arguments.length - 1];
          caches.keys()
              .then((names) => Promise.all(names.map((n) => caches.open(n).then((c) => c.keys()))))

@@ -5,7 +5,9 @@ use super::Settings;
 use super::cover;
 use super::fixture::Fixture;
 use super::report::{Report, Run, Target};
-use crate::browser::{ChromeDriver, NetworkSwitch, eventually, sign_in, text_of, type_into};
+use crate::browser::{
+    ChromeDriver, NetworkSwitch, all_ready_within, service_worker_ready, sign_in, type_into,
+};
 use crate::database::TestDatabase;
 use crate::server::ServerProcess;
 use anyhow::Context;
@@ -91,12 +93,6 @@ pub fn bundle(dist: &Path, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether the case list's progress line ("N of M cases ready offline") says all are ready.
-fn all_ready(progress: &str) -> bool {
-    let words: Vec<&str> = progress.split_whitespace().collect();
-    matches!(words.as_slice(), [done, "of", total, ..] if done == total && *total != "0")
-}
-
 /// The time at which the page marked `name` (ms from navigation), once it has.
 async fn mark(browser: &Client, name: &str, timeout: Duration) -> anyhow::Result<f64> {
     let deadline = Instant::now() + timeout;
@@ -116,30 +112,6 @@ async fn mark(browser: &Client, name: &str, timeout: Duration) -> anyhow::Result
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Waits until the case list says every case is ready offline.
-async fn all_ready_within(tablet: &Client, what: &str, timeout: Duration) -> anyhow::Result<()> {
-    eventually(&format!("{what} to be ready offline"), timeout, || async {
-        Ok(all_ready(&text_of(tablet, "#offline-progress").await))
-    })
-    .await
-}
-
-/// Waits until the page's service worker is ready (the app opens offline only then).
-async fn service_worker_ready(tablet: &Client) -> anyhow::Result<()> {
-    let sw = tablet
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             navigator.serviceWorker.ready.then(() => done(true)).catch(() => done(false));",
-            vec![],
-        )
-        .await?;
-    anyhow::ensure!(
-        sw == serde_json::json!(true),
-        "the service worker is not ready"
-    );
-    Ok(())
 }
 
 /// On a page just loaded with no network: (navigation to the password prompt, submitting
