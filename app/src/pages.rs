@@ -133,11 +133,17 @@ fn current_hash() -> String {
         .unwrap_or_default()
 }
 
-/// Follows the URL hash (back and forward buttons) while signed in.
+/// Follows the URL hash (back and forward buttons) while signed in. A change the app made
+/// itself (`AppCtx::go` sets the hash and the page together) names the page already showing:
+/// that page is left as it is, not built a second time (which would log a second
+/// consultation of a record and drop what the page held, such as a completeness check).
 fn watch_hash(ctx: AppCtx) {
     let on_change = Closure::<dyn FnMut()>::new(move || {
         if ctx.me.get_untracked().is_some() {
-            ctx.page.set(Page::from_hash(&current_hash()));
+            let page = Page::from_hash(&current_hash());
+            if ctx.page.get_untracked() != page {
+                ctx.page.set(page);
+            }
         }
     });
     if let Some(window) = web_sys::window() {

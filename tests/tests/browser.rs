@@ -773,6 +773,29 @@ async fn a_joint_visit_note_edited_by_two_workers_one_offline_keeps_both_contrib
         }
     };
     wait_for_badge(&lee, "all changes saved").await;
+    // Each opened the note once and the log says so once each: a page is built once per
+    // tap, not again when the address changes to match it.
+    let consultations = || {
+        let (db, note) = (server.db.clone(), note.clone());
+        async move {
+            let counts: Vec<(String, i64)> = casebook_server::on_pool!(&db, pool => sqlx::query_as(
+                "select staff_id, count(*) from audit_log where operation = 'consultation' \
+                 and document_id = $1 group by staff_id order by staff_id")
+                .bind(&note).fetch_all(pool).await)
+            .unwrap();
+            counts.into_iter().map(|(_, n)| n).collect::<Vec<i64>>()
+        }
+    };
+    eventually("both openings of the note to be logged", WAIT, || async {
+        Ok(consultations().await.len() == 2)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        consultations().await,
+        vec![1, 1],
+        "one consultation logged for each opening of the note"
+    );
     let before = stored(&server).await;
     click(&lee, Locator::Id("field-observations")).await;
     click(&jo, Locator::Id("field-location")).await;
