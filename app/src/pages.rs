@@ -216,11 +216,11 @@ pub(crate) async fn opened(ctx: AppCtx, store: LocalStore) {
     .await;
 }
 
-/// Starts syncing, shows the page (`show`) and refreshes the case list from the server. A
-/// device that has never had the list (`first`: its first sign-in) asks for it before its
-/// caseload starts arriving: once the records flow, the list's answer waits behind them on
-/// the page's one thread, and a cover worker could see no list and no progress until all
-/// had come.
+/// Starts syncing, shows the page (`show`, unless the person has gone to one already) and
+/// refreshes the case list from the server. A device that has never had the list (`first`:
+/// its first sign-in) asks for it before its caseload starts arriving: once the records
+/// flow, the list's answer waits behind them on the page's one thread, and a cover worker
+/// could see no list and no progress until all had come.
 async fn start_working(ctx: AppCtx, store: &LocalStore, first: bool, show: impl FnOnce()) {
     if first {
         refresh(ctx).await;
@@ -229,7 +229,15 @@ async fn start_working(ctx: AppCtx, store: &LocalStore, first: bool, show: impl 
         }
     }
     start_sync(ctx, store).await;
-    show();
+    // The app bar shows once the person is known, before the case list has come: a page
+    // tapped there meanwhile stays (the opening page is shown only if none was).
+    let opening = matches!(
+        ctx.page.get_untracked(),
+        Page::Loading | Page::SignIn | Page::Unlock
+    );
+    if opening && ctx.me.get_untracked().is_some() {
+        show();
+    }
     if !first {
         refresh(ctx).await;
     }

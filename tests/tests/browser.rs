@@ -939,8 +939,44 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
     // Back in signal: the senior's list shows it, ready to complete.
     network.set_online(true);
     wait_for_badge(&tablet, "all changes saved").await;
-    sign_in(&office, &server.base, "senior.north").await;
+    // The senior taps "HRO" as soon as the app bar shows, before the case list has come
+    // (held back here for two seconds, as on a busy server): the page tapped stays.
+    office.goto(&server.base).await.unwrap();
+    wait_for(&office, Locator::Id("username")).await;
+    office
+        .execute(
+            "const real = window.fetch;
+             window.casesAnswered = false;
+             window.fetch = (request, options) => {
+               const answer = real(request, options);
+               if (!String(request.url || request).includes('/api/cases')) return answer;
+               return answer.then((r) => new Promise((done) => setTimeout(() => {
+                 window.casesAnswered = true;
+                 done(r);
+               }, 2000)));
+             };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    type_into(&office, "username", "senior.north").await;
+    type_into(&office, "password", PASSWORD).await;
+    click(&office, Locator::Id("sign-in")).await;
+    wait_for(&office, Locator::Id("hro")).await;
     click(&office, Locator::Id("hro")).await;
+    until(&office, "the case list's answer", || async {
+        Ok(office
+            .execute("return window.casesAnswered;", vec![])
+            .await?
+            == json!(true))
+    })
+    .await;
+    wait_for_badge(&office, "all changes saved").await;
+    assert_eq!(
+        office.current_url().await.unwrap().fragment(),
+        Some("/hro"),
+        "the page the senior tapped is still showing"
+    );
     wait_for_text(&office, "#reviews-ready", &case.reference).await;
     let complete = format!(
         "//ul[@id='reviews-ready']/li[contains(., '{}')]//button",
