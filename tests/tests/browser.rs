@@ -929,10 +929,18 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
         "Evening appointments.",
     )
     .await;
-    set_value(&tablet, "field-decision", "Continue")
+    // The last choice made and "Check it is complete" tapped in the same moment: the check
+    // counts that choice (the page shows the record as changed a moment after each change).
+    tablet
+        .execute(
+            "const decision = document.getElementById('field-decision');
+             decision.value = 'Continue';
+             decision.dispatchEvent(new Event('change', { bubbles: true }));
+             document.getElementById('check-record').click();",
+            vec![],
+        )
         .await
         .unwrap();
-    click(&tablet, Locator::Id("check-record")).await;
     wait_for(&tablet, Locator::Id("record-complete")).await;
     wait_for_badge(&tablet, "waiting").await;
 

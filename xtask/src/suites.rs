@@ -148,8 +148,8 @@ pub fn test_all(root: &Path) -> anyhow::Result<()> {
             .and_then(|()| setup::chromium())
             .and_then(|()| bundle::build(root, bundle::Profile::Release));
         match prepared {
-            // Four at a time: nine Chromium tests at once on two cores starved the pages
-            // (a review form's check once timed out in two of seven full runs).
+            // Four at a time: on two cores that is quicker than all nine at once (each test
+            // runs one to three Chromium pages).
             Ok(dist) => cargo_test(
                 &[
                     "-p",

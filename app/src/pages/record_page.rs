@@ -6,7 +6,7 @@ use crate::random_bytes;
 use crate::state::{AppCtx, Page};
 use crate::sync_client;
 use casebook_shared::ids::DocumentId;
-use casebook_shared::records::{self, Field, FieldType, Item, Kind, Missing, Record};
+use casebook_shared::records::{self, Field, FieldType, Item, Kind, Record};
 use leptos::prelude::*;
 use std::collections::BTreeMap;
 
@@ -23,7 +23,11 @@ pub fn RecordPage(
         ctx.revision.track();
         sync_client::read(|core| core.document(doc).and_then(records::identity)).flatten()
     });
-    let problems = RwSignal::new(None::<Vec<Missing>>);
+    // Once asked for, the completeness check follows the record as it changes (the list
+    // shrinks as fields are filled in). It reads the record as the page shows it, which is
+    // refreshed just after each change: a check tapped in the same moment as a change shows
+    // the answer including it a moment later, rather than a stale "still needed".
+    let checked = RwSignal::new(false);
     // Presence: where this person is in the record, sent when it changes and every few
     // seconds; others' presence shown at the top and on the field they are in.
     let section = StoredValue::new(String::from("Opened the record"));
@@ -74,9 +78,8 @@ pub fn RecordPage(
                         .flatten()
                         .unwrap_or_default()
                 });
-                let check = move |_| {
-                    problems.set(Some(records::missing(kind, &record.get_untracked())));
-                };
+                let check = move |_| checked.set(true);
+                let problems = move || checked.get().then(|| records::missing(kind, &record.get()));
                 view! {
                     <p>
                         <a href="#/" on:click=move |ev| {
@@ -101,7 +104,7 @@ pub fn RecordPage(
                             <button type="button" class="secondary" id="check-record" on:click=check>"Check it is complete"</button>
                         </div>
                         <RecordActions doc=doc kind=kind />
-                        {move || problems.get().map(|list| if list.is_empty() {
+                        {move || problems().map(|list| if list.is_empty() {
                             view! { <p class="notice" role="status" id="record-complete">"Everything needed is filled in."</p> }.into_any()
                         } else {
                             view! {
