@@ -79,7 +79,9 @@ pub fn RecordPage(
                         .unwrap_or_default()
                 });
                 let check = move |_| checked.set(true);
-                let problems = move || checked.get().then(|| records::missing(kind, &record.get()));
+                // A memo: the notice is redrawn (and announced) only when what is missing
+                // changes, not on every keystroke.
+                let problems = Memo::new(move |_| checked.get().then(|| records::missing(kind, &record.get())));
                 view! {
                     <p>
                         <a href="#/" on:click=move |ev| {
@@ -104,7 +106,7 @@ pub fn RecordPage(
                             <button type="button" class="secondary" id="check-record" on:click=check>"Check it is complete"</button>
                         </div>
                         <RecordActions doc=doc kind=kind />
-                        {move || problems().map(|list| if list.is_empty() {
+                        {move || problems.get().map(|list| if list.is_empty() {
                             view! { <p class="notice" role="status" id="record-complete">"Everything needed is filled in."</p> }.into_any()
                         } else {
                             view! {
