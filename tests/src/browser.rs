@@ -14,11 +14,21 @@ use tokio::sync::watch;
 
 use crate::database::TempDir;
 
-/// A chromedriver process on a free port.
+/// A chromedriver process on a free port. It leads a process group of its own, which every
+/// Chromium it starts joins: dropping it (a test that panics never reaches `stop`) kills the
+/// whole group, so a failed test leaves no browsers running to take the CPU from the tests
+/// after it.
 pub struct ChromeDriver {
     child: tokio::process::Child,
+    group: Option<u32>,
     port: u16,
     profiles: Vec<TempDir>,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        self.kill_group();
+    }
 }
 
 impl ChromeDriver {
@@ -31,6 +41,7 @@ impl ChromeDriver {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .context(
@@ -44,6 +55,7 @@ impl ChromeDriver {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(Self {
+            group: child.id(),
             child,
             port,
             profiles: Vec::new(),
@@ -89,7 +101,23 @@ impl ChromeDriver {
 
     /// Stops chromedriver.
     pub async fn stop(mut self) {
+        self.kill_group();
         let _ = self.child.kill().await;
+    }
+
+    /// Kills chromedriver and every browser it started (once; chromedriver is not yet
+    /// reaped here, so its group id cannot have been reused).
+    fn kill_group(&mut self) {
+        if let Some(group) = self
+            .group
+            .take()
+            .and_then(|g| libc::pid_t::try_from(g).ok())
+        {
+            // SAFETY: killpg only sends a signal, to the group made for chromedriver at spawn.
+            unsafe {
+                libc::killpg(group, libc::SIGKILL);
+            }
+        }
     }
 }
 
