@@ -351,6 +351,23 @@ async fn sign_out_leaves_no_case_data_and_a_device_reported_lost_wipes_itself() 
     .await
     .unwrap();
 
+    // A senior of another team opens the case on duty; the manager's oversight page (one of
+    // the pages split off the first download) lists it with the reason given.
+    let duty = server.sign_in("senior.south").await;
+    let opened = server
+        .post(
+            &duty,
+            &format!("/api/cases/{case}/duty-access"),
+            &casebook_shared::api::DutyAccessRequest {
+                reason: "Breach reported at 2am".into(),
+            },
+        )
+        .await;
+    assert!(opened.status().is_success());
+    click(&manager, Locator::Id("oversight")).await;
+    wait_for_text(&manager, "#duty-access", "Breach reported at 2am").await;
+    assert!(text_of(&manager, "#duty-access").await.contains("Pat Boyd"));
+
     browser.close().await.unwrap();
     manager.close().await.unwrap();
     driver.stop().await;
