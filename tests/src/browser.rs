@@ -105,8 +105,9 @@ impl ChromeDriver {
         let _ = self.child.kill().await;
     }
 
-    /// Kills chromedriver and every browser it started (once; chromedriver is not yet
-    /// reaped here, so its group id cannot have been reused).
+    /// Kills chromedriver and every browser it started (once). The group's id stays its own
+    /// while any of them runs; only if all had exited on their own could it have been taken
+    /// by a new group, which on a test machine is not a practical risk.
     fn kill_group(&mut self) {
         if let Some(group) = self
             .group
@@ -129,10 +130,15 @@ fn chromium_binary() -> String {
 pub async fn sign_in(browser: &Client, base: &str, username: &str) {
     browser.goto(base).await.unwrap();
     wait_for(browser, Locator::Id("username")).await;
+    submit_sign_in(browser, username).await;
+    wait_for(browser, Locator::Id("sign-out")).await;
+}
+
+/// On the sign-in page: fills in `username` and the demo password and taps "Sign in".
+pub async fn submit_sign_in(browser: &Client, username: &str) {
     type_into(browser, "username", username).await;
     type_into(browser, "password", crate::http::PASSWORD).await;
     click(browser, Locator::Id("sign-in")).await;
-    wait_for(browser, Locator::Id("sign-out")).await;
 }
 
 /// Waits until `check` returns true, polling.

@@ -6,7 +6,7 @@
 
 use casebook_tests::browser::{
     ChromeDriver, NetworkSwitch, STEP_TIMEOUT, all_ready_within, click, eventually,
-    service_worker_ready, set_value, sign_in, text_of, type_into, until, wait_for,
+    service_worker_ready, set_value, sign_in, submit_sign_in, text_of, type_into, until, wait_for,
 };
 use casebook_tests::http::{PASSWORD, Session};
 use casebook_tests::server::TestServer;
@@ -984,9 +984,7 @@ async fn a_review_filled_in_offline_reaches_the_seniors_list_and_an_identificati
         )
         .await
         .unwrap();
-    type_into(&office, "username", "senior.north").await;
-    type_into(&office, "password", PASSWORD).await;
-    click(&office, Locator::Id("sign-in")).await;
+    submit_sign_in(&office, "senior.north").await;
     wait_for(&office, Locator::Id("hro")).await;
     click(&office, Locator::Id("hro")).await;
     until(&office, "the case list's answer", || async {
@@ -1117,9 +1115,7 @@ async fn every_case_is_prefetched_and_the_handover_summary_of_a_demo_hro_case_ho
         )
         .await
         .unwrap();
-    type_into(&tablet, "username", "worker.north1").await;
-    type_into(&tablet, "password", PASSWORD).await;
-    click(&tablet, Locator::Id("sign-in")).await;
+    submit_sign_in(&tablet, "worker.north1").await;
     wait_for(&tablet, Locator::Id("sign-out")).await;
     // Every case is fetched in the background; the list says when all are ready offline.
     let all = format!("{n} of {n} cases ready offline", n = cases.len());
