@@ -303,7 +303,7 @@ async fn seed_record(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        records::set_item(&mut am, kind, key, &format!("item-{n}"), &values, false)?;
+        records::set_item(&mut am, kind, key, &format!("item-{n}"), &values, None)?;
     }
     am.commit();
     let record = records::read(&am, kind);

@@ -794,15 +794,17 @@ pub fn set_withheld(
     Ok(())
 }
 
-/// Sets the values of item `item_id` of list field `key` (making the item if new), and its
-/// withheld flag.
+/// Sets the given values of item `item_id` of list field `key` (making the item if new; its
+/// other values are left as they are) and, when `withheld` is given, its withheld flag.
+/// Callers pass only what the person changed: a value read from an earlier copy of the
+/// record and written back would undo a change made since.
 pub fn set_item(
     doc: &mut AutoCommit,
     kind: Kind,
     key: &str,
     item_id: &str,
     values: &BTreeMap<String, String>,
-    withheld: bool,
+    withheld: Option<bool>,
 ) -> Result<(), RecordError> {
     let field = field_of(kind, key)?;
     let Items(item_fields) = field.ty else {
@@ -823,7 +825,9 @@ pub fn set_item(
             .ok_or_else(|| RecordError::NoSuchField(k.clone()))?;
         write_value(doc, &item, spec, v)?;
     }
-    if (read_value(doc, &item, ITEM_WITHHELD_KEY) == "true") != withheld {
+    if let Some(withheld) = withheld
+        && (read_value(doc, &item, ITEM_WITHHELD_KEY) == "true") != withheld
+    {
         doc.put(&item, ITEM_WITHHELD_KEY, withheld)?;
     }
     Ok(())
@@ -1038,11 +1042,23 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        set_item(&mut doc, Kind::RiskPlan, "actions", "a1", &action, true).unwrap();
+        set_item(
+            &mut doc,
+            Kind::RiskPlan,
+            "actions",
+            "a1",
+            &action,
+            Some(true),
+        )
+        .unwrap();
         set_withheld(&mut doc, Kind::RiskPlan, "scenarios", true).unwrap();
+        // One value changed: the others, and the withheld flag, are left as they are.
+        let owner = BTreeMap::from([("owner".to_owned(), "Jo Ritchie".to_owned())]);
+        set_item(&mut doc, Kind::RiskPlan, "actions", "a1", &owner, None).unwrap();
         let record = read(&doc, Kind::RiskPlan);
         assert_eq!(record.value("risks"), "Domestic abuse");
-        assert_eq!(record.items["actions"][0].values["owner"], "Jo");
+        assert_eq!(record.items["actions"][0].values["owner"], "Jo Ritchie");
+        assert_eq!(record.items["actions"][0].values["action"], "Weekly visits");
         assert!(record.items["actions"][0].withheld);
         assert!(record.withheld.contains("scenarios"));
         assert_eq!(identity(&doc), Some((Kind::RiskPlan, "case-1".to_owned())));
@@ -1126,7 +1142,7 @@ mod tests {
                 let text = format!("item-{n}");
                 let values: BTreeMap<String, String> = [("area", PLAN_AREAS[*area]), ("action", text.as_str())]
                     .into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-                set_item(&mut doc, Kind::RiskPlan, "actions", &format!("i{n}"), &values, *withheld).unwrap();
+                set_item(&mut doc, Kind::RiskPlan, "actions", &format!("i{n}"), &values, Some(*withheld)).unwrap();
                 if *withheld { withheld_texts.push(text) } else { shared_texts.push(text) }
             }
             let record = read(&doc, Kind::RiskPlan);

@@ -1338,3 +1338,71 @@ async fn a_page_split_off_the_first_download_opens_offline_and_says_so_when_it_c
     tablet.close().await.unwrap();
     driver.stop().await;
 }
+
+/// A plan action typed and marked "withhold from the person" in the same moment (a busy
+/// tablet handles the tap before the page's copy of the record has caught up with the
+/// typing): both are kept, in either order. Reading that copy, the tap wrote back the
+/// action's old text, or typing wrote back the old withheld flag, which would show the
+/// person something marked to be kept from them.
+#[tokio::test]
+async fn a_plan_action_typed_and_withheld_in_the_same_moment_keeps_both() {
+    let (_server, _case, driver, browser) = signed_in_on_a_case().await;
+    click(
+        &browser,
+        Locator::Css("button.new-record[data-kind='risk-plan']"),
+    )
+    .await;
+    wait_for(&browser, Locator::Css("#items-actions .add-item")).await;
+    for _ in 0..2 {
+        click(&browser, Locator::Css("#items-actions .add-item")).await;
+    }
+    until(&browser, "two plan actions", || async {
+        Ok(browser
+            .find_all(Locator::Css("#items-actions .item"))
+            .await?
+            .len()
+            == 2)
+    })
+    .await;
+    // The first is begun, then finished and withheld at once; the second is withheld and
+    // then typed at once.
+    let helpers = "const items = document.querySelectorAll('#items-actions .item');
+         const type = (item, text) => {
+           const field = item.querySelector('textarea[id$=\"-action\"]');
+           field.value = text;
+           field.dispatchEvent(new Event('input', { bubbles: true }));
+         };
+         const withhold = (item) => item.querySelector('input[id^=\"withhold-actions-\"]').click();";
+    let begun = format!("{helpers} type(items[0], 'Weekly contact');");
+    browser.execute(&begun, vec![]).await.unwrap();
+    wait_for_badge(&browser, "all changes saved").await;
+    let at_once = format!(
+        "{helpers}
+         type(items[0], 'Weekly contact with the police offender manager');
+         withhold(items[0]);
+         withhold(items[1]);
+         type(items[1], 'Address checks by the housing officer');"
+    );
+    browser.execute(&at_once, vec![]).await.unwrap();
+    wait_for_badge(&browser, "all changes saved").await;
+    let state = "return [...document.querySelectorAll('#items-actions .item')].map((item) =>
+         [item.querySelector('textarea[id$=\"-action\"]').value,
+          item.querySelector('input[id^=\"withhold-actions-\"]').checked]);";
+    let mut shown: Vec<(String, bool)> =
+        serde_json::from_value(browser.execute(state, vec![]).await.unwrap()).unwrap();
+    shown.sort();
+    assert_eq!(
+        shown,
+        vec![
+            ("Address checks by the housing officer".to_owned(), true),
+            (
+                "Weekly contact with the police offender manager".to_owned(),
+                true
+            ),
+        ],
+        "both actions keep their text and are withheld"
+    );
+
+    browser.close().await.unwrap();
+    driver.stop().await;
+}

@@ -385,7 +385,7 @@ async fn the_persons_copy_of_a_plan_leaves_out_withheld_fields_and_items_and_is_
                 "actions",
                 "a",
                 &item("Weekly home visits"),
-                false,
+                Some(false),
             )
             .unwrap();
             records::set_item(
@@ -394,7 +394,7 @@ async fn the_persons_copy_of_a_plan_leaves_out_withheld_fields_and_items_and_is_
                 "actions",
                 "b",
                 &item("Liaise with the victim's advocate"),
-                true,
+                Some(true),
             )
             .unwrap();
         })

@@ -258,7 +258,7 @@ fn ItemList(
     let add = move |_| {
         let id = format!("{:032x}", u128::from_be_bytes(random_bytes()));
         write(doc, move |am| {
-            records::set_item(am, kind, key, &id, &BTreeMap::new(), false)
+            records::set_item(am, kind, key, &id, &BTreeMap::new(), None)
         });
     };
     let label = if field.required {
@@ -287,14 +287,15 @@ fn ItemList(
                         }
                     };
                     let withhold_id = format!("withhold-{key}-{item_id}");
+                    // Each control writes only what it changes: the page's copy of the record
+                    // is refreshed a moment after each change, and writing back a value read
+                    // from it would undo a change made in that moment.
                     let withhold = {
                         let item_id = item_id.clone();
-                        let current = current.clone();
                         move |ev| {
                             let on = event_target_checked(&ev);
                             let item_id = item_id.clone();
-                            let values = current().values;
-                            write(doc, move |am| records::set_item(am, kind, key, &item_id, &values, on));
+                            write(doc, move |am| records::set_item(am, kind, key, &item_id, &BTreeMap::new(), Some(on)));
                         }
                     };
                     view! {
@@ -309,9 +310,8 @@ fn ItemList(
                                 let on_change = move |ev: leptos::ev::Event| {
                                     let v = event_target_value(&ev);
                                     let item_id = item_id.clone();
-                                    let withheld = current().withheld;
                                     let values = BTreeMap::from([(f_key.to_owned(), v)]);
-                                    write(doc, move |am| records::set_item(am, kind, key, &item_id, &values, withheld));
+                                    write(doc, move |am| records::set_item(am, kind, key, &item_id, &values, None));
                                 };
                                 let label = if f.required { format!("{} *", f.label) } else { f.label.to_owned() };
                                 let control = match f.ty {
