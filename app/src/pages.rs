@@ -139,8 +139,11 @@ fn current_hash() -> String {
 /// consultation of a record and drop what the page held, such as a completeness check).
 fn watch_hash(ctx: AppCtx) {
     let on_change = Closure::<dyn FnMut()>::new(move || {
-        if ctx.me.get_untracked().is_some() {
-            let page = Page::from_hash(&current_hash());
+        let hash = current_hash();
+        // "#main" (the skip link) is a place on the page, not a page.
+        let names_a_page = hash.is_empty() || hash == "#" || hash.starts_with("#/");
+        if ctx.me.get_untracked().is_some() && names_a_page {
+            let page = Page::from_hash(&hash);
             if ctx.page.get_untracked() != page {
                 ctx.page.set(page);
             }

@@ -577,6 +577,25 @@ async fn persons_copy_combined_chronology_audit_search_erasure_and_accounts_on_s
     add_entry_marked(&worker, "Withheld: partner's new address", true).await;
     wait_for_badge(&worker, "all changes saved").await;
 
+    // "Skip to content" (the keyboard's way past the app bar) moves to the page's content;
+    // it does not leave the case.
+    let skipped = worker
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             window.addEventListener('hashchange', () => setTimeout(() => done(location.hash), 0), { once: true });
+             document.querySelector('.skip-link').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(skipped, json!("#main"));
+    assert!(
+        text_of(&worker, "#chronology")
+            .await
+            .contains("Shared: attended the group"),
+        "the case is still showing after the skip link"
+    );
+
     // The person's copy leaves out the withheld entry.
     click(&worker, Locator::Id("open-persons-copy")).await;
     wait_for(&worker, Locator::Id("recipient")).await;
