@@ -173,7 +173,7 @@ where
 }
 
 /// Whether the case list's progress line ("N of M cases ready offline") says all are ready.
-pub fn all_ready(progress: &str) -> bool {
+fn all_ready(progress: &str) -> bool {
     let words: Vec<&str> = progress.split_whitespace().collect();
     matches!(words.as_slice(), [done, "of", total, ..] if done == total && *total != "0")
 }
@@ -272,7 +272,7 @@ pub async fn wait_for(browser: &Client, locator: Locator<'_>) {
 /// What the page shows, for a failing step's message: where it is, the sync badge, every
 /// field's value (passwords left out) and the start of the page's text. Tests use only
 /// synthetic data, so this may be printed.
-pub async fn page_state(browser: &Client) -> String {
+async fn page_state(browser: &Client) -> String {
     let script = "const main = document.querySelector('main') || document.body;
          const fields = [...main.querySelectorAll('input, select, textarea')]
              .filter((e) => e.id && e.type !== 'password')
