@@ -2,3 +2,4 @@
 
 pub mod entry_form;
 pub mod sync_badge;
+pub mod update_notice;

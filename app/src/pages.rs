@@ -17,6 +17,7 @@ pub mod team;
 pub mod unlock;
 
 use crate::components::sync_badge::SyncBadge;
+use crate::components::update_notice::UpdateNotice;
 use crate::http::{self, ApiFailure};
 use crate::local_store::LocalStore;
 use crate::state::{AppCtx, Page};
@@ -99,6 +100,7 @@ pub fn App() -> impl IntoView {
             </Show>
         </header>
         <main id="main">
+            <UpdateNotice />
             {move || ctx.notice.get().map(|n| view! {
                 <div class="notice" role="alert">
                     {n}

@@ -227,6 +227,11 @@ pub fn presence(doc: DocumentId, section: &str) {
     }
 }
 
+/// Whether every write to this device's storage has ended (one that failed never does).
+pub fn saved_on_device() -> bool {
+    client().is_none_or(|c| c.borrow().unsaved.is_empty())
+}
+
 /// Changes waiting to reach the server.
 pub fn waiting() -> usize {
     read(|core| core.waiting()).unwrap_or(0)

@@ -3,7 +3,8 @@
 // first download and its loader: the build writes their names into SHELL. It never caches
 // API responses: case data lives encrypted-at-rest in IndexedDB, handled by the app, not
 // here. The cache name changes with every build (__BUILD__ is replaced by a fingerprint of
-// the bundle and the split-off module), and old caches are removed on activation.
+// the bundle and the split-off module), and old caches are removed on activation. A page the
+// new worker takes over from an older one offers a reload (app/src/components/update_notice.rs).
 const CACHE = 'casebook-shell-__BUILD__';
 const SHELL = ['/', '/index.html', '/boot.js', '/casebook_app.js', '/casebook_app_bg.wasm', '/style.css', '/manifest.webmanifest', '__SPLIT__'];
 

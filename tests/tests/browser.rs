@@ -123,7 +123,12 @@ struct Offline {
 }
 
 async fn co_workers_behind_a_switch() -> Offline {
-    let server = TestServer::start_with(Some(dist())).await.unwrap();
+    co_workers_behind_a_switch_serving(dist()).await
+}
+
+/// As [`co_workers_behind_a_switch`], the server sending the app in `app`.
+async fn co_workers_behind_a_switch_serving(app: PathBuf) -> Offline {
+    let server = TestServer::start_with(Some(app)).await.unwrap();
     let (jo, _, case) = Session::co_workers(&server.base).await.unwrap();
     let target: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let network = NetworkSwitch::start(target).await.unwrap();
@@ -1295,12 +1300,7 @@ async fn a_page_split_off_the_first_download_opens_offline_and_says_so_when_it_c
         mut driver,
         ..
     } = co_workers_behind_a_switch().await;
-    let tablet = driver.browser().await.unwrap();
-    sign_in(&tablet, &network.url(), "worker.north1").await;
-    service_worker_ready(&tablet).await.unwrap();
-    all_ready_within(&tablet, "the caseload", WAIT)
-        .await
-        .unwrap();
+    let tablet = jo_ready_offline(&mut driver, &network).await;
     let cached_pieces = "const done = arguments[arguments.length - 1];
          caches.keys()
              .then((names) => Promise.all(names.map((n) => caches.open(n).then((c) => c.keys()))))
@@ -1353,6 +1353,188 @@ async fn a_page_split_off_the_first_download_opens_offline_and_says_so_when_it_c
     wait_for(&tablet, Locator::Id("devices")).await;
     click(&tablet, Locator::Id("devices")).await;
     wait_for(&tablet, Locator::Id("devices-heading")).await;
+
+    tablet.close().await.unwrap();
+    driver.stop().await;
+}
+
+/// Jo's tablet, signed in through `network`, once the app and the caseload are on it.
+async fn jo_ready_offline(driver: &mut ChromeDriver, network: &NetworkSwitch) -> Client {
+    let tablet = driver.browser().await.unwrap();
+    sign_in(&tablet, &network.url(), "worker.north1").await;
+    service_worker_ready(&tablet).await.unwrap();
+    all_ready_within(&tablet, "the caseload", WAIT)
+        .await
+        .unwrap();
+    tablet
+}
+
+/// A copy of the built app in a folder of its own, removed when dropped: a test that
+/// deploys a new build changes its files.
+struct AppCopy(PathBuf);
+
+impl AppCopy {
+    fn of(dist: &std::path::Path) -> Self {
+        let dir = std::env::temp_dir().join(format!("casebook-app-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(dist).unwrap() {
+            let path = entry.unwrap().path();
+            assert!(path.is_file(), "the built app is one folder of files");
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+        Self(dir)
+    }
+
+    /// Makes the app look like the next build, as a deployment replaces it: the modules
+    /// split off the first download get new names (in their loader and in the service
+    /// worker's list too), and the service worker a new cache name. The changed files'
+    /// precompressed copies are removed (the server then sends the files as they are).
+    /// Returns the split-off modules' new names.
+    fn deploy_next_build(&self) -> Vec<String> {
+        let dir = &self.0;
+        let drop_compressed = |name: &str| {
+            for ext in ["br", "gz"] {
+                let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
+            }
+        };
+        let mut renames = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.starts_with("split_") && name.ends_with(".wasm") {
+                let next = name.replace(".wasm", "-next.wasm");
+                std::fs::rename(dir.join(&name), dir.join(&next)).unwrap();
+                drop_compressed(&name);
+                renames.push((name, next));
+            }
+        }
+        assert!(!renames.is_empty(), "the build split pages off");
+        for file in ["__wasm_split.js", "sw.js"] {
+            let old = std::fs::read_to_string(dir.join(file)).unwrap();
+            let mut text = old.clone();
+            for (name, next) in &renames {
+                text = text.replace(name.as_str(), next);
+            }
+            if file == "sw.js" {
+                let cache = "const CACHE = 'casebook-shell-";
+                assert!(text.contains(cache), "sw.js names its cache");
+                text = text.replace(cache, "const CACHE = 'casebook-shell-next-");
+            }
+            assert_ne!(text, old, "{file} names the split-off modules");
+            std::fs::write(dir.join(file), text).unwrap();
+            drop_compressed(file);
+        }
+        renames.into_iter().map(|(_, next)| next).collect()
+    }
+}
+
+impl Drop for AppCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether the page offers a reload into a new version.
+async fn update_offered(browser: &Client) -> bool {
+    !browser
+        .find_all(Locator::Id("update-ready"))
+        .await
+        .unwrap()
+        .is_empty()
+}
+
+/// Casebook is updated on the server while a tablet has the app open. The service worker
+/// takes the new build onto the device (and removes the old one), so the page, still
+/// running the old build, cannot open the pages split off it: it says a new version is
+/// ready, and reloading into it keeps the entry made before. The first install on a
+/// device is not announced as an update.
+#[tokio::test]
+async fn a_new_version_deployed_while_the_app_is_open_is_offered_as_a_reload_that_keeps_everything()
+{
+    let app = AppCopy::of(&dist());
+    // The server is bound (not left in `..`), so it lives to the end of the test.
+    let Offline {
+        server: _server,
+        network,
+        case,
+        mut driver,
+        ..
+    } = co_workers_behind_a_switch_serving(app.0.clone()).await;
+    let tablet = jo_ready_offline(&mut driver, &network).await;
+    open_case(&tablet, &case).await;
+    add_entry(&tablet, "Home visit before the update").await;
+    wait_for_badge(&tablet, "all changes saved").await;
+    assert_eq!(
+        tablet
+            .execute(
+                "return navigator.serviceWorker.controller !== null;",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        json!(true),
+        "the first service worker has taken over the page"
+    );
+    assert!(
+        !update_offered(&tablet).await,
+        "the first install is not a new version"
+    );
+
+    // The next build is deployed; the tablet finds it when its connection comes back.
+    let pieces = app.deploy_next_build();
+    network.set_online(false);
+    wait_for_badge(&tablet, "Offline").await;
+    network.set_online(true);
+    wait_for(&tablet, Locator::Id("update-ready")).await;
+
+    // The page still runs the old build. Once the new one has removed the old one from the
+    // device (the page is told of the new version as it takes over, a moment before), the
+    // old build's split-off module is nowhere to be had, and the page says so.
+    until(
+        &tablet,
+        "the old build's files to leave the device",
+        || async {
+            let caches = tablet
+                .execute_async(
+                    "const done = arguments[arguments.length - 1]; caches.keys().then(done);",
+                    vec![],
+                )
+                .await?;
+            Ok(serde_json::from_value::<Vec<String>>(caches)?
+                .iter()
+                .all(|name| name.starts_with("casebook-shell-next-")))
+        },
+    )
+    .await;
+    click(&tablet, Locator::Id("devices")).await;
+    wait_for_text(&tablet, "#not-here", "could not be loaded onto this device").await;
+
+    // Reloading runs the new build: its split-off page opens, the notice is gone and the
+    // entry made before is there.
+    click(&tablet, Locator::Id("reload-app")).await;
+    wait_for(&tablet, Locator::Id("devices-heading")).await;
+    let fetched: Vec<String> = serde_json::from_value(
+        tablet
+            .execute(
+                "return performance.getEntriesByType('resource').map((r) => r.name);",
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        pieces
+            .iter()
+            .any(|p| fetched.iter().any(|f| f.ends_with(&format!("/{p}")))),
+        "the reloaded page runs the new build ({pieces:?} among {fetched:?})"
+    );
+    assert!(
+        !update_offered(&tablet).await,
+        "the new version, once running, is not announced again"
+    );
+    click(&tablet, Locator::LinkText("← My cases")).await;
+    open_case(&tablet, &case).await;
+    wait_for_text(&tablet, "#chronology", "Home visit before the update").await;
 
     tablet.close().await.unwrap();
     driver.stop().await;

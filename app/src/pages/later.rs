@@ -9,7 +9,8 @@
 //! that module with the rest of the app when it installs, so they open with no network as
 //! every other page does. If it cannot be had (the app opened before the service worker
 //! finished, then the network went; or a page still running a build that has since been
-//! replaced), the page says so and nothing else is affected.
+//! replaced, which also shows the notice to reload, `components::update_notice`), the page
+//! says so and nothing else is affected.
 //!
 //! Everything here is one module (`seldom`): one download, whichever opens first.
 
@@ -31,7 +32,7 @@ pub fn page(view: impl Future<Output = Result<AnyView, NotHere>> + Send + 'stati
                 view.await.unwrap_or_else(|NotHere| {
                     view! {
                         <p><a href="#/" id="back-to-cases" on:click=move |ev| { ev.prevent_default(); ctx.go(Page::Cases); }>"← My cases"</a></p>
-                        <div class="notice" role="alert">
+                        <div class="notice" role="alert" id="not-here">
                             "This page could not be loaded onto this device. Reload Casebook while connected to the network to get it; your records and every other page work as before."
                         </div>
                     }
