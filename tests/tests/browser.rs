@@ -1445,8 +1445,9 @@ async fn update_offered(browser: &Client) -> bool {
 /// Casebook is updated on the server while a tablet has the app open. The service worker
 /// takes the new build onto the device (and removes the old one), so the page, still
 /// running the old build, cannot open the pages split off it: it says a new version is
-/// ready, and reloading into it keeps the entry made before. The first install on a
-/// device is not announced as an update.
+/// ready, and reloading into it keeps the entries made before, one of them made offline
+/// and refused by the browser's storage (the reload waits for the server to have it). The
+/// first install on a device is not announced as an update.
 #[tokio::test]
 async fn a_new_version_deployed_while_the_app_is_open_is_offered_as_a_reload_that_keeps_everything()
 {
@@ -1508,9 +1509,51 @@ async fn a_new_version_deployed_while_the_app_is_open_is_offered_as_a_reload_tha
     click(&tablet, Locator::Id("devices")).await;
     wait_for_text(&tablet, "#not-here", "could not be loaded onto this device").await;
 
-    // Reloading runs the new build: its split-off page opens, the notice is gone and the
-    // entry made before is there.
+    // An entry made with no network that the browser refuses to store is only in the page:
+    // "Reload now" waits until the server has it, and only then reloads.
+    click(&tablet, Locator::Id("back-to-cases")).await;
+    open_case(&tablet, &case).await;
+    network.set_online(false);
+    wait_for_badge(&tablet, "Offline").await;
+    tablet
+        .execute(
+            "window.__samePage = true;
+             IDBTransaction.prototype.commit = function () { this.abort(); };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    add_entry(&tablet, "Entry only in the page").await;
+    wait_for_text(
+        &tablet,
+        "div.notice[role=alert]",
+        "could not save your work locally",
+    )
+    .await;
     click(&tablet, Locator::Id("reload-app")).await;
+    wait_for_text(&tablet, "#reload-app", "Saving your changes first").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        tablet
+            .execute("return window.__samePage === true;", vec![])
+            .await
+            .unwrap(),
+        json!(true),
+        "no reload while a change is neither on the device nor on the server"
+    );
+    network.set_online(true);
+
+    // Once the server has it, the page reloads into the new build: its split-off page
+    // opens, the notice is gone and both entries are there.
+    until(&tablet, "the page to reload", || async {
+        Ok(tablet
+            .execute("return window.__samePage !== true;", vec![])
+            .await?
+            == json!(true))
+    })
+    .await;
+    wait_for_text(&tablet, "#chronology", "Entry only in the page").await;
+    click(&tablet, Locator::Id("devices")).await;
     wait_for(&tablet, Locator::Id("devices-heading")).await;
     let fetched: Vec<String> = serde_json::from_value(
         tablet
@@ -1535,6 +1578,7 @@ async fn a_new_version_deployed_while_the_app_is_open_is_offered_as_a_reload_tha
     click(&tablet, Locator::LinkText("← My cases")).await;
     open_case(&tablet, &case).await;
     wait_for_text(&tablet, "#chronology", "Home visit before the update").await;
+    wait_for_text(&tablet, "#chronology", "Entry only in the page").await;
 
     tablet.close().await.unwrap();
     driver.stop().await;

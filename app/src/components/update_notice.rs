@@ -6,7 +6,8 @@
 //! split off the first download (`pages::later`) cannot be had by it any more. So when a new
 //! service worker takes over a page an older one served, the app says a new version is
 //! ready, with a button to reload into it. Reloading loses nothing: every change is written
-//! to the device as it is made (the button waits for writes still under way).
+//! to the device as it is made, and the button waits until each is on the device or on the
+//! server (a write the browser refused leaves it only in the page until the server has it).
 //!
 //! The browser looks for a new build when the app is opened. A tablet can keep the app open
 //! for days, so the app also looks each time its sync connection comes up.
@@ -19,14 +20,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-/// How long "Reload now" waits for writes to the device's storage still under way.
-const SAVE_WAIT_MS: f64 = 3_000.0;
-
 /// The notice, shown once a new version has taken over the device's copy of the app.
 #[component]
 pub fn UpdateNotice() -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
     let ready = RwSignal::new(false);
+    let saving = RwSignal::new(false);
     if let Some(workers) = service_workers() {
         watch_takeover(&workers, ready);
         let online = Memo::new(move |_| ctx.sync.get().online);
@@ -40,8 +39,9 @@ pub fn UpdateNotice() -> impl IntoView {
         <Show when=move || ready.get()>
             <div class="notice" role="status" id="update-ready">
                 "A new version of Casebook is ready. Reload to use it; everything on this device is kept. "
-                <button type="button" id="reload-app" on:click=move |_| leptos::task::spawn_local(reload())>
-                    "Reload now"
+                <button type="button" id="reload-app" disabled=move || saving.get()
+                    on:click=move |_| leptos::task::spawn_local(reload(saving))>
+                    {move || if saving.get() { "Saving your changes first…" } else { "Reload now" }}
                 </button>
             </div>
         </Show>
@@ -92,11 +92,12 @@ fn look_for_update() {
     });
 }
 
-/// Reloads the app once the device has written everything it was writing (or after
-/// [`SAVE_WAIT_MS`]: a write that failed never ends, and the page has already said so).
-async fn reload() {
-    let started = crate::now_ms();
-    while !sync_client::saved_on_device() && crate::now_ms() - started < SAVE_WAIT_MS {
+/// Reloads the app once every change is kept somewhere a reload cannot lose it: written to
+/// the device's storage, or stored by the server. A write the browser refused never ends,
+/// so a change it held waits for the server (the page has already said so).
+async fn reload(saving: RwSignal<bool>) {
+    saving.set(true);
+    while !sync_client::saved_on_device() && sync_client::waiting() > 0 {
         crate::sleep_ms(100).await;
     }
     if let Some(window) = web_sys::window() {
