@@ -31,7 +31,7 @@ pub fn UpdateNotice() -> impl IntoView {
         let online = Memo::new(move |_| ctx.sync.get().online);
         Effect::new(move |_| {
             if online.get() {
-                look_for_update();
+                look_for_update(workers.clone());
             }
         });
     }
@@ -74,10 +74,7 @@ fn watch_takeover(workers: &web_sys::ServiceWorkerContainer, ready: RwSignal<boo
 
 /// Asks the browser to look for a new build (a request for `sw.js`, which the server sends
 /// uncached). Failing (no network after all) changes nothing.
-fn look_for_update() {
-    let Some(workers) = service_workers() else {
-        return;
-    };
+fn look_for_update(workers: web_sys::ServiceWorkerContainer) {
     leptos::task::spawn_local(async move {
         let Ok(found) = JsFuture::from(workers.get_registration()).await else {
             return;
