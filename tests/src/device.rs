@@ -10,6 +10,7 @@ use casebook_shared::ids::{DeviceId, DocumentId};
 use casebook_shared::protocol::{DenyReason, ErrorCode, Head, ServerMessage};
 use casebook_shared::records::{self, Kind};
 use casebook_shared::sync::client::{Chunk, ClientCore, Creation, Output};
+use casebook_shared::sync::receive::Apply;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -90,6 +91,7 @@ impl NativeDevice {
                 .with_past_actors(past.clone())
                 .with_pending_views(self.pending_views.clone())
                 .with_pending_creations(self.pending_creations.clone());
+        core.set_apply(self.core.applies_with().cloned());
         for (id, (chunks, persisted)) in &self.storage {
             core.restore(*id, chunks, persisted)?;
         }
@@ -99,6 +101,12 @@ impl NativeDevice {
             past_actors: past,
             ..self
         })
+    }
+
+    /// Applies the changes the server sends with `apply`, which the simulated devices of a
+    /// load benchmark share (see `bench::applied_once`).
+    pub fn share_applying(&mut self, apply: Apply) {
+        self.core.set_apply(Some(apply));
     }
 
     fn now(&self) -> u64 {

@@ -362,6 +362,8 @@ pub struct ClientCore {
     /// When the connection last brought an answer about documents (milliseconds): see
     /// [`Self::tick`].
     last_frame_ms: u64,
+    /// How changes from the server are applied (see [`super::receive::Apply`]).
+    apply: Option<super::receive::Apply>,
 }
 
 impl ClientCore {
@@ -377,7 +379,19 @@ impl ClientCore {
             views: Vec::new(),
             creations: Vec::new(),
             last_frame_ms: 0,
+            apply: None,
         }
+    }
+
+    /// Applies the changes the server sends with `apply` from now on, or as Automerge does
+    /// with `None` (see [`super::receive::Apply`]).
+    pub fn set_apply(&mut self, apply: Option<super::receive::Apply>) {
+        self.apply = apply;
+    }
+
+    /// How this device applies the changes the server sends, when not as Automerge does.
+    pub fn applies_with(&self) -> Option<&super::receive::Apply> {
+        self.apply.as_ref()
     }
 
     /// Views recorded in earlier runs and not yet logged by the server.
@@ -805,8 +819,13 @@ impl ClientCore {
                     },
                 };
                 if let Err(message) = by_heads {
-                    super::receive::receive(d.content.doc(), &mut d.sync, message)
-                        .map_err(|_| ClientError::BadSync)?;
+                    super::receive::receive_with(
+                        d.content.doc(),
+                        &mut d.sync,
+                        message,
+                        self.apply.as_ref(),
+                    )
+                    .map_err(|_| ClientError::BadSync)?;
                 }
                 if nothing_waited {
                     d.from_server = d.content.heads();

@@ -30,8 +30,30 @@ pub fn receive(
     state: &mut sync::State,
     message: sync::Message,
 ) -> Result<(), AutomergeError> {
+    receive_with(doc, state, message, None)
+}
+
+/// How a device takes in the changes a sync message brought (their bytes, joined), when
+/// not as [`receive`] does (Automerge's `load_incremental`). It must leave the document
+/// exactly as `load_incremental` would. The benchmarks' simulated devices share one that
+/// applies each change once for every device on the machine (`casebook-tests`'
+/// `bench::applied_once`): real devices each apply on their own processor, where a
+/// thousand simulated ones would spend the server's.
+pub type Apply =
+    std::sync::Arc<dyn Fn(&mut AutoCommit, &[u8]) -> Result<(), AutomergeError> + Send + Sync>;
+
+/// [`receive`], applying the message's changes with `apply` when given.
+pub fn receive_with(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    message: sync::Message,
+    apply: Option<&Apply>,
+) -> Result<(), AutomergeError> {
     take_in(doc, state, message, |doc, changes| {
         let joined: Vec<u8> = changes.iter().flatten().copied().collect();
+        if let Some(apply) = apply {
+            return apply(doc, &joined);
+        }
         let applied = doc.load_incremental(&joined);
         super::forget_patches(doc);
         applied.map(|_| ())

@@ -4,6 +4,7 @@
 //! burst above what the server sustains, then a quiet spell) and the several-instances
 //! scenario (devices spread over two server processes on one PostgreSQL database).
 
+use super::applied_once;
 use super::fixture::{self, Fixture, SeedDocument};
 use super::report::{Report, Run, Target, percentile};
 use super::{ProcessStats, Settings, process_stats};
@@ -134,6 +135,9 @@ pub struct Outcome {
     pub servers: Vec<(ProcessStats, ProcessStats)>,
     /// Length of the load, in seconds.
     pub seconds: f64,
+    /// Times a device took another's result of applying the same changes at the same heads
+    /// rather than applying them itself ([`applied_once`]).
+    pub copied: usize,
 }
 
 impl Outcome {
@@ -382,6 +386,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
 
     let ledger = Arc::new(Ledger::new(load.documents));
     let line = Arc::new(StartLine::new(load.devices));
+    let applying = applied_once::Shared::for_run(load.documents);
     let mut tasks = Vec::new();
     for n in 0..load.devices {
         let me = fixture::practitioner(staff[n], &format!("bench.live.{}", n + 1));
@@ -395,9 +400,13 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
         let schedule = load.schedule(n);
         let total = load.seconds();
         let (ledger, line) = (ledger.clone(), line.clone());
+        let apply = applying.as_ref().map(|a| a.apply.clone());
         tasks.push(tokio::spawn(async move {
             let mut device = NativeDevice::new(me);
             device.keeps_storage = false;
+            if let Some(apply) = apply {
+                device.share_applying(apply);
+            }
             let (ready, start) = line
                 .line_up(async {
                     device.connect(&url, &cookie).await?;
@@ -524,6 +533,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
         .deliveries_owed(&ledger)
         .saturating_sub(outcome.samples.len());
     outcome.acknowledged = outcome.written - outcome.unacknowledged;
+    outcome.copied = applying.as_ref().map_or(0, applied_once::Shared::copies);
     drop(servers);
     Ok(outcome)
 }
@@ -607,6 +617,12 @@ async fn measure(
         run.add("latency p99", "ms", p99, Some(Target::AtMost(50.0)));
         run.add("latency max", "ms", percentile(&all, 100.0), None);
         add_losses(&mut run, &outcome);
+        run.add(
+            "changes taken in as a copy of another simulated device's",
+            "%",
+            100.0 * outcome.copied as f64 / outcome.samples.len().max(1) as f64,
+            None,
+        );
         run.add(
             "server CPU",
             "% of a core",

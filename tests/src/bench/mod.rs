@@ -10,6 +10,7 @@
 //! - [`report`]: figures over several runs, the table, `bench/results.json`, `docs/performance.md`.
 //! - [`catch_up`]: a device reconnecting with changes made offline.
 //! - [`cover`]: a fresh device pulling down 50 cases.
+//! - [`applied_once`]: the simulated devices of a load run apply each change once between them.
 //! - [`live`]: many devices writing at a steady rate (live load, overload, several instances).
 //! - [`scale`]: 100,000 stored documents.
 //! - [`node`]: the same catch-up and live load against an automerge-repo sync server.
@@ -17,6 +18,7 @@
 //! - [`app`]: the wasm bundle, opening offline, and cover pickup in Chromium.
 
 pub mod app;
+pub mod applied_once;
 pub mod catch_up;
 pub mod cover;
 pub mod fixture;

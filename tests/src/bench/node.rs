@@ -8,6 +8,7 @@
 //! refuses this lock file on npm 11 over optional platform packages of `cbor-extract`) on
 //! first use.
 
+use super::applied_once;
 use super::fixture;
 use super::live::{Arrivals, Ledger, Load, StartLine};
 use super::repo_client::RepoDevice;
@@ -180,12 +181,14 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
     let seconds = load.seconds();
     let ledger = Arc::new(Ledger::new(load.documents));
     let line = Arc::new(StartLine::new(load.devices));
+    let applying = applied_once::Shared::for_run(load.documents);
     let mut tasks = Vec::new();
     for n in 0..load.devices {
         let mine = load.documents_of(n);
         let schedule = load.schedule(n);
         let url = server.url.clone();
         let (ids, ledger, line) = (ids.clone(), ledger.clone(), line.clone());
+        let apply = applying.as_ref().map(|a| a.apply.clone());
         tasks.push(tokio::spawn(async move {
             let names: Vec<String> = mine.iter().map(|d| ids[*d].clone()).collect();
             let (device, start) = line
@@ -193,6 +196,7 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
                     &url,
                     &format!("bench-device-{n}"),
                     &names,
+                    apply,
                 ))
                 .await;
             let mut device = device.with_context(|| format!("connecting device {n}"))?;

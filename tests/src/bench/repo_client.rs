@@ -5,12 +5,16 @@
 //! It speaks automerge-repo 2.x's WebSocket protocol (version "1"): CBOR maps, `join` and
 //! the server's `peer` answer, then `request` (for a document it does not hold yet) and
 //! `sync` messages carrying Automerge sync messages, one `sync::State` per document. That is
-//! what an automerge-repo client repo does, without its throttling and storage.
+//! what an automerge-repo client repo does, without its throttling and storage. It takes
+//! sync messages in with the protocol core's `receive_with`, which has the effect of
+//! Automerge's `receive_sync_message` (its tests check that), so that the devices of a run
+//! share applying changes as Casebook's do ([`super::applied_once`]).
 
 use anyhow::{Context, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
+use casebook_shared::sync::receive::{Apply, receive_with};
 use ciborium::Value;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -37,6 +41,8 @@ pub struct RepoDevice {
     docs: HashMap<String, Held>,
     /// `error` and `doc-unavailable` messages received.
     pub errors: usize,
+    /// Shared with the other devices of the run (see [`super::applied_once`]).
+    apply: Option<Apply>,
 }
 
 fn text(s: &str) -> Value {
@@ -59,7 +65,12 @@ fn field<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
 impl RepoDevice {
     /// Connects as peer `me`, joins, and fetches `documents` (automerge-repo document ids,
     /// the part of an `automerge:` URL after the colon) until each has arrived.
-    pub async fn connect(url: &str, me: &str, documents: &[String]) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        me: &str,
+        documents: &[String],
+        apply: Option<Apply>,
+    ) -> anyhow::Result<Self> {
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
         // Nagle's algorithm off (`true`), as automerge-repo's own client (the `ws` package) has it.
         let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
@@ -71,6 +82,7 @@ impl RepoDevice {
             server: String::new(),
             docs: HashMap::new(),
             errors: 0,
+            apply,
         };
         let join = encode(vec![
             ("type", text("join")),
@@ -171,9 +183,7 @@ impl RepoDevice {
                     .context("sync without data")?;
                 let message = sync::Message::decode(data)?;
                 if let Some(held) = self.docs.get_mut(&doc) {
-                    held.doc
-                        .sync()
-                        .receive_sync_message(&mut held.state, message)?;
+                    receive_with(&mut held.doc, &mut held.state, message, self.apply.as_ref())?;
                     if !held.doc.get_heads().is_empty() {
                         held.received = true;
                     }

@@ -1,0 +1,297 @@
+//! Applying each change once for all the simulated devices of a load run.
+//!
+//! In the live loads every change reaches the 24 other devices on its document, and each
+//! applies it to its own Automerge document: about 0.25-0.45 ms of Automerge's work for a
+//! chronology entry (some 220 operations) on the bench machines. At 500 changes/s that is
+//! 12,000 applications a second, more than the two cores the server runs on, where real
+//! devices would each do theirs on their own processor.
+//!
+//! An Automerge document is fixed by the changes it holds, which its heads name. So every
+//! device whose document reaches the same heads, with no change waiting for a dependency,
+//! holds the same document. [`Shared`] is an [`Apply`] for one run that keeps the documents
+//! devices reached, by their heads: a device about to take in changes works out the heads
+//! they bring it to (from the changes' hashes and dependencies, and what its document holds)
+//! and, when another device has been there, copies that document (about 13 µs) and sets its
+//! own actor id on it; otherwise it applies them with `load_incremental`, as every device
+//! does without this, and leaves the result for the others. A device that takes in the same
+//! bytes at the same heads as one before it skips even working out the heads. Each device
+//! still holds a whole document of its own, answers from it and is checked against it; the
+//! server sees the same conversation. Anything else (a document with a change waiting for a
+//! dependency, changes that would wait for one, bytes that are not plain change chunks) is
+//! applied as usual.
+//!
+//! Casebook's devices and the automerge-repo clients of the side-by-side share their work
+//! the same way.
+
+use automerge::{AutoCommit, Change, ChangeHash};
+use casebook_shared::sync::chunk;
+use casebook_shared::sync::receive::Apply;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Documents devices reached, by their heads (sorted), oldest first out; and the heads
+/// that given bytes taken in at given heads led to.
+struct Reached {
+    documents: HashMap<Vec<ChangeHash>, AutoCommit>,
+    order: VecDeque<Vec<ChangeHash>>,
+    led_to: HashMap<(Vec<ChangeHash>, Vec<u8>), Vec<ChangeHash>>,
+    led_order: VecDeque<(Vec<ChangeHash>, Vec<u8>)>,
+    capacity: usize,
+}
+
+impl Reached {
+    fn keep(&mut self, heads: Vec<ChangeHash>, document: AutoCommit) {
+        if self.documents.contains_key(&heads) {
+            return;
+        }
+        if self.order.len() >= self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.documents.remove(&old);
+        }
+        self.order.push_back(heads.clone());
+        self.documents.insert(heads, document);
+    }
+
+    fn remember(&mut self, input: (Vec<ChangeHash>, Vec<u8>), heads: Vec<ChangeHash>) {
+        if self.led_to.contains_key(&input) {
+            return;
+        }
+        if self.led_order.len() >= self.capacity
+            && let Some(old) = self.led_order.pop_front()
+        {
+            self.led_to.remove(&old);
+        }
+        self.led_order.push_back(input.clone());
+        self.led_to.insert(input, heads);
+    }
+}
+
+/// The heads `doc` (at `ours`, nothing waiting) reaches by taking in `changes`, if each is
+/// held already or has every dependency held or among them; `None` if any would wait.
+fn heads_after(
+    doc: &mut AutoCommit,
+    ours: &[ChangeHash],
+    changes: &[Change],
+) -> Option<Vec<ChangeHash>> {
+    let fresh: Vec<&Change> = changes
+        .iter()
+        .filter(|c| !doc.get_missing_deps(&[c.hash()]).is_empty())
+        .collect();
+    let new: HashSet<ChangeHash> = fresh.iter().map(|c| c.hash()).collect();
+    let mut covered = HashSet::new();
+    for change in &fresh {
+        for dep in change.deps() {
+            if !new.contains(dep) && !doc.get_missing_deps(&[*dep]).is_empty() {
+                return None;
+            }
+            covered.insert(*dep);
+        }
+    }
+    let heads: BTreeSet<ChangeHash> = ours
+        .iter()
+        .copied()
+        .chain(new)
+        .filter(|h| !covered.contains(h))
+        .collect();
+    Some(heads.into_iter().collect())
+}
+
+/// An [`Apply`] shared by the devices of one run, and how often it copied a document.
+#[derive(Clone)]
+pub struct Shared {
+    /// Given to each device.
+    pub apply: Apply,
+    copies: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    /// Keeping the last `capacity` documents reached (enough for a few seconds of a run's
+    /// changes to every document: devices on one document reach the same heads within
+    /// moments of each other, or seconds when they are behind).
+    pub fn new(capacity: usize) -> Self {
+        let reached = Arc::new(Mutex::new(Reached {
+            documents: HashMap::new(),
+            order: VecDeque::new(),
+            led_to: HashMap::new(),
+            led_order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }));
+        let copies = Arc::new(AtomicUsize::new(0));
+        let counted = copies.clone();
+        let apply: Apply = Arc::new(move |doc: &mut AutoCommit, bytes: &[u8]| {
+            let lock = || reached.lock().expect("documents reached");
+            let ours = doc.get_heads();
+            let target = if doc.get_missing_deps(&[]).is_empty() {
+                let input = (ours.clone(), bytes.to_vec());
+                let known = lock().led_to.get(&input).cloned();
+                known.or_else(|| {
+                    let changes = chunk::parse_changes([bytes])?;
+                    let after = heads_after(doc, &ours, &changes)?;
+                    lock().remember(input, after.clone());
+                    Some(after)
+                })
+            } else {
+                None
+            };
+            if let Some(target) = &target {
+                let copy = lock().documents.get(target).cloned();
+                if let Some(mut copy) = copy {
+                    copy.set_actor(doc.get_actor().clone());
+                    *doc = copy;
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+            doc.load_incremental(bytes)?;
+            doc.reset_diff_cursor();
+            if let Some(target) = target
+                && doc.get_missing_deps(&[]).is_empty()
+                && doc.get_heads() == target
+            {
+                lock().keep(target, doc.clone());
+            }
+            Ok(())
+        });
+        Self { apply, copies }
+    }
+
+    /// The sharing for a run's devices, keeping a few seconds of changes to each of
+    /// `documents`; `None` when `CASEBOOK_BENCH_EACH_APPLIES` is set, for comparing with
+    /// devices that each apply every change (as before 7 December).
+    pub fn for_run(documents: usize) -> Option<Self> {
+        std::env::var_os("CASEBOOK_BENCH_EACH_APPLIES")
+            .is_none()
+            .then(|| Self::new(documents * 16))
+    }
+
+    /// How many times a device took a copy instead of applying.
+    pub fn copies(&self) -> usize {
+        self.copies.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shared;
+    use automerge::{ActorId, AutoCommit, ROOT, ReadDoc, transaction::Transactable};
+
+    fn device(from: &[u8]) -> AutoCommit {
+        AutoCommit::load(from)
+            .unwrap()
+            .with_actor(ActorId::random())
+    }
+
+    fn change(doc: &mut AutoCommit, key: &str) -> Vec<u8> {
+        doc.put(ROOT, key, "value").unwrap();
+        doc.commit();
+        doc.get_last_local_change().unwrap().raw_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_device_taking_in_what_another_did_ends_with_the_same_document_and_its_own_actor() {
+        let mut origin = AutoCommit::new();
+        change(&mut origin, "seed");
+        let saved = origin.save();
+        let shared = Shared::new(8);
+        let apply = &shared.apply;
+        let (mut first, mut second) = (device(&saved), device(&saved));
+        let bytes = change(&mut origin, "entry");
+        apply(&mut first, &bytes).unwrap();
+        let actor = second.get_actor().clone();
+        apply(&mut second, &bytes).unwrap();
+        assert_eq!(second.get_heads(), origin.get_heads());
+        assert_eq!(second.get_actor(), &actor);
+        assert_eq!(
+            second
+                .get(ROOT, "entry")
+                .unwrap()
+                .map(|(v, _)| v.to_string()),
+            Some("\"value\"".to_owned())
+        );
+        // The device writes with its own actor after the copy, and its change applies
+        // elsewhere.
+        assert_eq!(shared.copies(), 1);
+        let own = change(&mut second, "own");
+        let mut third = device(&saved);
+        third.load_incremental(&bytes).unwrap();
+        third.load_incremental(&own).unwrap();
+        assert_eq!(third.get_heads(), second.get_heads());
+        assert!(
+            third
+                .get_changes(&[])
+                .iter()
+                .any(|c| c.actor_id() == &actor)
+        );
+    }
+
+    #[test]
+    fn a_device_at_other_heads_applies_for_itself() {
+        let mut origin = AutoCommit::new();
+        change(&mut origin, "seed");
+        let saved = origin.save();
+        let shared = Shared::new(8);
+        let apply = &shared.apply;
+        let (mut first, mut other) = (device(&saved), device(&saved));
+        let bytes = change(&mut origin, "entry");
+        apply(&mut first, &bytes).unwrap();
+        let own = change(&mut other, "own");
+        apply(&mut other, &bytes).unwrap();
+        assert_eq!(shared.copies(), 0);
+        assert_eq!(other.get_heads().len(), 2);
+        assert!(other.get_change_by_hash(&own_hash(&own)).is_some());
+        assert!(other.get(ROOT, "entry").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_document_with_a_change_waiting_for_its_dependency_is_never_copied_over() {
+        let mut origin = AutoCommit::new();
+        change(&mut origin, "seed");
+        let saved = origin.save();
+        let shared = Shared::new(8);
+        let apply = &shared.apply;
+        let first_change = change(&mut origin, "one");
+        let second_change = change(&mut origin, "two");
+        let (mut first, mut waiting) = (device(&saved), device(&saved));
+        // `waiting` holds the second change without the first.
+        waiting.load_incremental(&second_change).unwrap();
+        apply(&mut first, &first_change).unwrap();
+        apply(&mut waiting, &first_change).unwrap();
+        assert_eq!(shared.copies(), 0);
+        assert_eq!(waiting.get_heads(), origin.get_heads());
+        assert!(waiting.get(ROOT, "two").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_device_reaching_the_same_heads_by_another_way_takes_a_copy() {
+        let mut origin = AutoCommit::new();
+        change(&mut origin, "seed");
+        let saved = origin.save();
+        // Two concurrent changes, made on two other devices.
+        let (mut left, mut right) = (device(&saved), device(&saved));
+        let x = change(&mut left, "x");
+        let y = change(&mut right, "y");
+        let shared = Shared::new(8);
+        let apply = &shared.apply;
+        let (mut first, mut second) = (device(&saved), device(&saved));
+        apply(&mut first, &[x.clone(), y.clone()].concat()).unwrap();
+        apply(&mut second, &y).unwrap();
+        assert_eq!(shared.copies(), 0);
+        let actor = second.get_actor().clone();
+        apply(&mut second, &x).unwrap();
+        assert_eq!(shared.copies(), 1);
+        assert_eq!(second.get_heads(), first.get_heads());
+        assert_eq!(second.get_heads().len(), 2);
+        assert_eq!(second.get_actor(), &actor);
+        for key in ["seed", "x", "y"] {
+            assert!(second.get(ROOT, key).unwrap().is_some(), "{key}");
+        }
+    }
+
+    fn own_hash(bytes: &[u8]) -> automerge::ChangeHash {
+        automerge::Change::from_bytes(bytes.to_vec())
+            .unwrap()
+            .hash()
+    }
+}
