@@ -6,19 +6,21 @@
 //! 12,000 applications a second, more than the two cores the server runs on, where real
 //! devices would each do theirs on their own processor.
 //!
-//! An Automerge document is fixed by the changes it holds, which its heads name. So every
-//! device whose document reaches the same heads, with no change waiting for a dependency,
-//! holds the same document. [`Shared`] is an [`Apply`] for one run that keeps the documents
-//! devices reached, by their heads: a device about to take in changes works out the heads
-//! they bring it to (from the changes' hashes and dependencies, and what its document holds)
-//! and, when another device has been there, copies that document (about 13 µs) and sets its
-//! own actor id on it; otherwise it applies them with `load_incremental`, as every device
-//! does without this, and leaves the result for the others. A device that takes in the same
-//! bytes at the same heads as one before it skips even working out the heads. Each device
-//! still holds a whole document of its own, answers from it and is checked against it; the
-//! server sees the same conversation. Anything else (a document with a change waiting for a
-//! dependency, changes that would wait for one, bytes that are not plain change chunks) is
-//! applied as usual.
+//! An Automerge document is fixed by the changes it holds, which its heads name. So
+//! every device whose document reaches the same heads, with no change waiting for a
+//! dependency, holds the same document. [`Shared`] is an [`Apply`] for one run that
+//! keeps the documents devices reached, by their heads: a device about to take in
+//! changes works out the heads they bring it to (from the changes' hashes and
+//! dependencies, and what its document holds) and, when another device has been there,
+//! copies that document (13 µs for a chronology of 175 entries, measured alone; 51 µs
+//! on average, lookup included, at 300 changes/s) and sets its own actor id on it;
+//! otherwise it applies them with `load_incremental`, as every device does without
+//! this, and leaves the result for the others. A device that takes in the same bytes at
+//! the same heads as one before it skips even working out the heads. Each device still
+//! holds a whole document of its own, answers from it and is checked against it; the
+//! server sees the same conversation. Anything else (a document with a change waiting
+//! for a dependency, changes that would wait for one, bytes that are not plain change
+//! chunks) is applied as usual.
 //!
 //! Casebook's devices and the automerge-repo clients of the side-by-side share their work
 //! the same way.
