@@ -29,45 +29,45 @@ use automerge::{AutoCommit, Change, ChangeHash};
 use casebook_shared::sync::chunk;
 use casebook_shared::sync::receive::Apply;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Documents devices reached, by their heads (sorted), oldest first out; and the heads
-/// that given bytes taken in at given heads led to.
-struct Reached {
-    documents: HashMap<Vec<ChangeHash>, AutoCommit>,
-    order: VecDeque<Vec<ChangeHash>>,
-    led_to: HashMap<(Vec<ChangeHash>, Vec<u8>), Vec<ChangeHash>>,
-    led_order: VecDeque<(Vec<ChangeHash>, Vec<u8>)>,
+/// The last `capacity` values kept, by key; the oldest goes first.
+struct Recent<K, V> {
+    values: HashMap<K, V>,
+    order: VecDeque<K>,
     capacity: usize,
 }
 
-impl Reached {
-    fn keep(&mut self, heads: Vec<ChangeHash>, document: AutoCommit) {
-        if self.documents.contains_key(&heads) {
+impl<K: Clone + Eq + Hash, V> Recent<K, V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            values: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn keep(&mut self, key: K, value: V) {
+        if self.values.contains_key(&key) {
             return;
         }
         if self.order.len() >= self.capacity
             && let Some(old) = self.order.pop_front()
         {
-            self.documents.remove(&old);
+            self.values.remove(&old);
         }
-        self.order.push_back(heads.clone());
-        self.documents.insert(heads, document);
+        self.order.push_back(key.clone());
+        self.values.insert(key, value);
     }
+}
 
-    fn remember(&mut self, input: (Vec<ChangeHash>, Vec<u8>), heads: Vec<ChangeHash>) {
-        if self.led_to.contains_key(&input) {
-            return;
-        }
-        if self.led_order.len() >= self.capacity
-            && let Some(old) = self.led_order.pop_front()
-        {
-            self.led_to.remove(&old);
-        }
-        self.led_order.push_back(input.clone());
-        self.led_to.insert(input, heads);
-    }
+/// Documents devices reached, by their heads (sorted); and the heads that given bytes
+/// taken in at given heads led to.
+struct Reached {
+    documents: Recent<Vec<ChangeHash>, AutoCommit>,
+    led_to: Recent<(Vec<ChangeHash>, Vec<u8>), Vec<ChangeHash>>,
 }
 
 /// The heads `doc` (at `ours`, nothing waiting) reaches by taking in `changes`, if each is
@@ -114,11 +114,8 @@ impl Shared {
     /// moments of each other, or seconds when they are behind).
     pub fn new(capacity: usize) -> Self {
         let reached = Arc::new(Mutex::new(Reached {
-            documents: HashMap::new(),
-            order: VecDeque::new(),
-            led_to: HashMap::new(),
-            led_order: VecDeque::new(),
-            capacity: capacity.max(1),
+            documents: Recent::new(capacity),
+            led_to: Recent::new(capacity),
         }));
         let copies = Arc::new(AtomicUsize::new(0));
         let counted = copies.clone();
@@ -127,18 +124,18 @@ impl Shared {
             let ours = doc.get_heads();
             let target = if doc.get_missing_deps(&[]).is_empty() {
                 let input = (ours.clone(), bytes.to_vec());
-                let known = lock().led_to.get(&input).cloned();
+                let known = lock().led_to.values.get(&input).cloned();
                 known.or_else(|| {
                     let changes = chunk::parse_changes([bytes])?;
                     let after = heads_after(doc, &ours, &changes)?;
-                    lock().remember(input, after.clone());
+                    lock().led_to.keep(input, after.clone());
                     Some(after)
                 })
             } else {
                 None
             };
             if let Some(target) = &target {
-                let copy = lock().documents.get(target).cloned();
+                let copy = lock().documents.values.get(target).cloned();
                 if let Some(mut copy) = copy {
                     copy.set_actor(doc.get_actor().clone());
                     *doc = copy;
@@ -152,7 +149,7 @@ impl Shared {
                 && doc.get_missing_deps(&[]).is_empty()
                 && doc.get_heads() == target
             {
-                lock().keep(target, doc.clone());
+                lock().documents.keep(target, doc.clone());
             }
             Ok(())
         });
