@@ -34,13 +34,7 @@ pub fn document_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
         let len = usize::try_from(leb128(bytes, &mut at)?).ok()?;
         at = at.checked_add(len).filter(|&end| end <= bytes.len())?;
     }
-    let count = leb128(bytes, &mut at)?;
-    let mut heads = Vec::new();
-    for _ in 0..count {
-        let hash: [u8; 32] = bytes.get(at..at + 32)?.try_into().ok()?;
-        heads.push(ChangeHash(hash));
-        at += 32;
-    }
+    let mut heads = hashes(bytes, &mut at)?;
     heads.sort();
     Some(heads)
 }
@@ -107,14 +101,7 @@ pub fn change_headers(bytes: &[u8]) -> Option<Vec<(ChangeHash, Vec<ChangeHash>)>
         }
         let mut at = 9;
         leb128(piece, &mut at)?;
-        let count = leb128(piece, &mut at)?;
-        let mut deps = Vec::new();
-        for _ in 0..count {
-            let dep: [u8; 32] = piece.get(at..at.checked_add(32)?)?.try_into().ok()?;
-            deps.push(ChangeHash(dep));
-            at += 32;
-        }
-        headers.push((ChangeHash(hash), deps));
+        headers.push((ChangeHash(hash), hashes(piece, &mut at)?));
     }
     Some(headers)
 }
@@ -122,6 +109,19 @@ pub fn change_headers(bytes: &[u8]) -> Option<Vec<(ChangeHash, Vec<ChangeHash>)>
 /// Whether `bytes` are exactly one saved Automerge document.
 pub fn is_whole_document(bytes: &[u8]) -> bool {
     document_heads(bytes).is_some()
+}
+
+/// A count (LEB128) and that many 32-byte change hashes at `*at`, in the order written,
+/// moving `*at` past them: a document's heads, a change's dependencies.
+fn hashes(bytes: &[u8], at: &mut usize) -> Option<Vec<ChangeHash>> {
+    let count = leb128(bytes, at)?;
+    let mut hashes = Vec::new();
+    for _ in 0..count {
+        let hash: [u8; 32] = bytes.get(*at..at.checked_add(32)?)?.try_into().ok()?;
+        hashes.push(ChangeHash(hash));
+        *at += 32;
+    }
+    Some(hashes)
 }
 
 /// An unsigned LEB128 number at `*at`, moving `*at` past it.

@@ -184,6 +184,14 @@ mod tests {
             .with_actor(ActorId::random())
     }
 
+    /// A document with one change, and its saved form for devices to start from.
+    fn origin() -> (AutoCommit, Vec<u8>) {
+        let mut origin = AutoCommit::new();
+        change(&mut origin, "seed");
+        let saved = origin.save();
+        (origin, saved)
+    }
+
     fn change(doc: &mut AutoCommit, key: &str) -> Vec<u8> {
         doc.put(ROOT, key, "value").unwrap();
         doc.commit();
@@ -192,9 +200,7 @@ mod tests {
 
     #[test]
     fn a_device_taking_in_what_another_did_ends_with_the_same_document_and_its_own_actor() {
-        let mut origin = AutoCommit::new();
-        change(&mut origin, "seed");
-        let saved = origin.save();
+        let (mut origin, saved) = origin();
         let shared = Shared::new(8);
         let apply = &shared.apply;
         let (mut first, mut second) = (device(&saved), device(&saved));
@@ -229,9 +235,7 @@ mod tests {
 
     #[test]
     fn a_device_at_other_heads_applies_for_itself() {
-        let mut origin = AutoCommit::new();
-        change(&mut origin, "seed");
-        let saved = origin.save();
+        let (mut origin, saved) = origin();
         let shared = Shared::new(8);
         let apply = &shared.apply;
         let (mut first, mut other) = (device(&saved), device(&saved));
@@ -247,9 +251,7 @@ mod tests {
 
     #[test]
     fn a_document_with_a_change_waiting_for_its_dependency_is_never_copied_over() {
-        let mut origin = AutoCommit::new();
-        change(&mut origin, "seed");
-        let saved = origin.save();
+        let (mut origin, saved) = origin();
         let shared = Shared::new(8);
         let apply = &shared.apply;
         let first_change = change(&mut origin, "one");
@@ -266,9 +268,7 @@ mod tests {
 
     #[test]
     fn a_device_reaching_the_same_heads_by_another_way_takes_a_copy() {
-        let mut origin = AutoCommit::new();
-        change(&mut origin, "seed");
-        let saved = origin.save();
+        let (_, saved) = origin();
         // Two concurrent changes, made on two other devices.
         let (mut left, mut right) = (device(&saved), device(&saved));
         let x = change(&mut left, "x");
