@@ -272,6 +272,16 @@ impl Arrivals {
         }
     }
 
+    /// The changes made elsewhere on `document` that have not been noticed arriving here.
+    pub fn not_arrived(&self, ledger: &Ledger, document: usize) -> Vec<Made> {
+        let list = ledger.0[document].lock().expect("ledger");
+        let (cursor, mut missing) = self.pending.get(&document).map_or((0, Vec::new()), |p| {
+            (p.cursor, p.by_writer.values().flatten().copied().collect())
+        });
+        missing.extend(list[cursor..].iter().filter(|m| m.writer != self.me));
+        missing
+    }
+
     /// Whether every change made elsewhere on `documents` so far has arrived here.
     pub fn caught_up(&self, ledger: &Ledger, documents: impl IntoIterator<Item = usize>) -> bool {
         documents.into_iter().all(|d| {
@@ -349,6 +359,49 @@ struct DeviceLog {
     errors: usize,
     disconnected: bool,
     unacknowledged: usize,
+    /// Deliveries still missing at the end, described for the bench's output.
+    missing: Vec<String>,
+}
+
+/// Describes each change made elsewhere on `device`'s documents that has not arrived on it
+/// (device `n`, started at `start`), with what the device knows of it: a change it holds
+/// all the same was missed by the counting, one it lacks was not sent or not taken in.
+fn describe_missing(
+    device: &mut NativeDevice,
+    log: &DeviceLog,
+    ledger: &Ledger,
+    mine: &[(usize, DocumentId)],
+    n: usize,
+    start: Instant,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for &(d, id) in mine {
+        let missing = log.arrivals.not_arrived(ledger, d);
+        if missing.is_empty() {
+            continue;
+        }
+        let in_step = device.core.in_step(id);
+        let waiting = device.core.waiting_in(id);
+        let held = |m: &Made| {
+            device
+                .core
+                .document(id)
+                .is_some_and(|am| fixture::has_change(am, &m.hash))
+        };
+        for m in &missing {
+            out.push(format!(
+                "document {d}: change {} by device {} at {:.3} s not noticed on device {n} \
+                 (which {} it; in step {in_step}, own changes waiting {waiting}, \
+                 disconnected {})",
+                &m.hash.to_string()[..8],
+                m.writer,
+                m.at.duration_since(start).as_secs_f64(),
+                if held(m) { "holds" } else { "lacks" },
+                log.disconnected,
+            ));
+        }
+    }
+    out
 }
 
 /// Sets up the database and servers for `load`, runs it, and returns what it measured.
@@ -428,6 +481,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                 errors: 0,
                 disconnected: false,
                 unacknowledged: 0,
+                missing: Vec::new(),
             };
             // Called for every document a frame changed.
             let notice = |doc: DocumentId, am: &automerge::AutoCommit, arrivals: &mut Arrivals| {
@@ -486,6 +540,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             }
             log.errors = device.errors.len() + device.denied.len();
             log.unacknowledged = device.core.waiting();
+            log.missing = describe_missing(&mut device, &log, &ledger, &mine, n, start);
             device.disconnect().await;
             anyhow::Ok(log)
         }));
@@ -532,6 +587,16 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
     outcome.undelivered = load
         .deliveries_owed(&ledger)
         .saturating_sub(outcome.samples.len());
+    // What is known of deliveries missing, for looking into (hashes and numbers only).
+    if outcome.undelivered > 0 {
+        eprintln!(
+            "  {} deliveries missing ({} changes unacknowledged, {} errors, {} devices disconnected)",
+            outcome.undelivered, outcome.unacknowledged, outcome.errors, outcome.disconnects
+        );
+    }
+    for line in logs.iter().flat_map(|l| &l.missing).take(20) {
+        eprintln!("  missing: {line}");
+    }
     // A device far behind counts, among the changes it holds that the server has not yet
     // reported stored, changes it received as well as its own, so the count can pass the
     // changes written (7 December: an overload run wrapped around here).
