@@ -185,6 +185,15 @@ impl DeviceDocument {
             return;
         }
         let stored = self.stored_heads();
+        // A change the stored heads name is stored. One that is still a head here, and not
+        // among them, is not: a head has nothing here depending on it, and every stored head
+        // is held here, so none can have it as an ancestor. Only the rest (changes of ours
+        // that later ones build on) need a walk of the change graph; while the server is
+        // busy, a device's kept changes are usually just its newest, still a head.
+        self.own.retain(|h| !stored.contains(h));
+        if self.own.hashes().all(|h| heads.contains(h)) {
+            return;
+        }
         let unstored: BTreeSet<ChangeHash> = self
             .content
             .doc()
@@ -255,21 +264,46 @@ impl DeviceDocument {
         {
             return *n;
         }
-        // In step, or nothing new since the server's last message (the usual cases once a
-        // message settles): nothing waits, and no walk of the change graph is needed.
-        if super::message::same_heads(&self.persisted, &heads)
-            || super::message::same_heads(&self.from_server, &heads)
+        let n = match self.covered_unless_all(&heads) {
+            None => 0,
+            Some(covered) => self.content.doc().get_changes_meta(&covered).len(),
+        };
+        self.waiting_memo = Some((heads, self.persisted.clone(), n));
+        n
+    }
+
+    /// Whether any change of this device's waits (whether [`Self::waiting`] is above
+    /// zero), without counting them.
+    fn anything_waiting(&mut self) -> bool {
+        let heads = self.content.heads();
+        if let Some((h, p, n)) = &self.waiting_memo
+            && *h == heads
+            && *p == self.persisted
         {
-            self.waiting_memo = Some((heads, self.persisted.clone(), 0));
-            return 0;
+            return *n > 0;
+        }
+        self.covered_unless_all(&heads).is_some()
+    }
+
+    /// The heads up to which everything is stored or came from the server (the stored heads
+    /// held here, and `from_server`), or `None` when that is everything held (`heads` are
+    /// this document's). Everything is covered exactly when each of our heads is one of
+    /// those: every change held is an ancestor of one of our heads, and a head has nothing
+    /// held depending on it, so no other held change can cover it. No walk of the change
+    /// graph is needed to tell.
+    fn covered_unless_all(&mut self, heads: &[ChangeHash]) -> Option<Vec<ChangeHash>> {
+        // In step, or nothing new since the server's last message: the usual cases once a
+        // message settles.
+        if super::message::same_heads(&self.persisted, heads)
+            || super::message::same_heads(&self.from_server, heads)
+        {
+            return None;
         }
         let mut covered = self.stored_heads();
         covered.extend_from_slice(&self.from_server);
         covered.sort_unstable();
         covered.dedup();
-        let n = self.content.doc().get_changes_meta(&covered).len();
-        self.waiting_memo = Some((heads, self.persisted.clone(), n));
-        n
+        (!heads.iter().all(|h| covered.binary_search(h).is_ok())).then_some(covered)
     }
 
     fn in_step(&mut self) -> bool {
@@ -757,7 +791,7 @@ impl ClientCore {
                 d.arrived = None;
                 // With nothing of this device's waiting, everything held after this message
                 // is stored on the server or came from it.
-                let nothing_waited = d.waiting() == 0;
+                let nothing_waited = !d.anything_waiting();
                 // A whole document onto an empty one, and a message to a document not
                 // loaded bringing nothing or changes that follow its heads, are taken in
                 // from heads, leaving (or keeping) the document unloaded; only what needs
@@ -1476,6 +1510,51 @@ mod tests {
             .0
             .unwrap();
         assert_eq!(core.waiting_in(id), 1);
+    }
+
+    /// Whether anything of this device's waits is told from the heads, without counting,
+    /// and agrees with the count: through changes from the server, edits made on top of
+    /// them, and the server reporting them stored one at a time. The kept changes of this
+    /// device's follow the same reports.
+    #[test]
+    fn whether_anything_waits_is_told_without_counting() {
+        fn both(core: &mut ClientCore, id: DocumentId) -> (bool, usize) {
+            let d = core.docs.get_mut(&id).unwrap();
+            d.waiting_memo = None;
+            let any = d.anything_waiting();
+            d.waiting_memo = None;
+            (any, d.waiting())
+        }
+        fn stored(core: &mut ClientCore, id: DocumentId, heads: &[ChangeHash]) {
+            core.receive(
+                0,
+                ServerMessage::Persisted {
+                    doc: id,
+                    heads: heads_to_wire(heads),
+                },
+            )
+            .unwrap();
+        }
+        let (mut core, id, _, message) = sent_new_changes(2);
+        assert_eq!(both(&mut core, id), (false, 0));
+        from_server(&mut core, id, message);
+        assert_eq!(both(&mut core, id), (false, 0), "what came is not waiting");
+        core.save(id);
+        edit_offline(&mut core, id, 1);
+        let first = core.heads(id).unwrap();
+        edit_offline(&mut core, id, 1);
+        let second = core.heads(id).unwrap();
+        assert_eq!(both(&mut core, id), (true, 2));
+        assert_eq!(core.docs[&id].own.len(), 2);
+
+        stored(&mut core, id, &first);
+        assert_eq!(both(&mut core, id), (true, 1), "the newer still waits");
+        let own: Vec<ChangeHash> = core.docs[&id].own.hashes().copied().collect();
+        assert_eq!(own, second, "only the newer is kept");
+
+        stored(&mut core, id, &second);
+        assert_eq!(both(&mut core, id), (false, 0));
+        assert!(core.docs[&id].own.is_empty());
     }
 
     /// What arrived is not remembered as the server's across a restart: until the server

@@ -101,6 +101,11 @@ impl Recent {
         self.order.is_empty()
     }
 
+    /// The hashes of the changes kept, oldest first.
+    pub fn hashes(&self) -> impl Iterator<Item = &ChangeHash> {
+        self.order.iter()
+    }
+
     /// The encoding of the change `hash`, if kept.
     pub fn get(&self, hash: &ChangeHash) -> Option<&[u8]> {
         self.bytes.get(hash).map(Vec::as_slice)
