@@ -85,6 +85,11 @@ fn options() -> anyhow::Result<Options> {
     if o.server.as_os_str().is_empty() {
         bail!("--server PATH (the casebook-server binary to measure) is required");
     }
+    // Figures are written to both or neither: one alone used to be accepted and the run's
+    // figures then written nowhere (found after three ladders, 7 December).
+    if o.json.is_some() != o.markdown.is_some() {
+        bail!("--json and --markdown go together (the figures are written to both)");
+    }
     Ok(o)
 }
 
