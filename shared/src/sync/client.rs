@@ -258,11 +258,8 @@ impl DeviceDocument {
     /// beyond both the heads the server reported stored and what it sent (`from_server`).
     fn waiting(&mut self) -> usize {
         let heads = self.content.heads();
-        if let Some((h, p, n)) = &self.waiting_memo
-            && *h == heads
-            && *p == self.persisted
-        {
-            return *n;
+        if let Some(n) = self.remembered(&heads) {
+            return n;
         }
         let n = match self.covered_unless_all(&heads) {
             None => 0,
@@ -276,13 +273,18 @@ impl DeviceDocument {
     /// zero), without counting them.
     fn anything_waiting(&mut self) -> bool {
         let heads = self.content.heads();
-        if let Some((h, p, n)) = &self.waiting_memo
-            && *h == heads
-            && *p == self.persisted
-        {
-            return *n > 0;
+        match self.remembered(&heads) {
+            Some(n) => n > 0,
+            None => self.covered_unless_all(&heads).is_some(),
         }
-        self.covered_unless_all(&heads).is_some()
+    }
+
+    /// The last count of waiting changes, if it was for these heads and the stored heads now.
+    fn remembered(&self, heads: &[ChangeHash]) -> Option<usize> {
+        self.waiting_memo
+            .as_ref()
+            .filter(|(h, p, _)| h == heads && *p == self.persisted)
+            .map(|(_, _, n)| *n)
     }
 
     /// The heads up to which everything is stored or came from the server (the stored heads

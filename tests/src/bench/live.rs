@@ -198,11 +198,6 @@ impl Ledger {
         });
     }
 
-    /// Changes made on `document` so far.
-    pub fn count(&self, document: usize) -> usize {
-        self.0[document].lock().expect("ledger").len()
-    }
-
     /// Every change made, by hash, with its document.
     pub fn by_hash(&self) -> HashMap<ChangeHash, (Made, usize)> {
         let mut all = HashMap::new();
@@ -284,11 +279,9 @@ impl Arrivals {
 
     /// Whether every change made elsewhere on `documents` so far has arrived here.
     pub fn caught_up(&self, ledger: &Ledger, documents: impl IntoIterator<Item = usize>) -> bool {
-        documents.into_iter().all(|d| {
-            self.pending.get(&d).is_some_and(|p| {
-                p.cursor == ledger.count(d) && p.by_writer.values().all(VecDeque::is_empty)
-            })
-        })
+        documents
+            .into_iter()
+            .all(|d| self.not_arrived(ledger, d).is_empty())
     }
 }
 
