@@ -10,8 +10,11 @@
 //! Every message for a document is handled under that document's lock, in this order:
 //! apply to the room, **commit the new changes** (bytes and ledger row, one transaction,
 //! shared with whatever other documents' changes are waiting: see [`crate::change_writer`]),
-//! then send answers, fan-out and `Persisted`. Stored changes are folded into a snapshot once
-//! [`COMPACT_AFTER`] have gathered, in the transaction that deletes them.
+//! then send answers, fan-out and, to the sender if it may not know them, the stored heads
+//! (`Persisted`). Every sync message is so built from what is stored, and a device takes the
+//! heads it carries as stored (see [`DocumentRoom::tell_stored`]). Stored changes are folded
+//! into a snapshot once [`COMPACT_AFTER`] have gathered, in the transaction that deletes
+//! them.
 
 use crate::audit;
 use crate::change_writer::{Batch, ChangeWriter};
@@ -21,7 +24,7 @@ use anyhow::Context;
 use automerge::ChangeHash;
 use casebook_shared::chronology;
 use casebook_shared::ids::{DeviceId, DocumentId, StaffId};
-use casebook_shared::protocol::{Head, ServerMessage};
+use casebook_shared::protocol::ServerMessage;
 use casebook_shared::records::{self, Kind};
 use casebook_shared::sync::quiet::{self, QuietDocument};
 use casebook_shared::sync::room::{DocumentRoom, Limits, PeerId, RoomError};
@@ -119,8 +122,6 @@ struct LiveRoom {
     uncompacted: usize,
     kind: Kind,
     case: String,
-    /// The stored heads each peer was last told, and in which of its sync sessions.
-    told: HashMap<PeerId, (Option<u32>, Vec<Head>)>,
 }
 
 impl LiveRoom {
@@ -137,30 +138,13 @@ impl LiveRoom {
         }
     }
 
-    /// Tells peers (with `Persisted`) the heads now stored: every peer when the document
-    /// changed (`asker` is `None`), else just the asker, unless it was already told these
-    /// heads in its current session (a device acknowledging changes it was sent needs no
-    /// second `Persisted`: that halves the frames of a busy room).
-    fn tell_persisted(&mut self, doc: DocumentId, asker: Option<PeerId>) {
-        let heads = self.room.heads();
-        let message = ServerMessage::Persisted {
-            doc,
-            heads: heads.clone(),
-        };
-        let peers: Vec<PeerId> = match asker {
-            Some(peer) => vec![peer],
-            None => self.peers.keys().copied().collect(),
-        };
-        for id in peers {
-            let Some(handle) = self.peers.get(&id) else {
-                continue;
-            };
-            let told = (self.room.session(id), heads.clone());
-            if asker.is_some() && self.told.get(&id) == Some(&told) {
-                continue;
-            }
-            handle.send(&message);
-            self.told.insert(id, told);
+    /// Tells `peer` (with `Persisted`) the heads now stored, unless it knows them: the
+    /// sync messages sent to it carry them (see [`DocumentRoom::tell_stored`]), so a
+    /// co-worker passed a change needs no `Persisted` as well, which halves the frames of a
+    /// busy room.
+    fn tell_persisted(&mut self, doc: DocumentId, peer: PeerId) {
+        if let (Some(handle), Some(heads)) = (self.peers.get(&peer), self.room.tell_stored(peer)) {
+            handle.send(&ServerMessage::Persisted { doc, heads });
         }
     }
 }
@@ -424,12 +408,8 @@ impl DocumentHub {
                 }
             }
             live.send_outgoing(doc);
-            if new > 0 {
-                live.tell_persisted(doc, None);
-                live.uncompacted += new;
-            } else {
-                live.tell_persisted(doc, Some(peer.id));
-            }
+            live.tell_persisted(doc, peer.id);
+            live.uncompacted += new;
             tracing::debug!(%doc, new, uncompacted = live.uncompacted, "sync message handled");
             if live.uncompacted >= COMPACT_AFTER {
                 match compact(&self.db, doc, &mut live.room).await {
@@ -519,11 +499,6 @@ impl DocumentHub {
             let mut room = self
                 .heavy(true, || DocumentRoom::load(Some(quiet.doc.snapshot()), []))
                 .await?;
-            let told: HashMap<PeerId, (Option<u32>, Vec<Head>)> = quiet
-                .doc
-                .peers()
-                .map(|p| (p, (quiet.doc.session(p), quiet.doc.heads())))
-                .collect();
             let mut peers = quiet.peers;
             for restart in quiet.doc.replay(&mut room, &self.limits, now_ms() as u64) {
                 if let Some(p) = peers.remove(&restart) {
@@ -537,7 +512,6 @@ impl DocumentHub {
                 uncompacted: 0,
                 kind: quiet.kind,
                 case: quiet.case,
-                told,
             });
         }
         if slot.live.is_none() {
@@ -622,7 +596,6 @@ impl DocumentHub {
                         broadcast_presence(live, &handle, doc, name, String::new());
                     }
                     live.peers.remove(&peer);
-                    live.told.remove(&peer);
                     live.room.leave(peer);
                 }
             }
@@ -669,7 +642,8 @@ impl DocumentHub {
     }
 
     /// Another server instance stored changes to `doc`: if the document is live here, take
-    /// them in from storage and pass them to this instance's devices (with `Persisted`).
+    /// them in from storage and pass them to this instance's devices (their sync messages
+    /// carry the stored heads).
     /// Only the stored changes this room lacks are read (their hashes first); the snapshot
     /// only when a compaction may have taken rows this room never saw.
     pub async fn refresh(&self, doc: DocumentId) {
@@ -743,8 +717,8 @@ impl DocumentHub {
             }
         }
         if gained {
+            // What was read is stored: the messages' heads tell the devices so.
             live.send_outgoing(doc);
-            live.tell_persisted(doc, None);
         }
     }
 
@@ -848,7 +822,6 @@ impl Stored {
             uncompacted: self.changes.len(),
             kind: self.kind,
             case: self.case,
-            told: HashMap::new(),
         })
     }
 }

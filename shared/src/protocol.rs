@@ -132,7 +132,9 @@ pub enum ServerMessage {
         /// Every document the signed-in user may sync.
         documents: Vec<DocumentId>,
     },
-    /// One `automerge::sync` message for one document.
+    /// One `automerge::sync` message for one document, built from what the server has
+    /// stored: a device holding exactly the message's heads once it has taken it in holds
+    /// only stored changes.
     Sync {
         /// The document.
         doc: DocumentId,
@@ -142,7 +144,9 @@ pub enum ServerMessage {
         data: Vec<u8>,
     },
     /// The server has durably stored the document up to these heads: every change they
-    /// include is safe, and the device may stop counting it as waiting.
+    /// include is safe, and the device may stop counting it as waiting. Sent to a device
+    /// whose message the server answered when no `Sync` to it carried these heads, and
+    /// once in each of its sessions.
     Persisted {
         /// The document.
         doc: DocumentId,

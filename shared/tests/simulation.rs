@@ -126,15 +126,10 @@ impl SimServer {
                         )
                     })
                     .collect();
-                let heads = room.heads();
-                for p in room.peers().collect::<Vec<_>>() {
-                    out.push((
-                        p,
-                        ServerMessage::Persisted {
-                            doc,
-                            heads: heads.clone(),
-                        },
-                    ));
+                // As the server does: the sender is told the stored heads if it may not
+                // know them; the others learn them from the sync messages they are sent.
+                if let Some(heads) = room.tell_stored(peer) {
+                    out.push((peer, ServerMessage::Persisted { doc, heads }));
                 }
                 out
             }

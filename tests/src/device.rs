@@ -49,6 +49,8 @@ pub struct NativeDevice {
     pub bytes_sent: usize,
     /// Bytes of frames this device has received (for the benchmarks).
     pub bytes_received: usize,
+    /// `Persisted` frames this device has received.
+    pub persisted_frames: usize,
     /// Whether it writes what it holds to its (in-memory) storage, as the app writes to
     /// IndexedDB. Load benchmarks turn this off: a thousand simulated devices sharing the
     /// server's machine would otherwise spend its CPU on work real devices do on their own.
@@ -75,6 +77,7 @@ impl NativeDevice {
             wiped: false,
             bytes_sent: 0,
             bytes_received: 0,
+            persisted_frames: 0,
             keeps_storage: true,
             started: Instant::now(),
             entries_written: 0,
@@ -372,6 +375,9 @@ impl NativeDevice {
             Some(Ok(Message::Binary(bytes))) => {
                 self.bytes_received += bytes.len();
                 let message = ServerMessage::decode(&bytes)?;
+                if matches!(message, ServerMessage::Persisted { .. }) {
+                    self.persisted_frames += 1;
+                }
                 let out = self.core.receive(self.now(), message)?;
                 let saved: Vec<DocumentId> = out.save.iter().copied().collect();
                 self.apply(out).await?;

@@ -145,6 +145,42 @@ async fn a_change_reaches_a_connected_co_worker_without_reconnecting() {
     .unwrap();
 }
 
+/// Every sync message the server sends is built from what it has stored, so a co-worker
+/// passed a change learns from that message that it is stored: it is in step and counts the
+/// change as acknowledged without a `Persisted` frame of its own (one went to every device
+/// in the room after every change, twice the frames of the change itself).
+#[tokio::test]
+async fn a_co_worker_passed_a_change_knows_it_is_stored_without_being_told_separately() {
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
+    let mut a = online_device(&server, &jo).await;
+    let mut b = online_device(&server, &lee).await;
+    b.listen_for(Duration::from_millis(300)).await.unwrap();
+    let told_before = b.persisted_frames;
+    for n in 0..3 {
+        let id = a
+            .add_entry(doc, &draft(&format!("Stored heads check {n}")))
+            .await
+            .unwrap();
+        a.sync().await.unwrap();
+        assert!(a.acknowledged_entries(doc).unwrap().contains(&id));
+        b.pump_until(Duration::from_secs(10), |d| {
+            d.entries(doc).iter().any(|e| e.id == id) && d.core.in_step(doc)
+        })
+        .await
+        .unwrap();
+        assert!(
+            b.acknowledged_entries(doc).unwrap().contains(&id),
+            "the co-worker counts the change as stored"
+        );
+        assert_eq!(b.core.waiting_in(doc), 0);
+    }
+    b.listen_for(Duration::from_millis(500)).await.unwrap();
+    assert_eq!(b.persisted_frames, told_before, "no `Persisted` was needed");
+    assert_eq!(b.core.persisted_heads(doc), a.core.persisted_heads(doc));
+}
+
 #[tokio::test]
 async fn every_change_is_stored_with_who_sent_it_before_it_is_acknowledged() {
     let server = TestServer::start().await.unwrap();

@@ -8,9 +8,11 @@
 //! [`ClientCore::save`], which hands out incremental chunks, and a whole document now and
 //! then, so a save costs what changed rather than the whole document).
 //!
-//! A change counts as *waiting* until the server reports (with `Persisted`) heads that
-//! include it. Waiting changes survive restarts because the persisted heads are saved with
-//! the document. Until then the device also keeps them in memory as Automerge encoded them
+//! A change counts as *waiting* until the server reports heads that include it as stored:
+//! with `Persisted`, or with a `Sync` message after which the device holds exactly the
+//! message's heads (the server builds every message from what it has stored, so those heads
+//! are stored; it sends `Persisted` only to the device whose message it answers). Waiting
+//! changes survive restarts because the persisted heads are saved with the document. Until then the device also keeps them in memory as Automerge encoded them
 //! when they were made (at most 1,000 changes or 512 KiB a document, [`Recent`]), and sends
 //! and saves them from those bytes rather than extracting them from the document again.
 //! A new session starts from the persisted heads, so its first message carries the waiting
@@ -122,14 +124,16 @@ struct DeviceDocument {
     sync: sync::State,
     session: u32,
     persisted: Vec<ChangeHash>,
-    /// The server has reported its stored heads in the current session.
+    /// The server has reported its stored heads in the current session (a `Persisted`, or
+    /// a `Sync` message whose heads the document then held exactly).
     confirmed: bool,
     /// Heads up to which everything held either is stored on the server or came from it:
     /// the heads after the last message from the server that arrived while nothing of this
     /// device's was waiting. What the server sends is not this device's work to deliver, so
-    /// it is not counted as waiting while its `Persisted` is on the way (see
-    /// [`DeviceDocument::waiting`]). Not kept across restarts: until the next `Persisted`,
-    /// a restored document counts what arrived as waiting, which errs the safe way.
+    /// it is not counted as waiting while the server's report of it is on the way (see
+    /// [`DeviceDocument::waiting`]); usually the message's own heads are that report. Not
+    /// kept across restarts: until the server's next report, a restored document counts
+    /// what arrived as waiting, which errs the safe way.
     from_server: Vec<ChangeHash>,
     last_heard_ms: u64,
     denied: bool,
@@ -762,6 +766,10 @@ impl ClientCore {
                     return Ok(out); // an answer to a session this device has abandoned
                 }
                 let message = sync::Message::decode(&data).map_err(|_| ClientError::BadSync)?;
+                // The server builds every message from what it has stored, and a message
+                // carries the heads it was built at.
+                let mut server_heads = message.heads.clone();
+                server_heads.sort_unstable();
                 // A fresh device is sent each document whole, as one saved document.
                 let whole = match message.changes.iter().next() {
                     Some(chunk)
@@ -866,6 +874,16 @@ impl ClientCore {
                 if nothing_waited {
                     d.from_server = d.content.heads();
                     d.waiting_memo = None;
+                }
+                // Holding exactly the heads the server built its message at, everything
+                // held is stored there: as a `Persisted` with those heads would say.
+                if super::message::same_heads(&d.content.heads(), &server_heads) {
+                    if d.persisted != server_heads {
+                        d.persisted = server_heads;
+                        d.forget_stored_own();
+                        d.waiting_memo = None;
+                    }
+                    d.confirmed = true;
                 }
                 if let Some(bytes) = whole {
                     d.arrived_whole = Some((d.content.heads(), bytes));
@@ -1445,7 +1463,8 @@ mod tests {
         let made = edit_offline(&mut core, id, 3);
         assert_eq!(core.docs[&id].own.len(), 3, "all three kept");
 
-        // Reconnecting: the server (a room over what it stored) is sent the three changes.
+        // Reconnecting: the server (a room over what it stored) is sent the three changes,
+        // and its answer, built at heads that include them, reports them stored.
         let mut room = DocumentRoom::load(Some(&held), []).unwrap();
         let (to_server, _) = sync_with_room(&mut core, &mut room, id, false);
         let carried: Vec<u8> = to_server
@@ -1453,9 +1472,17 @@ mod tests {
             .flat_map(|m| m.changes.iter().flatten().copied())
             .collect();
         assert_eq!(carried, made.concat(), "the three changes, as made");
-        assert_eq!(core.waiting_in(id), 3, "not yet reported stored");
+        assert_eq!(
+            core.waiting_in(id),
+            0,
+            "the server's answer reported them stored"
+        );
+        assert!(core.docs[&id].own.is_empty(), "all stored: none kept");
 
-        // The server reports the first two stored: the third stays kept.
+        // Again offline, three more; the server reports the first two stored: the third
+        // stays kept.
+        let (mut core, _, held) = device_holding(id);
+        let made = edit_offline(&mut core, id, 3);
         let mut first_two = AutoCommit::load(&held).unwrap();
         first_two.load_incremental(&made[..2].concat()).unwrap();
         core.receive(
@@ -1471,11 +1498,13 @@ mod tests {
         let third = d.content.heads()[0];
         assert_eq!(d.own.len(), 1);
         assert!(d.own.get(&third).is_some(), "the one not stored");
+        let mut all_three = first_two;
+        all_three.load_incremental(&made[2]).unwrap();
         core.receive(
             0,
             ServerMessage::Persisted {
                 doc: id,
-                heads: room.heads(),
+                heads: heads_to_wire(&all_three.get_heads()),
             },
         )
         .unwrap();
@@ -1490,7 +1519,7 @@ mod tests {
     /// refused the next person's sign-in on it).
     #[test]
     fn what_the_server_sends_is_not_counted_as_waiting() {
-        // A fresh device sent a whole document, the server's `Persisted` not yet come.
+        // A fresh device sent a whole document, and no `Persisted`.
         let id = DocumentId(uuid::Uuid::from_u128(14));
         let mut room = DocumentRoom::load(Some(&server_document(40).save()), []).unwrap();
         let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
@@ -1499,7 +1528,10 @@ mod tests {
             core.docs.get_mut(&id).unwrap().content.heads(),
             room.change_hashes()
         );
-        assert!(!core.in_step(id), "not confirmed stored yet");
+        assert!(
+            core.in_step(id),
+            "the server's answer carried its stored heads, which the device now holds"
+        );
         assert_eq!(core.waiting_in(id), 0, "nothing of this device's waits");
 
         // A device holding a document is sent a co-worker's new changes.
@@ -1559,35 +1591,62 @@ mod tests {
         assert!(core.docs[&id].own.is_empty());
     }
 
-    /// What arrived is not remembered as the server's across a restart: until the server
-    /// reports it stored, a restored device counts it as waiting. That errs the safe way,
-    /// as sign-out wipes a device only when nothing waits.
+    /// Every sync message the server sends is built from what it has stored and carries its
+    /// heads: a device that then holds exactly those heads knows that everything it holds
+    /// is stored, as a `Persisted` would have told it (the server no longer sends one to
+    /// every device in the room after every change). It keeps them as its stored heads,
+    /// across a restart too.
     #[test]
-    fn after_a_restart_what_arrived_unconfirmed_counts_as_waiting() {
+    fn a_server_message_whose_heads_the_device_reaches_tells_it_they_are_stored() {
         let (mut core, id, held, message) = sent_new_changes(3);
+        let server_heads = message.heads.clone();
         from_server(&mut core, id, message);
+        assert_eq!(core.persisted_heads(id), server_heads);
+        assert!(core.in_step(id), "in step without a `Persisted`");
         assert_eq!(core.waiting_in(id), 0);
-        let Some(Chunk::Incremental(arrived)) = core.save(id).and_then(|s| s.chunk) else {
+        let save = core.save(id).expect("something to save");
+        assert_eq!(save.persisted, heads_to_wire(&server_heads));
+        let Some(Chunk::Incremental(arrived)) = save.chunk else {
             panic!("what arrived is saved as an increment");
         };
-        let persisted = heads_to_wire(&core.persisted_heads(id));
         let mut restarted = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![2; 16]);
-        restarted.restore(id, &[held, arrived], &persisted).unwrap();
-        assert_eq!(restarted.waiting_in(id), 3);
+        restarted
+            .restore(id, &[held, arrived], &save.persisted)
+            .unwrap();
+        assert_eq!(restarted.waiting_in(id), 0, "stored, and remembered so");
     }
 
     /// Work of this device's still counts as waiting when the server's changes arrive on
-    /// top of it.
+    /// top of it: the device's heads are not the message's, so nothing is taken as stored
+    /// from it, and after a restart (the server's report not yet come) what arrived counts
+    /// as waiting too. That errs the safe way, as sign-out wipes a device only when nothing
+    /// waits.
     #[test]
     fn own_waiting_work_is_counted_whatever_arrives() {
-        let (mut core, id, _, message) = sent_new_changes(2);
-        edit_offline(&mut core, id, 2);
+        let (mut core, id, held, message) = sent_new_changes(2);
+        let stored = core.persisted_heads(id);
+        let mut saved = vec![held];
+        saved.extend(edit_offline(&mut core, id, 2));
         assert_eq!(core.waiting_in(id), 2);
         from_server(&mut core, id, message);
+        assert_eq!(core.persisted_heads(id), stored, "not taken as stored");
         assert!(
             core.waiting_in(id) >= 2,
             "the two entries made offline still wait (what came with them may be counted \
              until the server reports what it stored)"
+        );
+        let Some(Chunk::Incremental(arrived)) = core.save(id).and_then(|s| s.chunk) else {
+            panic!("what arrived is saved as an increment");
+        };
+        saved.push(arrived);
+        let mut restarted = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![2; 16]);
+        restarted
+            .restore(id, &saved, &heads_to_wire(&stored))
+            .unwrap();
+        assert_eq!(
+            restarted.waiting_in(id),
+            4,
+            "own and arrived, until reported"
         );
     }
 

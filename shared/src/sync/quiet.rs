@@ -184,6 +184,8 @@ impl QuietDocument {
                 }
                 room.outgoing(now_ms);
             }
+            // Each answer from the snapshot came with a `Persisted` of its heads.
+            room.told_stored(peer);
         }
         restart
     }

@@ -62,6 +62,9 @@ struct PeerState {
     sync: sync::State,
     /// When the peer was sent changes it has not answered yet (milliseconds).
     awaiting_since: Option<u64>,
+    /// The stored heads the peer knows, once it has been told them in this session (see
+    /// [`DocumentRoom::tell_stored`]).
+    told: Option<Vec<ChangeHash>>,
 }
 
 impl PeerState {
@@ -70,6 +73,7 @@ impl PeerState {
             session,
             sync: sync::State::new(),
             awaiting_since: None,
+            told: None,
         }
     }
 }
@@ -462,6 +466,10 @@ impl DocumentRoom {
                 if !message.changes.is_empty() && moves_peer {
                     state.awaiting_since = Some(now_ms);
                 }
+                // The message carries our heads, which the server has stored by now.
+                if state.told.is_some() {
+                    state.told = Some(heads.clone());
+                }
                 out.push(Outgoing {
                     peer,
                     session: state.session,
@@ -480,6 +488,37 @@ impl DocumentRoom {
             self.kept
                 .recent
                 .add(change.hash(), change.raw_bytes().to_vec());
+        }
+    }
+
+    /// The document's heads, if `peer` is to be told they are stored (with `Persisted`):
+    /// unless it knows them already. Call after storing and sending [`Self::outgoing`].
+    ///
+    /// Every sync message the server sends is built from what it has stored, and carries
+    /// the heads it was built at; a device that then holds exactly those heads takes them
+    /// as stored. So a peer told once in its session learns the stored heads from the
+    /// sync messages that follow, and needs `Persisted` only when it was sent none at
+    /// these heads: usually a device whose message brought changes while it was still to
+    /// answer one of ours. (The first telling of each session is always a `Persisted`, so a
+    /// device that reads only `Persisted` still learns the stored heads once a session, and
+    /// after every message of its own that it is not sent an answer to.)
+    pub fn tell_stored(&mut self, peer: PeerId) -> Option<Vec<Head>> {
+        let heads = self.doc.get_heads();
+        let state = self.peers.get_mut(&peer)?;
+        if state.told.as_ref() == Some(&heads) {
+            return None;
+        }
+        let wire = super::heads_to_wire(&heads);
+        state.told = Some(heads);
+        Some(wire)
+    }
+
+    /// Notes that `peer` was told the document's heads are stored (by an answer from the
+    /// stored snapshot before the room was loaded).
+    pub fn told_stored(&mut self, peer: PeerId) {
+        let heads = self.doc.get_heads();
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.told = Some(heads);
         }
     }
 
@@ -789,6 +828,57 @@ mod tests {
         assert_eq!(held.len(), 1);
         assert!(write(&mut room, writer, 6, 2_000 + ACK_WAIT_MS - 1).is_empty());
         assert_eq!(write(&mut room, writer, 7, 2_000 + ACK_WAIT_MS).len(), 1);
+    }
+
+    /// A peer is told the stored heads once a session; after that the sync messages it is
+    /// sent carry them, and it is told again only heads no message to it carried.
+    #[test]
+    fn a_peer_is_told_the_stored_heads_its_messages_did_not_carry() {
+        let limits = Limits::default();
+        let mut room = DocumentRoom::empty();
+        let mut devices: Vec<Device> = (0..3).map(|_| Device::fresh()).collect();
+        devices[0].doc.put(automerge::ROOT, "first", 0).unwrap();
+        devices[0].doc.commit();
+        settle(&mut room, &mut devices[..2]);
+        let heads = room.heads();
+        assert_eq!(
+            room.tell_stored(0),
+            Some(heads.clone()),
+            "first in the session"
+        );
+        assert_eq!(room.tell_stored(0), None, "already told");
+        assert_eq!(room.tell_stored(1), Some(heads.clone()));
+        assert_eq!(room.tell_stored(2), None, "not in the room");
+
+        // Device 0 writes; device 1 is passed the change, device 2 joins and is sent all.
+        devices[0].doc.put(automerge::ROOT, "second", 1).unwrap();
+        devices[0].doc.commit();
+        let m = devices[0].say();
+        room.receive(0, 1, &m, &limits).unwrap();
+        let joining = devices[2].say();
+        room.receive(2, 1, &joining, &limits).unwrap();
+        let out = room.outgoing(0);
+        let now = room.change_hashes();
+        for peer in [0, 1, 2] {
+            let to_peer = out.iter().find(|o| o.peer == peer).expect("each is sent");
+            let message = sync::Message::decode(&to_peer.data).unwrap();
+            assert_eq!(message.heads, now, "each message carries the heads");
+        }
+        assert_eq!(room.tell_stored(0), None, "its answer carried the heads");
+        assert_eq!(room.tell_stored(1), None, "the change came at those heads");
+        assert_eq!(
+            room.tell_stored(2),
+            Some(room.heads()),
+            "never told this session: told once"
+        );
+        assert_ne!(room.heads(), heads);
+
+        // A new session of device 1 starts over.
+        let mut restarted = sync::State::new();
+        let m = devices[1].doc.sync().generate_sync_message(&mut restarted);
+        room.receive(1, 2, &m.unwrap().encode(), &limits).unwrap();
+        room.outgoing(0);
+        assert_eq!(room.tell_stored(1), Some(room.heads()));
     }
 
     #[test]
