@@ -133,8 +133,8 @@ pub enum ServerMessage {
         documents: Vec<DocumentId>,
     },
     /// One `automerge::sync` message for one document, built from what the server has
-    /// stored: a device holding exactly the message's heads once it has taken it in holds
-    /// only stored changes.
+    /// stored: a device holding the message's heads once it has taken it in may take them
+    /// as stored, as if told so with `Persisted`.
     Sync {
         /// The document.
         doc: DocumentId,

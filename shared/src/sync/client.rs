@@ -9,12 +9,14 @@
 //! then, so a save costs what changed rather than the whole document).
 //!
 //! A change counts as *waiting* until the server reports heads that include it as stored:
-//! with `Persisted`, or with a `Sync` message after which the device holds exactly the
-//! message's heads (the server builds every message from what it has stored, so those heads
-//! are stored; it sends `Persisted` only to the device whose message it answers). Waiting
-//! changes survive restarts because the persisted heads are saved with the document. Until then the device also keeps them in memory as Automerge encoded them
-//! when they were made (at most 1,000 changes or 512 KiB a document, [`Recent`]), and sends
-//! and saves them from those bytes rather than extracting them from the document again.
+//! with `Persisted`, or with a `Sync` message whose heads the device holds once it has
+//! taken it in (the server builds every message from what it has stored, so those heads
+//! are stored; it sends `Persisted` only to the device whose message it answers, when no
+//! message to it carried the heads). Waiting changes survive restarts because the persisted
+//! heads are saved with the document. Until then the device also keeps them in memory as
+//! Automerge encoded them when they were made (at most 1,000 changes or 512 KiB a document,
+//! [`Recent`]), and sends and saves them from those bytes rather than extracting them from
+//! the document again.
 //! A new session starts from the persisted heads, so its first message carries the waiting
 //! changes (`resume_from` in `message.rs`).
 
@@ -125,7 +127,7 @@ struct DeviceDocument {
     session: u32,
     persisted: Vec<ChangeHash>,
     /// The server has reported its stored heads in the current session (a `Persisted`, or
-    /// a `Sync` message whose heads the document then held exactly).
+    /// a `Sync` message whose heads the document then held).
     confirmed: bool,
     /// Heads up to which everything held either is stored on the server or came from it:
     /// the heads after the last message from the server that arrived while nothing of this
@@ -176,6 +178,29 @@ impl DeviceDocument {
         for change in doc.get_changes(before) {
             self.own.add(change.hash(), change.raw_bytes().to_vec());
         }
+    }
+
+    /// The server reports `heads` stored (with `Persisted`, or as the heads of a sync
+    /// message, all held here): everything they include no longer waits.
+    fn stored_up_to(&mut self, heads: Vec<ChangeHash>, online: bool) {
+        if self.persisted != heads {
+            self.persisted = heads;
+            self.forget_stored_own();
+        }
+        self.confirmed = online;
+    }
+
+    /// Whether every one of `hashes` is held here (without loading a document not loaded:
+    /// then only what it is known to hold counts).
+    fn holds_all(&mut self, hashes: &[ChangeHash]) -> bool {
+        if self.content.known_to_hold(hashes) {
+            return true;
+        }
+        if let Some(heads) = self.content.unloaded_heads() {
+            return hashes.iter().all(|h| heads.contains(h));
+        }
+        let missing = self.content.doc().get_missing_deps(hashes);
+        hashes.iter().all(|h| !missing.contains(h))
     }
 
     /// Forgets the kept changes of this device's that the server has now stored.
@@ -875,15 +900,10 @@ impl ClientCore {
                     d.from_server = d.content.heads();
                     d.waiting_memo = None;
                 }
-                // Holding exactly the heads the server built its message at, everything
-                // held is stored there: as a `Persisted` with those heads would say.
-                if super::message::same_heads(&d.content.heads(), &server_heads) {
-                    if d.persisted != server_heads {
-                        d.persisted = server_heads;
-                        d.forget_stored_own();
-                        d.waiting_memo = None;
-                    }
-                    d.confirmed = true;
+                // The heads the server built its message at are stored there: once held
+                // here, they tell the device so, as a `Persisted` with them would.
+                if d.holds_all(&server_heads) {
+                    d.stored_up_to(server_heads, true);
                 }
                 if let Some(bytes) = whole {
                     d.arrived_whole = Some((d.content.heads(), bytes));
@@ -897,9 +917,7 @@ impl ClientCore {
             }
             ServerMessage::Persisted { doc, heads } => {
                 if let Some(d) = self.docs.get_mut(&doc) {
-                    d.persisted = heads_from_wire(&heads);
-                    d.forget_stored_own();
-                    d.confirmed = self.link == Link::Online;
+                    d.stored_up_to(heads_from_wire(&heads), self.link == Link::Online);
                     d.last_heard_ms = now_ms;
                     out.save.insert(doc);
                 }
@@ -1592,8 +1610,8 @@ mod tests {
     }
 
     /// Every sync message the server sends is built from what it has stored and carries its
-    /// heads: a device that then holds exactly those heads knows that everything it holds
-    /// is stored, as a `Persisted` would have told it (the server no longer sends one to
+    /// heads: a device that then holds those heads knows that everything they include is
+    /// stored, as a `Persisted` would have told it (the server no longer sends one to
     /// every device in the room after every change). It keeps them as its stored heads,
     /// across a restart too.
     #[test]
@@ -1617,37 +1635,38 @@ mod tests {
     }
 
     /// Work of this device's still counts as waiting when the server's changes arrive on
-    /// top of it: the device's heads are not the message's, so nothing is taken as stored
-    /// from it, and after a restart (the server's report not yet come) what arrived counts
-    /// as waiting too. That errs the safe way, as sign-out wipes a device only when nothing
-    /// waits.
+    /// top of it, and only it: the device holds the heads the message was built at, so
+    /// what the server sent is taken as stored (as a `Persisted` of those heads would say),
+    /// across a restart too; the entries made offline wait until the server reports heads
+    /// that include them.
     #[test]
     fn own_waiting_work_is_counted_whatever_arrives() {
         let (mut core, id, held, message) = sent_new_changes(2);
-        let stored = core.persisted_heads(id);
+        let mut server_heads = message.heads.clone();
+        server_heads.sort();
         let mut saved = vec![held];
         saved.extend(edit_offline(&mut core, id, 2));
         assert_eq!(core.waiting_in(id), 2);
         from_server(&mut core, id, message);
-        assert_eq!(core.persisted_heads(id), stored, "not taken as stored");
-        assert!(
-            core.waiting_in(id) >= 2,
-            "the two entries made offline still wait (what came with them may be counted \
-             until the server reports what it stored)"
+        assert_eq!(
+            core.persisted_heads(id),
+            server_heads,
+            "the message's heads"
         );
-        let Some(Chunk::Incremental(arrived)) = core.save(id).and_then(|s| s.chunk) else {
+        assert_eq!(
+            core.waiting_in(id),
+            2,
+            "the two entries made offline still wait"
+        );
+        assert!(!core.in_step(id), "the server has not yet stored them");
+        let save = core.save(id).expect("something to save");
+        let Some(Chunk::Incremental(arrived)) = save.chunk else {
             panic!("what arrived is saved as an increment");
         };
         saved.push(arrived);
         let mut restarted = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![2; 16]);
-        restarted
-            .restore(id, &saved, &heads_to_wire(&stored))
-            .unwrap();
-        assert_eq!(
-            restarted.waiting_in(id),
-            4,
-            "own and arrived, until reported"
-        );
+        restarted.restore(id, &saved, &save.persisted).unwrap();
+        assert_eq!(restarted.waiting_in(id), 2, "only the entries made offline");
     }
 
     /// A device taking in a caseload (a cover worker's pickup) can take longer than

@@ -495,13 +495,13 @@ impl DocumentRoom {
     /// unless it knows them already. Call after storing and sending [`Self::outgoing`].
     ///
     /// Every sync message the server sends is built from what it has stored, and carries
-    /// the heads it was built at; a device that then holds exactly those heads takes them
-    /// as stored. So a peer told once in its session learns the stored heads from the
-    /// sync messages that follow, and needs `Persisted` only when it was sent none at
-    /// these heads: usually a device whose message brought changes while it was still to
-    /// answer one of ours. (The first telling of each session is always a `Persisted`, so a
-    /// device that reads only `Persisted` still learns the stored heads once a session, and
-    /// after every message of its own that it is not sent an answer to.)
+    /// the heads it was built at; a device that then holds those heads takes them as
+    /// stored. So a peer told once in its session learns the stored heads from the sync
+    /// messages that follow, and needs `Persisted` only when none sent to it carried these
+    /// heads (a sender's message is answered whenever Automerge has anything to say, and it
+    /// has nothing to say only when the peer was last sent these heads: in practice this
+    /// leaves once a session). The first telling of each session is always a `Persisted`,
+    /// so a device that reads only `Persisted` still learns the stored heads once a session.
     pub fn tell_stored(&mut self, peer: PeerId) -> Option<Vec<Head>> {
         let heads = self.doc.get_heads();
         let state = self.peers.get_mut(&peer)?;
