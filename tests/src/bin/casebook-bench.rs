@@ -109,7 +109,7 @@ fn settle(o: &Options, report: &mut Report, scenario: &str, result: anyhow::Resu
 
 fn write(o: &Options, report: &Report) -> anyhow::Result<()> {
     if let (Some(json), Some(markdown)) = (&o.json, &o.markdown) {
-        let machine = bench::machine();
+        let mut machine = bench::machine();
         let fresh = report.clone().measured_on(&machine);
         let report = match &o.earlier {
             Some(earlier) if o.merge => {
@@ -121,6 +121,11 @@ fn write(o: &Options, report: &Report) -> anyhow::Result<()> {
                     .unwrap_or("not recorded")
                     .to_owned();
                 let earlier: Report = serde_json::from_value(earlier["report"].clone())?;
+                // Nothing measured (only the method rewritten): the file still names the
+                // machine of its last measurements, not this one.
+                if report.figures.is_empty() {
+                    machine = earlier_machine.clone();
+                }
                 fresh.merged_over(earlier.measured_on(&earlier_machine))
             }
             _ => fresh,
