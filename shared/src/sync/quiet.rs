@@ -184,8 +184,9 @@ impl QuietDocument {
                 }
                 room.outgoing(now_ms);
             }
-            // Each answer from the snapshot came with a `Persisted` of its heads.
-            room.told_stored(peer);
+            // Each answer from the snapshot came with a `Persisted` of its heads: the
+            // room notes the peer told them (what it would send is already sent).
+            let _ = room.tell_stored(peer);
         }
         restart
     }

@@ -513,15 +513,6 @@ impl DocumentRoom {
         Some(wire)
     }
 
-    /// Notes that `peer` was told the document's heads are stored (by an answer from the
-    /// stored snapshot before the room was loaded).
-    pub fn told_stored(&mut self, peer: PeerId) {
-        let heads = self.doc.get_heads();
-        if let Some(state) = self.peers.get_mut(&peer) {
-            state.told = Some(heads);
-        }
-    }
-
     /// Removes a peer (its connection closed).
     pub fn leave(&mut self, peer: PeerId) {
         self.peers.remove(&peer);
