@@ -23,8 +23,13 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const DEFLATED_VERSION: u8 = 2;
 /// Frames larger than this are deflated (when the other side reads version 2).
 pub const DEFLATE_ABOVE: usize = 1024;
-/// Deflate level: fast, and most of the gain on Automerge changes and text.
-const DEFLATE_LEVEL: u32 = 3;
+/// Deflate level of the frames a device sends: most of the gain on Automerge changes and
+/// text (its upload may be a mobile network, and its processor is its own).
+const DEVICE_DEFLATE_LEVEL: u32 = 3;
+/// Deflate level of the frames the server sends: the fastest. The server deflates for
+/// every device it serves; on chronology changes level 1 takes about a third of level 3's
+/// time for frames of two to eight changes, for 10-12% more bytes (`docs/performance.md`).
+const SERVER_DEFLATE_LEVEL: u32 = 1;
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
@@ -240,13 +245,14 @@ impl DecodeError {
     }
 }
 
-/// Encodes `message` as version 1, or (`deflate`) as version 2 when that is smaller, or
-/// always as version 2 with `force_deflate`.
-fn encode<T: Serialize>(message: &T, deflate: bool, force_deflate: bool) -> Vec<u8> {
+/// Encodes `message` as version 1, or (`deflate` is a level) as version 2 when that is
+/// smaller, or always as version 2 with `force_deflate`.
+fn encode<T: Serialize>(message: &T, deflate: Option<u32>, force_deflate: bool) -> Vec<u8> {
     // Serialising these plain enums into a Vec cannot fail.
     let body = postcard::to_stdvec(message).expect("protocol messages always serialise");
-    if force_deflate || (deflate && body.len() > DEFLATE_ABOVE) {
-        let packed = deflate_raw(&body, DEFLATE_LEVEL);
+    let level = deflate.unwrap_or(DEVICE_DEFLATE_LEVEL);
+    if force_deflate || (deflate.is_some() && body.len() > DEFLATE_ABOVE) {
+        let packed = deflate_raw(&body, level);
         if force_deflate || packed.len() < body.len() {
             let mut out = Vec::with_capacity(packed.len() + 1);
             out.push(DEFLATED_VERSION);
@@ -261,16 +267,31 @@ fn encode<T: Serialize>(message: &T, deflate: bool, force_deflate: bool) -> Vec<
 }
 
 /// Raw deflate (no zlib header), with `flate2` on the zlib-rs backend: the deflate
-/// Automerge already brings into the app, so the bundle carries one.
+/// Automerge already brings into the app, so the bundle carries one. Each thread keeps its
+/// compressor and resets it between frames: setting one up (its window and hash tables)
+/// took a third of the time of deflating a frame of one or two changes.
 fn deflate_raw(body: &[u8], level: u32) -> Vec<u8> {
+    use flate2::{Compression, write::DeflateEncoder};
+    use std::cell::RefCell;
     use std::io::Write;
-    let mut encoder = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(body.len() / 2),
-        flate2::Compression::new(level),
-    );
-    // Writing into a Vec cannot fail.
-    encoder.write_all(body).expect("deflating into memory");
-    encoder.finish().expect("deflating into memory")
+    thread_local! {
+        static ENCODER: RefCell<Option<(u32, DeflateEncoder<Vec<u8>>)>> =
+            const { RefCell::new(None) };
+    }
+    ENCODER.with_borrow_mut(|kept| {
+        let encoder = match kept {
+            Some((kept_level, encoder)) if *kept_level == level => encoder,
+            _ => {
+                let fresh = DeflateEncoder::new(Vec::new(), Compression::new(level));
+                &mut kept.insert((level, fresh)).1
+            }
+        };
+        *encoder.get_mut() = Vec::with_capacity(body.len() / 2);
+        // Writing into a Vec cannot fail. `reset` ends the stream, hands back its bytes and
+        // leaves the encoder ready for the next frame.
+        encoder.write_all(body).expect("deflating into memory");
+        encoder.reset(Vec::new()).expect("deflating into memory")
+    })
 }
 
 /// Inflates raw deflate, refusing output over `limit` bytes (checked as it inflates, so a
@@ -335,12 +356,16 @@ impl ClientMessage {
     /// Encodes the message as one frame (large frames deflated; `Hello` always version 2, to
     /// tell the server this device reads deflated frames).
     pub fn encode(&self) -> Vec<u8> {
-        encode(self, true, matches!(self, ClientMessage::Hello { .. }))
+        encode(
+            self,
+            Some(DEVICE_DEFLATE_LEVEL),
+            matches!(self, ClientMessage::Hello { .. }),
+        )
     }
 
     /// Encodes the message as version 1 only (as an app from before deflated frames did).
     pub fn encode_plain(&self) -> Vec<u8> {
-        encode(self, false, false)
+        encode(self, None, false)
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
@@ -351,13 +376,13 @@ impl ClientMessage {
 impl ServerMessage {
     /// Encodes the message as one version 1 frame.
     pub fn encode(&self) -> Vec<u8> {
-        encode(self, false, false)
+        encode(self, None, false)
     }
 
-    /// Encodes the message for a device: deflated where that is smaller if it reads
+    /// Encodes the message for a device: deflated (fast) where that is smaller if it reads
     /// version 2 frames (`deflate`).
     pub fn encode_for(&self, deflate: bool) -> Vec<u8> {
-        encode(self, deflate, false)
+        encode(self, deflate.then_some(SERVER_DEFLATE_LEVEL), false)
     }
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
@@ -407,6 +432,44 @@ mod tests {
             ServerMessage::decode(&persisted.encode_for(true)),
             Ok(persisted)
         );
+    }
+
+    #[test]
+    fn frames_deflated_one_after_another_by_both_sides_each_read_back_alone() {
+        // One thread keeps one compressor between frames: each frame must still be a whole
+        // stream of its own, whichever side deflated the frame before it.
+        let doc = DocumentId::from_random_bytes([4; 16]);
+        let sync = |n: usize| ServerMessage::Sync {
+            doc,
+            session: 1,
+            data: format!("Entry {n}: home visit, discussed the licence conditions. ")
+                .repeat(40 + n)
+                .into_bytes(),
+        };
+        let sent = |n: usize| ClientMessage::Sync {
+            doc,
+            session: 2,
+            data: format!("Note {n}: telephone call with the supervising officer. ")
+                .repeat(30 + n)
+                .into_bytes(),
+        };
+        let server_sends = |n: usize| {
+            let frame = sync(n).encode_for(true);
+            assert_eq!(frame_version(&frame), DEFLATED_VERSION);
+            assert_eq!(ServerMessage::decode(&frame), Ok(sync(n)));
+        };
+        let device_sends = |n: usize| {
+            let frame = sent(n).encode();
+            assert_eq!(frame_version(&frame), DEFLATED_VERSION);
+            assert_eq!(ClientMessage::decode(&frame), Ok(sent(n)));
+        };
+        // Runs of frames from one side, then the two sides in turn.
+        (0..4).for_each(server_sends);
+        (0..4).for_each(device_sends);
+        for n in 4..8 {
+            server_sends(n);
+            device_sends(n);
+        }
     }
 
     #[test]
