@@ -266,32 +266,41 @@ fn encode<T: Serialize>(message: &T, deflate: Option<u32>, force_deflate: bool) 
     out
 }
 
+/// Encoders kept between frames for reuse: setting one up (its window and hash tables)
+/// took a third of the time of deflating a frame of one or two changes, and each holds
+/// about 316 KB. A few, shared, cover the server's two worker threads and bound that
+/// memory; one per thread would grow with every thread the runtime runs work on (15 in the
+/// server under the live load).
+const KEPT_ENCODERS: usize = 4;
+
+/// Encoders not in use, with their levels.
+static KEPT: std::sync::Mutex<Vec<(u32, flate2::write::DeflateEncoder<Vec<u8>>)>> =
+    std::sync::Mutex::new(Vec::new());
+
 /// Raw deflate (no zlib header), with `flate2` on the zlib-rs backend: the deflate
-/// Automerge already brings into the app, so the bundle carries one. Each thread keeps its
-/// compressor and resets it between frames: setting one up (its window and hash tables)
-/// took a third of the time of deflating a frame of one or two changes.
+/// Automerge already brings into the app, so the bundle carries one. Uses a kept encoder
+/// of the level when there is one ([`KEPT_ENCODERS`]).
 fn deflate_raw(body: &[u8], level: u32) -> Vec<u8> {
     use flate2::{Compression, write::DeflateEncoder};
-    use std::cell::RefCell;
     use std::io::Write;
-    thread_local! {
-        static ENCODER: RefCell<Option<(u32, DeflateEncoder<Vec<u8>>)>> =
-            const { RefCell::new(None) };
+    use std::sync::PoisonError;
+    let taken = {
+        let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = kept.iter().position(|(kept_level, _)| *kept_level == level);
+        found.map(|i| kept.swap_remove(i).1)
+    };
+    let mut encoder =
+        taken.unwrap_or_else(|| DeflateEncoder::new(Vec::new(), Compression::new(level)));
+    *encoder.get_mut() = Vec::with_capacity(body.len() / 2);
+    // Writing into a Vec cannot fail. `reset` ends the stream, hands back its bytes and
+    // leaves the encoder ready for the next frame.
+    encoder.write_all(body).expect("deflating into memory");
+    let out = encoder.reset(Vec::new()).expect("deflating into memory");
+    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    if kept.len() < KEPT_ENCODERS {
+        kept.push((level, encoder));
     }
-    ENCODER.with_borrow_mut(|kept| {
-        let encoder = match kept {
-            Some((kept_level, encoder)) if *kept_level == level => encoder,
-            _ => {
-                let fresh = DeflateEncoder::new(Vec::new(), Compression::new(level));
-                &mut kept.insert((level, fresh)).1
-            }
-        };
-        *encoder.get_mut() = Vec::with_capacity(body.len() / 2);
-        // Writing into a Vec cannot fail. `reset` ends the stream, hands back its bytes and
-        // leaves the encoder ready for the next frame.
-        encoder.write_all(body).expect("deflating into memory");
-        encoder.reset(Vec::new()).expect("deflating into memory")
-    })
+    out
 }
 
 /// Inflates raw deflate, refusing output over `limit` bytes (checked as it inflates, so a
@@ -436,8 +445,8 @@ mod tests {
 
     #[test]
     fn frames_deflated_one_after_another_by_both_sides_each_read_back_alone() {
-        // One thread keeps one compressor between frames: each frame must still be a whole
-        // stream of its own, whichever side deflated the frame before it.
+        // Encoders are kept between frames: each frame must still be a whole stream of its
+        // own, whichever side deflated the frame before it.
         let doc = DocumentId::from_random_bytes([4; 16]);
         let sync = |n: usize| ServerMessage::Sync {
             doc,
