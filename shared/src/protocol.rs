@@ -27,8 +27,9 @@ pub const DEFLATE_ABOVE: usize = 1024;
 /// text (its upload may be a mobile network, and its processor is its own).
 const DEVICE_DEFLATE_LEVEL: u32 = 3;
 /// Deflate level of the frames the server sends: the fastest. The server deflates for
-/// every device it serves; on chronology changes level 1 takes about a third of level 3's
-/// time for frames of two to eight changes, for 10-12% more bytes (`docs/performance.md`).
+/// every device it serves; on chronology changes level 1 takes a quarter to a third of
+/// level 3's time for frames of one to eight changes, for 10-12% more bytes
+/// (`docs/performance.md`).
 const SERVER_DEFLATE_LEVEL: u32 = 1;
 
 /// Largest frame either side accepts, in bytes.
@@ -245,13 +246,12 @@ impl DecodeError {
     }
 }
 
-/// Encodes `message` as version 1, or (`deflate` is a level) as version 2 when that is
-/// smaller, or always as version 2 with `force_deflate`.
+/// Encodes `message` as version 1, or (`deflate` gives the level) as version 2 when that
+/// is smaller, or with a level and `force_deflate` always as version 2.
 fn encode<T: Serialize>(message: &T, deflate: Option<u32>, force_deflate: bool) -> Vec<u8> {
     // Serialising these plain enums into a Vec cannot fail.
     let body = postcard::to_stdvec(message).expect("protocol messages always serialise");
-    let level = deflate.unwrap_or(DEVICE_DEFLATE_LEVEL);
-    if force_deflate || (deflate.is_some() && body.len() > DEFLATE_ABOVE) {
+    if let Some(level) = deflate.filter(|_| force_deflate || body.len() > DEFLATE_ABOVE) {
         let packed = deflate_raw(&body, level);
         if force_deflate || packed.len() < body.len() {
             let mut out = Vec::with_capacity(packed.len() + 1);
