@@ -457,6 +457,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
         let schedule = load.schedule(n);
         let total = load.seconds();
         let (ledger, line) = (ledger.clone(), line.clone());
+        let sharing = applying.clone();
         let apply = applying.as_ref().map(|a| a.apply.clone());
         tasks.push(tokio::spawn(async move {
             let mut device = NativeDevice::new(me);
@@ -505,11 +506,18 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                     break;
                 }
                 let (d, doc) = mine[k % mine.len()];
+                let mut made = None;
                 let written = device
                     .add_entry_marked(doc, &draft(&fixture::entry_text(k)), |hash| {
                         ledger.record(d, hash, n);
+                        made = Some(hash);
                     })
                     .await;
+                if let (Some(sharing), Some(hash), Some(am)) =
+                    (&sharing, made, device.core.document(doc))
+                {
+                    sharing.offer(am, hash);
+                }
                 if written.is_err() {
                     log.disconnected = true;
                     break;

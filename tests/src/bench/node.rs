@@ -188,6 +188,7 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
         let schedule = load.schedule(n);
         let url = server.url.clone();
         let (ids, ledger, line) = (ids.clone(), ledger.clone(), line.clone());
+        let sharing = applying.clone();
         let apply = applying.as_ref().map(|a| a.apply.clone());
         tasks.push(tokio::spawn(async move {
             let names: Vec<String> = mine.iter().map(|d| ids[*d].clone()).collect();
@@ -217,6 +218,9 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
                 let d = mine[k % mine.len()];
                 let hash = device.write(&ids[d], &format!("d{n}-{k}"), &fixture::entry_text(k))?;
                 ledger.record(d, hash, n);
+                if let (Some(sharing), Some(am)) = (&sharing, device.document(&ids[d])) {
+                    sharing.offer(am, hash);
+                }
                 device.sync_doc(&ids[d]).await?;
             }
             line.finished_writing();
