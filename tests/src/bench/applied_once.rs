@@ -122,9 +122,9 @@ impl Shared {
         }));
         let copies = Arc::new(AtomicUsize::new(0));
         let counted = copies.clone();
-        let shared = reached.clone();
+        let documents = reached.clone();
         let apply: Apply = Arc::new(move |doc: &mut AutoCommit, bytes: &[u8]| {
-            let lock = || reached.lock().expect("documents reached");
+            let lock = || documents.lock().expect("documents reached");
             let ours = doc.get_heads();
             let target = if doc.get_missing_deps(&[]).is_empty() {
                 let input = (ours.clone(), bytes.to_vec());
@@ -159,7 +159,7 @@ impl Shared {
         });
         Self {
             apply,
-            reached: shared,
+            reached,
             copies,
         }
     }

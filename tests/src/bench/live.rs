@@ -458,12 +458,11 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
         let total = load.seconds();
         let (ledger, line) = (ledger.clone(), line.clone());
         let sharing = applying.clone();
-        let apply = applying.as_ref().map(|a| a.apply.clone());
         tasks.push(tokio::spawn(async move {
             let mut device = NativeDevice::new(me);
             device.keeps_storage = false;
-            if let Some(apply) = apply {
-                device.share_applying(apply);
+            if let Some(sharing) = &sharing {
+                device.share_applying(sharing.apply.clone());
             }
             let (ready, start) = line
                 .line_up(async {

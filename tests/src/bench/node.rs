@@ -189,7 +189,6 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
         let url = server.url.clone();
         let (ids, ledger, line) = (ids.clone(), ledger.clone(), line.clone());
         let sharing = applying.clone();
-        let apply = applying.as_ref().map(|a| a.apply.clone());
         tasks.push(tokio::spawn(async move {
             let names: Vec<String> = mine.iter().map(|d| ids[*d].clone()).collect();
             let (device, start) = line
@@ -197,7 +196,7 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
                     &url,
                     &format!("bench-device-{n}"),
                     &names,
-                    apply,
+                    sharing.as_ref().map(|s| s.apply.clone()),
                 ))
                 .await;
             let mut device = device.with_context(|| format!("connecting device {n}"))?;

@@ -209,14 +209,14 @@ impl RepoDevice {
         Ok(())
     }
 
-    /// Writes a chronology entry shaped as Casebook's (`chronology::add_entry`: the two free
-    /// text fields as text objects, the rest as values) into `doc` and returns the change's
-    /// hash; [`Self::sync_doc`] sends it.
     /// The device's copy of `doc`, if it holds it.
     pub fn document(&self, doc: &str) -> Option<&automerge::AutoCommit> {
         self.docs.get(doc).map(|held| &held.doc)
     }
 
+    /// Writes a chronology entry shaped as Casebook's (`chronology::add_entry`: the two free
+    /// text fields as text objects, the rest as values) into `doc` and returns the change's
+    /// hash; [`Self::sync_doc`] sends it.
     pub fn write(&mut self, doc: &str, key: &str, what: &str) -> anyhow::Result<ChangeHash> {
         let held = self
             .docs
