@@ -13,7 +13,11 @@
 //! - `content::Content` is the device's side of the same idea: a document that arrived
 //!   whole, or is restored from one whole save, stays those bytes with their heads until it
 //!   is read, edited or sent changes; `receive::receive_by_heads` and
-//!   `message::by_heads` take in and answer what heads alone settle.
+//!   `message::by_heads` take in and answer what heads alone settle. A loaded document
+//!   keeps those bytes, so [`client::ClientCore::close`] can put it back to them (the
+//!   load benchmarks' devices can close each record once nothing of theirs waits in it).
+//! - [`receive::Sharing`] lets the load benchmarks' thousand simulated devices do
+//!   Automerge's work once between them (the app never sets one).
 //! - [`message::next_message`] builds the next message for a peer, answering
 //!   acknowledgements and "nothing owed" from the sync state without a pass over the
 //!   document; both of the above use it.

@@ -10,9 +10,10 @@ use casebook_shared::ids::{DeviceId, DocumentId};
 use casebook_shared::protocol::{DenyReason, ErrorCode, Head, ServerMessage};
 use casebook_shared::records::{self, Kind};
 use casebook_shared::sync::client::{Chunk, ClientCore, Creation, Output};
-use casebook_shared::sync::receive::Apply;
+use casebook_shared::sync::receive::Sharing;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -94,7 +95,7 @@ impl NativeDevice {
                 .with_past_actors(past.clone())
                 .with_pending_views(self.pending_views.clone())
                 .with_pending_creations(self.pending_creations.clone());
-        core.set_apply(self.core.applies_with().cloned());
+        core.set_sharing(self.core.sharing().cloned());
         for (id, (chunks, persisted)) in &self.storage {
             core.restore(*id, chunks, persisted)?;
         }
@@ -106,10 +107,10 @@ impl NativeDevice {
         })
     }
 
-    /// Applies the changes the server sends with `apply`, which the simulated devices of a
-    /// load benchmark share (see `bench::applied_once`).
-    pub fn share_applying(&mut self, apply: Apply) {
-        self.core.set_apply(Some(apply));
+    /// Takes in changes and opens documents with `sharing`, which the simulated devices of
+    /// a load benchmark share (see `bench::applied_once`).
+    pub fn share(&mut self, sharing: Arc<dyn Sharing>) {
+        self.core.set_sharing(Some(sharing));
     }
 
     fn now(&self) -> u64 {
@@ -336,11 +337,12 @@ impl NativeDevice {
     }
 
     /// Handles frames for `time`, calling `changed` with each document a frame changed (its
-    /// content or what the server has stored of it). Fails only when the connection closes.
+    /// content or what the server has stored of it) and the protocol core holding it. Fails
+    /// only when the connection closes.
     pub async fn run_for(
         &mut self,
         time: Duration,
-        mut changed: impl FnMut(DocumentId, &AutoCommit),
+        mut changed: impl FnMut(DocumentId, &mut ClientCore),
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + time;
         loop {
@@ -349,9 +351,7 @@ impl NativeDevice {
                 return Ok(());
             }
             for doc in self.step(left).await? {
-                if let Some(am) = self.core.document(doc) {
-                    changed(doc, am);
-                }
+                changed(doc, &mut self.core);
             }
         }
     }

@@ -22,6 +22,7 @@
 
 use super::content::Content;
 use super::message::Recent;
+use super::receive::Sharing;
 use super::{heads_from_wire, heads_to_wire};
 use crate::ids::{CaseId, DeviceId, DocumentId};
 use crate::protocol::{ClientMessage, DenyReason, ErrorCode, Head, ServerMessage};
@@ -29,6 +30,7 @@ use automerge::sync;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// How long a document may go without hearing from the server, while it is not known to be
 /// in step and the connection has brought no answer about any document either, before the
@@ -176,6 +178,7 @@ impl DeviceDocument {
             return;
         }
         for change in doc.get_changes(before) {
+            self.content.added(change.raw_bytes());
             self.own.add(change.hash(), change.raw_bytes().to_vec());
         }
     }
@@ -427,8 +430,8 @@ pub struct ClientCore {
     /// When the connection last brought an answer about documents (milliseconds): see
     /// [`Self::tick`].
     last_frame_ms: u64,
-    /// How changes from the server are applied (see [`super::receive::Apply`]).
-    apply: Option<super::receive::Apply>,
+    /// How changes are taken in and documents loaded (see [`Sharing`]).
+    sharing: Option<Arc<dyn Sharing>>,
 }
 
 impl ClientCore {
@@ -444,19 +447,19 @@ impl ClientCore {
             views: Vec::new(),
             creations: Vec::new(),
             last_frame_ms: 0,
-            apply: None,
+            sharing: None,
         }
     }
 
-    /// Applies the changes the server sends with `apply` from now on, or as Automerge does
-    /// with `None` (see [`super::receive::Apply`]).
-    pub fn set_apply(&mut self, apply: Option<super::receive::Apply>) {
-        self.apply = apply;
+    /// Takes in the changes the server sends and loads documents with `sharing` from now
+    /// on, or as Automerge does with `None` (see [`Sharing`]).
+    pub fn set_sharing(&mut self, sharing: Option<Arc<dyn Sharing>>) {
+        self.sharing = sharing;
     }
 
-    /// How this device applies the changes the server sends, when not as Automerge does.
-    pub fn applies_with(&self) -> Option<&super::receive::Apply> {
-        self.apply.as_ref()
+    /// How this device takes in changes and loads documents, when not as Automerge does.
+    pub fn sharing(&self) -> Option<&Arc<dyn Sharing>> {
+        self.sharing.as_ref()
     }
 
     /// Views recorded in earlier runs and not yet logged by the server.
@@ -593,7 +596,9 @@ impl ClientCore {
         persisted: &[Head],
     ) -> Result<(), ClientError> {
         let content = match chunks {
-            [whole] => Content::unloaded(whole.clone(), self.actor.clone()).ok(),
+            [whole] => {
+                Content::unloaded(whole.clone(), self.actor.clone(), self.sharing.clone()).ok()
+            }
             _ => None,
         };
         let content = match content {
@@ -673,6 +678,30 @@ impl ClientCore {
     /// Whether document `id` is loaded into Automerge (see [`Content`]).
     pub fn is_loaded(&self, id: DocumentId) -> bool {
         self.docs.get(&id).is_some_and(|d| d.content.is_loaded())
+    }
+
+    /// Puts document `id` back to bytes, out of Automerge, once nothing of this device's
+    /// waits in it (see [`Content::close`]): as when its record is closed. Changes that
+    /// follow it are then added to the bytes as they come, and the next read or edit loads
+    /// it again. Returns whether it is now not loaded (`false` while something of this
+    /// device's, or a change waiting for a dependency, is held in it).
+    pub fn close(&mut self, id: DocumentId) -> bool {
+        let Some(d) = self.docs.get_mut(&id) else {
+            return false;
+        };
+        if !d.content.is_loaded() {
+            return true;
+        }
+        !d.anything_waiting() && d.content.close()
+    }
+
+    /// Whether document `id` holds change `hash`. A document not loaded answers without
+    /// loading, from what it knows it holds: the changes that came or were made since it
+    /// was first kept as bytes, and its heads (so an older change may be answered `false`).
+    pub fn holds(&mut self, id: DocumentId, hash: &ChangeHash) -> bool {
+        self.docs
+            .get_mut(&id)
+            .is_some_and(|d| d.holds_all(std::slice::from_ref(hash)))
     }
 
     /// The documents on the device.
@@ -833,7 +862,11 @@ impl ClientCore {
                 // the document loads it. (With nothing of ours waiting, the server holds
                 // all we hold, which taking in by heads relies on.)
                 let by_heads = match &whole {
-                    Some(bytes) => match Content::unloaded(bytes.clone(), self.actor.clone()) {
+                    Some(bytes) => match Content::unloaded(
+                        bytes.clone(),
+                        self.actor.clone(),
+                        self.sharing.clone(),
+                    ) {
                         Ok(content) => {
                             let heads = content.unloaded_heads().unwrap_or_default().to_vec();
                             super::receive::receive_by_heads(
@@ -849,38 +882,41 @@ impl ClientCore {
                     },
                     None => match d.content.unloaded_heads().map(<[_]>::to_vec) {
                         Some(ours) if nothing_waited => {
-                            // Changes onto what it holds, each depending only on our heads or
-                            // the changes before it: their bytes are added to what is kept.
+                            // Changes onto what it holds, each depending only on our heads,
+                            // the changes before it or changes known held: their bytes are
+                            // added to what is kept.
+                            let bytes: Vec<u8> =
+                                message.changes.iter().flatten().copied().collect();
+                            let content = &d.content;
+                            let known =
+                                |h: &ChangeHash| content.known_to_hold(std::slice::from_ref(h));
                             let after = if message.changes.is_empty() {
-                                Some(None)
+                                Some((None, Vec::new()))
                             } else {
-                                super::chunk::parse_changes(message.changes.iter())
-                                    .and_then(|changes| {
-                                        super::receive::heads_after(&ours, &changes)
-                                    })
-                                    .map(Some)
+                                let headers = match &self.sharing {
+                                    Some(sharing) => sharing.checked_headers(&bytes),
+                                    None => super::receive::checked_headers(&bytes),
+                                };
+                                headers.and_then(|headers| {
+                                    let after =
+                                        super::receive::heads_after(&ours, &headers, &known)?;
+                                    let hashes = headers.into_iter().map(|(h, _)| h).collect();
+                                    Some((Some(after), hashes))
+                                })
                             };
                             match after {
-                                Some(after) => {
-                                    let bytes: Vec<u8> =
-                                        message.changes.iter().flatten().copied().collect();
-                                    let content = &d.content;
-                                    let known = |h: &ChangeHash| {
-                                        content.known_to_hold(std::slice::from_ref(h))
-                                    };
-                                    super::receive::receive_by_heads(
-                                        &ours,
-                                        after.clone(),
-                                        &known,
-                                        &mut d.sync,
-                                        message,
-                                    )
-                                    .map(|()| {
-                                        if let Some(after) = after {
-                                            d.content.append(&bytes, after);
-                                        }
-                                    })
-                                }
+                                Some((after, hashes)) => super::receive::receive_by_heads(
+                                    &ours,
+                                    after.clone(),
+                                    &known,
+                                    &mut d.sync,
+                                    message,
+                                )
+                                .map(|()| {
+                                    if let Some(after) = after {
+                                        d.content.append(&bytes, hashes, after);
+                                    }
+                                }),
                                 None => Err(message),
                             }
                         }
@@ -888,13 +924,15 @@ impl ClientCore {
                     },
                 };
                 if let Err(message) = by_heads {
+                    let joined: Vec<u8> = message.changes.iter().flatten().copied().collect();
                     super::receive::receive_with(
                         d.content.doc(),
                         &mut d.sync,
                         message,
-                        self.apply.as_ref(),
+                        self.sharing.as_deref(),
                     )
                     .map_err(|_| ClientError::BadSync)?;
+                    d.content.added(&joined);
                 }
                 if nothing_waited {
                     d.from_server = d.content.heads();
@@ -1143,6 +1181,7 @@ mod tests {
         // kept, still without loading, and saved as it came.
         let mut other = ClientCore::new(DeviceId(uuid::Uuid::from_u128(2)), vec![3; 16]);
         sync_with_room(&mut other, &mut room, id, true);
+        eprintln!("other before {:?}", other.heads(id));
         other
             .edit(id, |doc| {
                 doc.put(automerge::ROOT, "from a co-worker", 1).unwrap();
@@ -1185,11 +1224,222 @@ mod tests {
         assert!(in_room.get(automerge::ROOT, "made here").unwrap().is_some());
     }
 
+    /// A worker writes in a record and closes it once the entry is stored: the document
+    /// goes back to bytes, a co-worker's entry is then added to them without loading, and
+    /// reopening gives the document a device that kept it open would hold, writing on as
+    /// this device.
+    #[test]
+    fn a_closed_record_takes_changes_in_as_bytes_and_reopens_as_if_kept_open() {
+        use automerge::ReadDoc;
+        let id = DocumentId(uuid::Uuid::from_u128(14));
+        let mut room = DocumentRoom::load(Some(&server_document(20).save()), []).unwrap();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        sync_with_room(&mut core, &mut room, id, true);
+        core.edit(id, |doc| doc.put(automerge::ROOT, "mine", 1).unwrap())
+            .unwrap();
+        assert!(!core.close(id), "not closed while the entry waits");
+        assert!(core.is_loaded(id));
+        sync_with_room(&mut core, &mut room, id, true);
+        assert_eq!(core.waiting_in(id), 0);
+        let mine = core.heads(id).unwrap()[0];
+        assert!(core.close(id));
+        assert!(!core.is_loaded(id));
+        assert!(core.holds(id, &mine), "its own entry, known held unloaded");
+        assert!(core.in_step(id));
+
+        // A co-worker, who keeps the record open, writes.
+        let mut other = ClientCore::new(DeviceId(uuid::Uuid::from_u128(2)), vec![2; 16]);
+        sync_as(&mut other, 2, &mut room, id, true);
+        other
+            .edit(id, |doc| doc.put(automerge::ROOT, "theirs", 2).unwrap())
+            .unwrap();
+        sync_as(&mut other, 2, &mut room, id, true);
+        let theirs = other.heads(id).unwrap()[0];
+        assert!(!core.holds(id, &theirs));
+        sync_with_room(&mut core, &mut room, id, true);
+        assert!(!core.is_loaded(id), "taken in without loading");
+        assert!(core.holds(id, &theirs));
+        assert!(core.in_step(id));
+        assert_eq!(core.waiting_in(id), 0);
+
+        let mut open = other.document(id).unwrap().clone();
+        let mut reopened = core.document(id).unwrap().clone();
+        assert_eq!(reopened.get_heads(), open.get_heads());
+        assert_eq!(
+            reopened.get_changes_meta(&[]).len(),
+            open.get_changes_meta(&[]).len()
+        );
+        for key in ["mine", "theirs", "e19"] {
+            assert!(
+                reopened.get(automerge::ROOT, key).unwrap().is_some(),
+                "{key}"
+            );
+        }
+        assert_eq!(reopened.get_actor(), &ActorId::from(vec![1; 16]));
+        core.edit(id, |doc| doc.put(automerge::ROOT, "again", 3).unwrap())
+            .unwrap();
+        sync_with_room(&mut core, &mut room, id, true);
+        assert_eq!(core.waiting_in(id), 0);
+        let in_room = AutoCommit::load(&room.save()).unwrap();
+        assert!(in_room.get(automerge::ROOT, "again").unwrap().is_some());
+    }
+
+    /// A record made here, never held as bytes, closes with a save and reopens the same.
+    #[test]
+    fn a_record_made_here_closes_and_reopens_the_same() {
+        let id = DocumentId(uuid::Uuid::from_u128(15));
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        core.restore(id, &[], &[]).unwrap();
+        for key in ["first", "second"] {
+            core.edit(id, |doc| doc.put(automerge::ROOT, key, 1).unwrap())
+                .unwrap();
+        }
+        let heads = core.heads(id).unwrap();
+        assert!(!core.close(id), "its entries wait for the server");
+        // The server reports them stored.
+        core.receive(
+            0,
+            ServerMessage::Persisted {
+                doc: id,
+                heads: heads_to_wire(&heads),
+            },
+        )
+        .unwrap();
+        assert!(core.close(id));
+        assert!(!core.is_loaded(id));
+        assert_eq!(core.heads(id).unwrap(), heads);
+        let mut reopened = core.document(id).unwrap().clone();
+        assert_eq!(reopened.get_changes_meta(&[]).len(), 2);
+    }
+
+    /// A sharing that keeps what it is given and counts what it is asked.
+    #[derive(Default)]
+    struct Kept {
+        docs: std::sync::Mutex<std::collections::HashMap<Vec<ChangeHash>, AutoCommit>>,
+        kept: std::sync::atomic::AtomicUsize,
+        copied: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Sharing for Kept {
+        fn apply(
+            &self,
+            doc: &mut AutoCommit,
+            bytes: &[u8],
+        ) -> Result<(), automerge::AutomergeError> {
+            doc.load_incremental(bytes).map(|_| ())
+        }
+
+        fn copy_at(&self, heads: &[ChangeHash]) -> Option<AutoCommit> {
+            let copy = self.docs.lock().unwrap().get(heads).cloned();
+            if copy.is_some() {
+                self.copied
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            copy
+        }
+
+        fn keep(&self, heads: Vec<ChangeHash>, doc: AutoCommit) {
+            self.kept.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.docs.lock().unwrap().insert(heads, doc);
+        }
+    }
+
+    /// With a sharing, a document loaded from its bytes is left for the others, one closed
+    /// is handed over, and one reopened at heads the sharing has is a copy of that, taken
+    /// as this device's.
+    #[test]
+    fn a_sharing_is_left_what_is_loaded_or_closed_and_copies_what_it_has() {
+        use automerge::ReadDoc;
+        use std::sync::atomic::Ordering::Relaxed;
+        let id = DocumentId(uuid::Uuid::from_u128(16));
+        let kept = Arc::new(Kept::default());
+        let mut room = DocumentRoom::load(Some(&server_document(20).save()), []).unwrap();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        core.set_sharing(Some(kept.clone()));
+        sync_with_room(&mut core, &mut room, id, true);
+        assert!(!core.is_loaded(id));
+        let at_first = core.heads(id).unwrap();
+        core.document(id).unwrap();
+        assert_eq!(
+            kept.kept.load(Relaxed),
+            1,
+            "loaded from the bytes, then left"
+        );
+        assert!(kept.docs.lock().unwrap().contains_key(&at_first));
+        core.edit(id, |doc| doc.put(automerge::ROOT, "mine", 1).unwrap())
+            .unwrap();
+        sync_with_room(&mut core, &mut room, id, true);
+        let heads = core.heads(id).unwrap();
+        assert!(core.close(id));
+        assert_eq!(kept.kept.load(Relaxed), 2, "handed over on closing");
+        assert!(kept.docs.lock().unwrap().contains_key(&heads));
+
+        let mut reopened = core.document(id).unwrap().clone();
+        assert_eq!(
+            kept.copied.load(Relaxed),
+            1,
+            "a copy of what was handed over"
+        );
+        assert_eq!(kept.kept.load(Relaxed), 2, "not loaded from the bytes");
+        assert_eq!(reopened.get_heads(), heads);
+        assert_eq!(reopened.get_actor(), &ActorId::from(vec![1; 16]));
+
+        // Closed again, a co-worker's two entries are added to the bytes; the sharing has
+        // no document at the heads they bring, but has one at the heads before them: that,
+        // with the two applied.
+        assert!(core.close(id));
+        let mut other = ClientCore::new(DeviceId(uuid::Uuid::from_u128(2)), vec![2; 16]);
+        sync_as(&mut other, 2, &mut room, id, true);
+        for key in ["theirs", "theirs again"] {
+            other
+                .edit(id, |doc| doc.put(automerge::ROOT, key, 2).unwrap())
+                .unwrap();
+        }
+        sync_as(&mut other, 2, &mut room, id, true);
+        sync_with_room(&mut core, &mut room, id, true);
+        assert!(!core.is_loaded(id));
+        let now = core.heads(id).unwrap();
+        assert_eq!(now, other.heads(id).unwrap());
+        assert!(!kept.docs.lock().unwrap().contains_key(&now));
+        let (copied, kept_before) = (kept.copied.load(Relaxed), kept.kept.load(Relaxed));
+        let mut reopened = core.document(id).unwrap().clone();
+        assert_eq!(
+            kept.copied.load(Relaxed),
+            copied + 1,
+            "from the earlier heads"
+        );
+        assert_eq!(
+            kept.kept.load(Relaxed),
+            kept_before + 1,
+            "and left for others"
+        );
+        assert_eq!(reopened.get_heads(), now);
+        assert!(
+            reopened
+                .get(automerge::ROOT, "theirs again")
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(reopened.get_actor(), &ActorId::from(vec![1; 16]));
+    }
+
     /// Connects `core` and lets it and `room` exchange messages about `id` for ten rounds,
     /// telling the device the room's heads as stored after each round if `tell_persisted`.
     /// Returns the sync messages sent each way: (to the server, to the device).
     fn sync_with_room(
         core: &mut ClientCore,
+        room: &mut DocumentRoom,
+        id: DocumentId,
+        tell_persisted: bool,
+    ) -> (Vec<sync::Message>, Vec<sync::Message>) {
+        sync_as(core, 1, room, id, tell_persisted)
+    }
+
+    /// [`sync_with_room`] for the device that is the room's peer `peer` (messages the room
+    /// has for other peers meanwhile are dropped).
+    fn sync_as(
+        core: &mut ClientCore,
+        peer: u64,
         room: &mut DocumentRoom,
         id: DocumentId,
         tell_persisted: bool,
@@ -1211,10 +1461,11 @@ mod tests {
             for message in to_server.drain(..) {
                 if let ClientMessage::Sync { session, data, .. } = message {
                     sent.push(sync::Message::decode(&data).unwrap());
-                    room.receive(1, session, &data, &Limits::default()).unwrap();
+                    room.receive(peer, session, &data, &Limits::default())
+                        .unwrap();
                 }
             }
-            for out in room.outgoing(0) {
+            for out in room.outgoing(0).into_iter().filter(|o| o.peer == peer) {
                 received.push(sync::Message::decode(&out.data).unwrap());
                 answers.push(ServerMessage::Sync {
                     doc: id,

@@ -33,26 +33,64 @@ pub fn receive(
     receive_with(doc, state, message, None)
 }
 
-/// How a device takes in the changes a sync message brought (their bytes, joined), when
-/// not as [`receive`] does (Automerge's `load_incremental`). It must leave the document
-/// exactly as `load_incremental` would. The benchmarks' simulated devices share one that
-/// applies each change once for every device on the machine (`casebook-tests`'
-/// `bench::applied_once`): real devices each apply on their own processor, where a
-/// thousand simulated ones would spend the server's.
-pub type Apply =
-    std::sync::Arc<dyn Fn(&mut AutoCommit, &[u8]) -> Result<(), AutomergeError> + Send + Sync>;
+/// How a device takes in changes and loads documents, when not as [`receive`] and
+/// [`super::content`] do on their own (Automerge's `load_incremental`). The benchmarks'
+/// simulated devices share one that does Automerge's work once for every device on the
+/// machine (`casebook-tests`' `bench::applied_once`): real devices each do theirs on their
+/// own processor, where a thousand simulated ones would spend the server's.
+///
+/// An Automerge document is fixed by the changes it holds, which its heads name, so a
+/// document with the same heads and no change waiting for a dependency is the same
+/// document, whichever device made it.
+pub trait Sharing: Send + Sync {
+    /// Takes in the changes a sync message brought (`bytes`, their chunks joined), leaving
+    /// `doc` exactly as `load_incremental` would.
+    fn apply(&self, doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), AutomergeError>;
 
-/// [`receive`], applying the message's changes with `apply` when given.
+    /// A document holding exactly the changes up to `heads` (sorted), with nothing waiting
+    /// for a dependency, if one is at hand; its actor is the caller's to set.
+    fn copy_at(&self, heads: &[ChangeHash]) -> Option<AutoCommit>;
+
+    /// A document a device has done with (at `heads`, sorted, nothing waiting for a
+    /// dependency), for [`Sharing::copy_at`].
+    fn keep(&self, heads: Vec<ChangeHash>, doc: AutoCommit);
+
+    /// The hash and dependencies of each change a sync message brought (`bytes`, its
+    /// chunks joined), if every one is an uncompressed change that Automerge decodes
+    /// ([`checked_headers`]); the same answer however it is found.
+    fn checked_headers(&self, bytes: &[u8]) -> Option<Vec<Header>> {
+        checked_headers(bytes)
+    }
+}
+
+/// A change's hash and its dependencies.
+pub type Header = (ChangeHash, Vec<ChangeHash>);
+
+/// The hash and dependencies of each change in `bytes` (change chunks back to back), if
+/// every one is an uncompressed change that passes Automerge's checks
+/// ([`super::chunk::parse_changes`]): what a device needs to add changes to a document kept
+/// as bytes (see [`heads_after`]), checked as loading them later will check them.
+pub fn checked_headers(bytes: &[u8]) -> Option<Vec<Header>> {
+    let changes = super::chunk::parse_changes([bytes])?;
+    Some(
+        changes
+            .iter()
+            .map(|c| (c.hash(), c.deps().to_vec()))
+            .collect(),
+    )
+}
+
+/// [`receive`], applying the message's changes with `sharing` when given.
 pub fn receive_with(
     doc: &mut AutoCommit,
     state: &mut sync::State,
     message: sync::Message,
-    apply: Option<&Apply>,
+    sharing: Option<&dyn Sharing>,
 ) -> Result<(), AutomergeError> {
     take_in(doc, state, message, |doc, changes| {
         let joined: Vec<u8> = changes.iter().flatten().copied().collect();
-        if let Some(apply) = apply {
-            return apply(doc, &joined);
+        if let Some(sharing) = sharing {
+            return sharing.apply(doc, &joined);
         }
         let applied = doc.load_incremental(&joined);
         super::forget_patches(doc);
@@ -228,22 +266,30 @@ pub(crate) fn receive_by_heads(
 }
 
 /// The heads of a document at `ours` (sorted) after `changes` (in the order they came), if
-/// each one's dependencies are among our heads or the changes before it, so that every one
-/// applies and none is held already (a held change that depended only on our heads would
-/// be after them, so it would be one of them); `None` otherwise (a change onto older
-/// history, one we hold, a first change), when only the document can say.
-pub(crate) fn heads_after(ours: &[ChangeHash], changes: &[Change]) -> Option<Vec<ChangeHash>> {
+/// each one's dependencies are among our heads, the changes before it, or changes `known`
+/// to be held, so that every one applies, and none is held already; `None` otherwise (a
+/// change onto history not known here, one we hold, a first change), when only the
+/// document can say. `known` may say no when unsure, but must say yes of every change held
+/// whose dependencies it says yes of (so that a change held is never taken for new): a
+/// document kept as bytes knows its heads and every change added to it since
+/// ([`super::content`]), and a change in the bytes as first kept depends on changes that
+/// are neither. A dependency held but not a head is behind one (a held change is a head
+/// or behind one): it leaves the heads as they were. Automerge makes such dependencies:
+/// a change depends on its actor's previous change as well as on the heads.
+pub(crate) fn heads_after(
+    ours: &[ChangeHash],
+    changes: &[Header],
+    known: &dyn Fn(&ChangeHash) -> bool,
+) -> Option<Vec<ChangeHash>> {
     let mut heads: BTreeSet<ChangeHash> = ours.iter().copied().collect();
     let mut new: HashSet<ChangeHash> = HashSet::new();
-    for change in changes {
-        let hash = change.hash();
-        // One we hold is among our heads, or behind them: then some dependency of it is
-        // not one of our heads. A change with no dependency could lie anywhere behind.
-        if heads.contains(&hash) || new.contains(&hash) || change.deps().is_empty() {
+    for (hash, deps) in changes {
+        let hash = *hash;
+        if heads.contains(&hash) || new.contains(&hash) || known(&hash) || deps.is_empty() {
             return None;
         }
-        for dep in change.deps() {
-            if !new.contains(dep) && !ours.contains(dep) {
+        for dep in deps {
+            if !new.contains(dep) && !ours.contains(dep) && !known(dep) {
                 return None;
             }
             heads.remove(dep);
@@ -450,22 +496,77 @@ mod tests {
         changes.extend(b.get_changes(&heads));
         let mut merged = ours.fork();
         merged.apply_changes(changes.clone()).unwrap();
-        assert_eq!(heads_after(&heads, &changes), Some(merged.get_heads()));
+        let headers = |changes: &[Change]| -> Vec<Header> {
+            let bytes: Vec<u8> = changes
+                .iter()
+                .flat_map(|c| c.raw_bytes().to_vec())
+                .collect();
+            checked_headers(&bytes).expect("changes")
+        };
+        let unknown = |_: &ChangeHash| false;
+        assert_eq!(
+            heads_after(&heads, &headers(&changes), &unknown),
+            Some(merged.get_heads())
+        );
 
         let older = ours.get_changes(&[]);
         let mut onto_older = ours.fork_at(&[older[1].hash()]).unwrap();
         onto_older.put(automerge::ROOT, "late", 1).unwrap();
         onto_older.commit();
         let late: Vec<Change> = onto_older.get_changes(&[older[1].hash()]);
-        assert_eq!(heads_after(&heads, &late), None, "onto older history");
+        assert_eq!(
+            heads_after(&heads, &headers(&late), &unknown),
+            None,
+            "onto older history"
+        );
         let first = vec![older[0].clone()];
         assert_eq!(
-            heads_after(&heads, &first),
+            heads_after(&heads, &headers(&first), &unknown),
             None,
             "a first change (held here)"
         );
         let held = vec![older[2].clone()];
-        assert_eq!(heads_after(&heads, &held), None, "one of our heads");
+        assert_eq!(
+            heads_after(&heads, &headers(&held), &unknown),
+            None,
+            "one of our heads"
+        );
+
+        // A change that also names its actor's previous change, held behind our heads:
+        // known, it leaves the heads as Automerge does; unknown, it is left to the document.
+        let mut writer = ours.fork();
+        writer.put(automerge::ROOT, "w1", 1).unwrap();
+        writer.commit();
+        let first_own = writer.get_heads()[0];
+        ours.merge(&mut writer).unwrap();
+        let mut other = ours.fork();
+        other.put(automerge::ROOT, "o1", 1).unwrap();
+        other.commit();
+        ours.merge(&mut other).unwrap();
+        writer.merge(&mut other).unwrap();
+        let at = ours.get_heads();
+        writer.put(automerge::ROOT, "w2", 1).unwrap();
+        writer.commit();
+        let second: Vec<Change> = writer.get_changes(&at);
+        assert_eq!(second.len(), 1);
+        assert!(
+            second[0].deps().contains(&first_own) && second[0].deps().len() == 2,
+            "Automerge names the actor's previous change: {:?}",
+            second[0].deps()
+        );
+        let known = |h: &ChangeHash| *h == first_own;
+        ours.apply_changes(second.clone()).unwrap();
+        assert_eq!(
+            heads_after(&at, &headers(&second), &known),
+            Some(ours.get_heads())
+        );
+        assert_eq!(heads_after(&at, &headers(&second), &unknown), None);
+        let own_again = |h: &ChangeHash| *h == first_own || *h == second[0].hash();
+        assert_eq!(
+            heads_after(&at, &headers(&second), &own_again),
+            None,
+            "a change known held is not new"
+        );
     }
 
     /// What heads alone cannot answer comes back untouched: changes without the heads

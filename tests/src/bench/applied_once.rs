@@ -1,34 +1,43 @@
-//! Applying each change once for all the simulated devices of a load run.
+//! Doing Automerge's work once for all the simulated devices of a load run.
 //!
-//! In the live loads every change reaches the 24 other devices on its document, and each
-//! applies it to its own Automerge document: about 0.25-0.45 ms of Automerge's work for a
-//! chronology entry (some 220 operations) on the bench machines. At 500 changes/s that is
-//! 12,000 applications a second, more than the two cores the server runs on, where real
-//! devices would each do theirs on their own processor.
+//! In the live loads every change reaches the 24 other devices on its document. A device
+//! holding the record open applies it to its own Automerge document: about 0.25-0.45 ms
+//! of Automerge's work for a chronology entry (some 220 operations) on the bench machines.
+//! At 500 changes/s that is 12,000 applications a second, more than the two cores the
+//! server runs on, where real devices would each do theirs on their own processor.
+//!
+//! Casebook's simulated devices keep each record closed except while writing in it, as a
+//! worker does (`ClientCore::close` once nothing of theirs waits in it): the protocol core
+//! then keeps the document as bytes and adds a change that follows it to them, without
+//! Automerge, as the app does for every record not open. What remains is opening a record
+//! to write in it, and taking in what does not simply follow (concurrent changes, a device
+//! behind).
 //!
 //! An Automerge document is fixed by the changes it holds, which its heads name. So
 //! every device whose document reaches the same heads, with no change waiting for a
-//! dependency, holds the same document. [`Shared`] is an [`Apply`] for one run that
-//! keeps the documents devices reached, by their heads: a device about to take in
-//! changes works out the heads they bring it to (from the changes' hashes and
-//! dependencies, read from their bytes without decoding them: [`chunk::change_headers`],
-//! and what its document holds) and, when another device has been there,
-//! copies that document (13 µs for a chronology of 175 entries, measured alone; 51 µs
-//! on average, lookup included, at 300 changes/s) and sets its own actor id on it;
-//! otherwise it applies them with `load_incremental`, as every device does without
-//! this, and leaves the result for the others. A device that takes in the same bytes at
-//! the same heads as one before it skips even working out the heads. Each device still
-//! holds a whole document of its own, answers from it and is checked against it; the
-//! server sees the same conversation. Anything else (a document with a change waiting
-//! for a dependency, changes that would wait for one, bytes that are not plain change
-//! chunks) is applied as usual.
+//! dependency, holds the same document. [`Shared`] is a [`Sharing`] for one run that
+//! keeps the documents devices reached or closed, by their heads. A device opening a record
+//! at heads another device has been at copies that document (13 µs for a chronology of 175
+//! entries, measured alone) and sets its own actor id on it, instead of loading the bytes
+//! (the first to get there loads them and leaves the result). A device about to take in
+//! changes onto an open document works out the heads they bring it to (from the changes'
+//! hashes and dependencies, read from their bytes without decoding them:
+//! [`chunk::change_headers`], and what its document holds) and, when another device has
+//! been there, copies that document; otherwise it applies them with `load_incremental`, as
+//! every device does without this, and leaves the result for the others. A device that
+//! takes in the same bytes at the same heads as one before it skips even working out the
+//! heads. Each device still holds a whole document of its own when it has one open,
+//! answers from it and is checked against it; the server sees the same conversation.
+//! Anything else (a document with a change waiting for a dependency, changes that would
+//! wait for one, bytes that are not plain change chunks) is applied as usual.
 //!
-//! Casebook's devices and the automerge-repo clients of the side-by-side share their work
-//! the same way.
+//! The automerge-repo clients of the side by side hold their documents open throughout
+//! (their protocol has no form of a document without Automerge) and share applying the
+//! same way, the writer offering its document as it writes ([`Shared::offer`]).
 
-use automerge::{AutoCommit, ChangeHash};
+use automerge::{AutoCommit, AutomergeError, ChangeHash};
 use casebook_shared::sync::chunk;
-use casebook_shared::sync::receive::Apply;
+use casebook_shared::sync::receive::{Header, Sharing, checked_headers};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,6 +78,8 @@ impl<K: Clone + Eq + Hash, V> Recent<K, V> {
 struct Reached {
     documents: Recent<Vec<ChangeHash>, AutoCommit>,
     led_to: Recent<(Vec<ChangeHash>, Vec<u8>), Vec<ChangeHash>>,
+    /// Messages' changes as checked ([`Sharing::checked_headers`]), by their bytes.
+    checked: Recent<Vec<u8>, Option<Vec<Header>>>,
 }
 
 /// The heads `doc` (at `ours`, nothing waiting) reaches by taking in `changes` (each a
@@ -102,13 +113,87 @@ fn heads_after(
     Some(heads.into_iter().collect())
 }
 
-/// An [`Apply`] shared by the devices of one run, and how often it copied a document.
+/// A [`Sharing`] for the devices of one run, and counts of what it did.
 #[derive(Clone)]
-pub struct Shared {
-    /// Given to each device.
-    pub apply: Apply,
-    reached: Arc<Mutex<Reached>>,
-    copies: Arc<AtomicUsize>,
+pub struct Shared(Arc<Documents>);
+
+struct Documents {
+    reached: Mutex<Reached>,
+    /// Messages' changes taken in onto open documents.
+    applied: AtomicUsize,
+    /// Documents opened (loaded from bytes).
+    opened: AtomicUsize,
+    /// Of both, those done with a copy.
+    copied: AtomicUsize,
+}
+
+impl Documents {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reached> {
+        self.reached.lock().expect("documents reached")
+    }
+}
+
+impl Sharing for Documents {
+    fn apply(&self, doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), AutomergeError> {
+        self.applied.fetch_add(1, Ordering::Relaxed);
+        let ours = doc.get_heads();
+        let target = if doc.get_missing_deps(&[]).is_empty() {
+            let input = (ours.clone(), bytes.to_vec());
+            let known = self.lock().led_to.values.get(&input).cloned();
+            known.or_else(|| {
+                let changes = chunk::change_headers(bytes)?;
+                let after = heads_after(doc, &ours, &changes)?;
+                self.lock().led_to.keep(input, after.clone());
+                Some(after)
+            })
+        } else {
+            None
+        };
+        if let Some(target) = &target {
+            let copy = self.lock().documents.values.get(target).cloned();
+            if let Some(mut copy) = copy {
+                copy.set_actor(doc.get_actor().clone());
+                *doc = copy;
+                self.copied.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        doc.load_incremental(bytes)?;
+        doc.reset_diff_cursor();
+        if let Some(target) = target
+            && doc.get_missing_deps(&[]).is_empty()
+            && doc.get_heads() == target
+        {
+            self.lock().documents.keep(target, doc.clone());
+        }
+        Ok(())
+    }
+
+    fn copy_at(&self, heads: &[ChangeHash]) -> Option<AutoCommit> {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        let copy = self.lock().documents.values.get(heads).cloned();
+        if copy.is_some() {
+            self.copied.fetch_add(1, Ordering::Relaxed);
+        }
+        copy
+    }
+
+    fn keep(&self, heads: Vec<ChangeHash>, mut doc: AutoCommit) {
+        doc.reset_diff_cursor();
+        self.lock().documents.keep(heads, doc);
+    }
+
+    /// Each change is decoded once for all the devices it reaches (some 40 µs for a
+    /// chronology entry, a third of the driver's time at 300 changes/s when each device
+    /// did it).
+    fn checked_headers(&self, bytes: &[u8]) -> Option<Vec<Header>> {
+        if let Some(known) = self.lock().checked.values.get(bytes) {
+            return known.clone();
+        }
+        let headers = checked_headers(bytes);
+        self.lock().checked.keep(bytes.to_vec(), headers.clone());
+        headers
+    }
 }
 
 impl Shared {
@@ -116,52 +201,21 @@ impl Shared {
     /// changes to every document: devices on one document reach the same heads within
     /// moments of each other, or seconds when they are behind).
     pub fn new(capacity: usize) -> Self {
-        let reached = Arc::new(Mutex::new(Reached {
-            documents: Recent::new(capacity),
-            led_to: Recent::new(capacity),
-        }));
-        let copies = Arc::new(AtomicUsize::new(0));
-        let counted = copies.clone();
-        let documents = reached.clone();
-        let apply: Apply = Arc::new(move |doc: &mut AutoCommit, bytes: &[u8]| {
-            let lock = || documents.lock().expect("documents reached");
-            let ours = doc.get_heads();
-            let target = if doc.get_missing_deps(&[]).is_empty() {
-                let input = (ours.clone(), bytes.to_vec());
-                let known = lock().led_to.values.get(&input).cloned();
-                known.or_else(|| {
-                    let changes = chunk::change_headers(bytes)?;
-                    let after = heads_after(doc, &ours, &changes)?;
-                    lock().led_to.keep(input, after.clone());
-                    Some(after)
-                })
-            } else {
-                None
-            };
-            if let Some(target) = &target {
-                let copy = lock().documents.values.get(target).cloned();
-                if let Some(mut copy) = copy {
-                    copy.set_actor(doc.get_actor().clone());
-                    *doc = copy;
-                    counted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-            }
-            doc.load_incremental(bytes)?;
-            doc.reset_diff_cursor();
-            if let Some(target) = target
-                && doc.get_missing_deps(&[]).is_empty()
-                && doc.get_heads() == target
-            {
-                lock().documents.keep(target, doc.clone());
-            }
-            Ok(())
-        });
-        Self {
-            apply,
-            reached,
-            copies,
-        }
+        Self(Arc::new(Documents {
+            reached: Mutex::new(Reached {
+                documents: Recent::new(capacity),
+                led_to: Recent::new(capacity),
+                checked: Recent::new(capacity),
+            }),
+            applied: AtomicUsize::new(0),
+            opened: AtomicUsize::new(0),
+            copied: AtomicUsize::new(0),
+        }))
+    }
+
+    /// The sharing, to give each device.
+    pub fn sharing(&self) -> Arc<dyn Sharing> {
+        self.0.clone()
     }
 
     /// Leaves a device's document just after it wrote a change (`change`, now its only
@@ -169,13 +223,14 @@ impl Shared {
     /// apply it, where a writer that was in step holds the very document they reach (one
     /// copy per change instead of one application; at 300 changes/s this took the copies
     /// from 94% of the deliveries to all of them). A document with a change waiting for a
-    /// dependency is not offered: it holds more than its heads say.
+    /// dependency is not offered: it holds more than its heads say. (Casebook's devices
+    /// hand theirs over when they close the record instead, see [`Sharing::keep`].)
     pub fn offer(&self, doc: &AutoCommit, change: ChangeHash) {
         if !automerge::ReadDoc::get_missing_deps(doc, &[]).is_empty() {
             return;
         }
         let heads = vec![change];
-        let mut reached = self.reached.lock().expect("documents reached");
+        let mut reached = self.0.lock();
         if reached.documents.values.contains_key(&heads) {
             return;
         }
@@ -193,9 +248,19 @@ impl Shared {
             .then(|| Self::new(documents * 16))
     }
 
-    /// How many times a device took a copy instead of applying.
+    /// How many times a device took in a message's changes onto an open document.
+    pub fn applied(&self) -> usize {
+        self.0.applied.load(Ordering::Relaxed)
+    }
+
+    /// How many times a device opened a document kept as bytes.
+    pub fn opened(&self) -> usize {
+        self.0.opened.load(Ordering::Relaxed)
+    }
+
+    /// How many of those two took a copy of another device's document.
     pub fn copies(&self) -> usize {
-        self.copies.load(Ordering::Relaxed)
+        self.0.copied.load(Ordering::Relaxed)
     }
 }
 
@@ -228,7 +293,8 @@ mod tests {
     fn a_device_taking_in_what_another_did_ends_with_the_same_document_and_its_own_actor() {
         let (mut origin, saved) = origin();
         let shared = Shared::new(8);
-        let apply = &shared.apply;
+        let sharing = shared.sharing();
+        let apply = |doc: &mut AutoCommit, bytes: &[u8]| sharing.apply(doc, bytes);
         let (mut first, mut second) = (device(&saved), device(&saved));
         let bytes = change(&mut origin, "entry");
         apply(&mut first, &bytes).unwrap();
@@ -263,7 +329,8 @@ mod tests {
     fn a_device_at_other_heads_applies_for_itself() {
         let (mut origin, saved) = origin();
         let shared = Shared::new(8);
-        let apply = &shared.apply;
+        let sharing = shared.sharing();
+        let apply = |doc: &mut AutoCommit, bytes: &[u8]| sharing.apply(doc, bytes);
         let (mut first, mut other) = (device(&saved), device(&saved));
         let bytes = change(&mut origin, "entry");
         apply(&mut first, &bytes).unwrap();
@@ -279,7 +346,8 @@ mod tests {
     fn a_document_with_a_change_waiting_for_its_dependency_is_never_copied_over() {
         let (mut origin, saved) = origin();
         let shared = Shared::new(8);
-        let apply = &shared.apply;
+        let sharing = shared.sharing();
+        let apply = |doc: &mut AutoCommit, bytes: &[u8]| sharing.apply(doc, bytes);
         let first_change = change(&mut origin, "one");
         let second_change = change(&mut origin, "two");
         let (mut first, mut waiting) = (device(&saved), device(&saved));
@@ -300,7 +368,8 @@ mod tests {
         let x = change(&mut left, "x");
         let y = change(&mut right, "y");
         let shared = Shared::new(8);
-        let apply = &shared.apply;
+        let sharing = shared.sharing();
+        let apply = |doc: &mut AutoCommit, bytes: &[u8]| sharing.apply(doc, bytes);
         let (mut first, mut second) = (device(&saved), device(&saved));
         apply(&mut first, &[x.clone(), y.clone()].concat()).unwrap();
         apply(&mut second, &y).unwrap();
@@ -320,7 +389,8 @@ mod tests {
     fn the_first_device_to_take_in_a_change_copies_the_writers_document() {
         let (_, saved) = origin();
         let shared = Shared::new(8);
-        let apply = &shared.apply;
+        let sharing = shared.sharing();
+        let apply = |doc: &mut AutoCommit, bytes: &[u8]| sharing.apply(doc, bytes);
         let mut writer = device(&saved);
         let bytes = change(&mut writer, "entry");
         shared.offer(&writer, own_hash(&bytes));
@@ -345,7 +415,8 @@ mod tests {
         let _first = change(&mut origin, "one");
         let second = change(&mut origin, "two");
         let shared = Shared::new(8);
-        let apply = &shared.apply;
+        let sharing = shared.sharing();
+        let apply = |doc: &mut AutoCommit, bytes: &[u8]| sharing.apply(doc, bytes);
         let mut writer = device(&saved);
         writer.load_incremental(&second).unwrap();
         let bytes = change(&mut writer, "entry");

@@ -15,6 +15,7 @@ use anyhow::Context;
 use automerge::ChangeHash;
 use casebook_shared::ids::DocumentId;
 use casebook_shared::records::Kind;
+use casebook_shared::sync::client::ClientCore;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,8 +136,12 @@ pub struct Outcome {
     pub servers: Vec<(ProcessStats, ProcessStats)>,
     /// Length of the load, in seconds.
     pub seconds: f64,
-    /// Times a device took another's result of applying the same changes at the same heads
-    /// rather than applying them itself ([`applied_once`]).
+    /// Times a device took in a message's changes onto an open record ([`applied_once`]).
+    pub applied: usize,
+    /// Times a device opened a record kept as bytes.
+    pub opened: usize,
+    /// Of both, times it took a copy of another device's document at the same heads
+    /// rather than doing Automerge's work itself.
     pub copied: usize,
 }
 
@@ -241,9 +246,14 @@ impl Arrivals {
         }
     }
 
-    /// Called after a frame changed `document` (now `am` on this device): notes which changes
-    /// made elsewhere have arrived with it.
-    pub fn notice(&mut self, ledger: &Ledger, document: usize, am: &automerge::AutoCommit) {
+    /// Called after a frame changed `document`, which `holds` answers for on this device:
+    /// notes which changes made elsewhere have arrived with it.
+    pub fn notice(
+        &mut self,
+        ledger: &Ledger,
+        document: usize,
+        mut holds: impl FnMut(&ChangeHash) -> bool,
+    ) {
         let now = Instant::now();
         let pending = self.pending.entry(document).or_default();
         {
@@ -258,7 +268,7 @@ impl Arrivals {
         }
         for queue in pending.by_writer.values_mut() {
             while let Some(m) = queue.front() {
-                if !fixture::has_change(am, &m.hash) {
+                if !holds(&m.hash) {
                     break;
                 }
                 self.arrived.push((m.hash, now));
@@ -380,12 +390,7 @@ fn describe_missing(
         }
         let in_step = device.core.in_step(id);
         let waiting = device.core.waiting_in(id);
-        let held = |m: &Made| {
-            device
-                .core
-                .document(id)
-                .is_some_and(|am| fixture::has_change(am, &m.hash))
-        };
+        let mut held = |m: &Made| device.core.holds(id, &m.hash);
         if missing.len() > DESCRIBED {
             out.push(format!(
                 "document {d}: {} changes not noticed on device {n}, the first {DESCRIBED}:",
@@ -444,6 +449,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
     let ledger = Arc::new(Ledger::new(load.documents));
     let line = Arc::new(StartLine::new(load.devices));
     let applying = applied_once::Shared::for_run(load.documents);
+    let closes_records = std::env::var_os("CASEBOOK_BENCH_CLOSE_RECORDS").is_some();
     let mut tasks = Vec::new();
     for n in 0..load.devices {
         let me = fixture::practitioner(staff[n], &format!("bench.live.{}", n + 1));
@@ -462,7 +468,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             let mut device = NativeDevice::new(me);
             device.keeps_storage = false;
             if let Some(sharing) = &sharing {
-                device.share_applying(sharing.apply.clone());
+                device.share(sharing.sharing());
             }
             let (ready, start) = line
                 .line_up(async {
@@ -471,9 +477,13 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                     // The device writes in each of its documents: they are open on it, as a
                     // record being written in is. A document that arrived whole is kept
                     // unloaded until read; loading it here keeps that out of the timing
-                    // (the driver reads every changed document to see what arrived).
-                    for (_, id) in &mine {
-                        device.core.document(*id);
+                    // (the driver reads every changed document to see what arrived). With
+                    // `CASEBOOK_BENCH_CLOSE_RECORDS` the device instead keeps each record
+                    // closed but while writing in it (see `applied_once`).
+                    if !closes_records {
+                        for (_, id) in &mine {
+                            device.core.document(*id);
+                        }
                     }
                     anyhow::Ok(())
                 })
@@ -487,17 +497,21 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                 unacknowledged: 0,
                 missing: Vec::new(),
             };
-            // Called for every document a frame changed.
-            let notice = |doc: DocumentId, am: &automerge::AutoCommit, arrivals: &mut Arrivals| {
+            // Called for every document a frame changed: notes what arrived, and closes the
+            // record once nothing of the device's waits in it, if it closes records.
+            let notice = |doc: DocumentId, core: &mut ClientCore, arrivals: &mut Arrivals| {
                 if let Some(&d) = index.get(&doc) {
-                    arrivals.notice(&ledger, d, am);
+                    arrivals.notice(&ledger, d, |hash| core.holds(doc, hash));
+                    if closes_records {
+                        core.close(doc);
+                    }
                 }
             };
             for (k, at) in schedule.iter().enumerate() {
                 let due = start + Duration::from_secs_f64(*at);
                 let wait = due.saturating_duration_since(Instant::now());
                 if device
-                    .run_for(wait, |doc, am| notice(doc, am, &mut log.arrivals))
+                    .run_for(wait, |doc, core| notice(doc, core, &mut log.arrivals))
                     .await
                     .is_err()
                 {
@@ -512,6 +526,8 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                         made = Some(hash);
                     })
                     .await;
+                // The document at the new change, for the devices that take it in (or, when
+                // they keep records closed, for the next to write here).
                 if let (Some(sharing), Some(hash), Some(am)) =
                     (&sharing, made, device.core.document(doc))
                 {
@@ -528,7 +544,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             if !log.disconnected {
                 let wait = end.saturating_duration_since(Instant::now());
                 log.disconnected = device
-                    .run_for(wait, |doc, am| notice(doc, am, &mut log.arrivals))
+                    .run_for(wait, |doc, core| notice(doc, core, &mut log.arrivals))
                     .await
                     .is_err();
             }
@@ -543,8 +559,8 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                     break;
                 }
                 log.disconnected = device
-                    .run_for(Duration::from_millis(100), |doc, am| {
-                        notice(doc, am, &mut log.arrivals)
+                    .run_for(Duration::from_millis(100), |doc, core| {
+                        notice(doc, core, &mut log.arrivals)
                     })
                     .await
                     .is_err();
@@ -612,7 +628,11 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
     // reported stored, changes it received as well as its own, so the count can pass the
     // changes written (7 December: an overload run wrapped around here).
     outcome.acknowledged = outcome.written.saturating_sub(outcome.unacknowledged);
-    outcome.copied = applying.as_ref().map_or(0, applied_once::Shared::copies);
+    if let Some(sharing) = &applying {
+        outcome.applied = sharing.applied();
+        outcome.opened = sharing.opened();
+        outcome.copied = sharing.copies();
+    }
     drop(servers);
     Ok(outcome)
 }
@@ -697,9 +717,15 @@ async fn measure(
         run.add("latency max", "ms", percentile(&all, 100.0), None);
         add_losses(&mut run, &outcome);
         run.add(
-            "changes taken in as a copy of another simulated device's",
+            "messages taken in onto an open record, % of changes delivered (the rest onto closed records, as bytes)",
             "%",
-            100.0 * outcome.copied as f64 / outcome.samples.len().max(1) as f64,
+            100.0 * outcome.applied as f64 / outcome.samples.len().max(1) as f64,
+            None,
+        );
+        run.add(
+            "records opened or changes taken in as a copy of another simulated device's",
+            "%",
+            100.0 * outcome.copied as f64 / (outcome.applied + outcome.opened).max(1) as f64,
             None,
         );
         run.add(
@@ -893,7 +919,7 @@ mod tests {
 
         let mut arrivals = Arrivals::new(0);
         assert_eq!(arrivals.not_arrived(&ledger, 0).len(), 5, "before any look");
-        arrivals.notice(&ledger, 0, &mine);
+        arrivals.notice(&ledger, 0, |h| super::fixture::has_change(&mine, h));
         assert!(arrivals.arrived.is_empty());
         assert!(!arrivals.caught_up(&ledger, [0]));
         assert_eq!(
@@ -907,7 +933,7 @@ mod tests {
         mine.merge(&mut partial).expect("merge");
         let mut partial = two.fork_at(&[made_by_two[0]]).expect("fork");
         mine.merge(&mut partial).expect("merge");
-        arrivals.notice(&ledger, 0, &mine);
+        arrivals.notice(&ledger, 0, |h| super::fixture::has_change(&mine, h));
         let arrived: Vec<ChangeHash> = arrivals.arrived.iter().map(|(h, _)| *h).collect();
         assert_eq!(arrived.len(), 3);
         for hash in [made_by_one[0], made_by_one[1], made_by_two[0]] {
@@ -927,8 +953,8 @@ mod tests {
         // The rest; a frame that brings nothing new notices nothing twice.
         mine.merge(&mut one).expect("merge");
         mine.merge(&mut two).expect("merge");
-        arrivals.notice(&ledger, 0, &mine);
-        arrivals.notice(&ledger, 0, &mine);
+        arrivals.notice(&ledger, 0, |h| super::fixture::has_change(&mine, h));
+        arrivals.notice(&ledger, 0, |h| super::fixture::has_change(&mine, h));
         let mut arrived: Vec<ChangeHash> = arrivals.arrived.iter().map(|(h, _)| *h).collect();
         arrived.sort();
         let mut expected: Vec<ChangeHash> =

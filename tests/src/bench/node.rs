@@ -196,7 +196,7 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
                     &url,
                     &format!("bench-device-{n}"),
                     &names,
-                    sharing.as_ref().map(|s| s.apply.clone()),
+                    sharing.as_ref().map(applied_once::Shared::sharing),
                 ))
                 .await;
             let mut device = device.with_context(|| format!("connecting device {n}"))?;
@@ -205,7 +205,7 @@ pub async fn run_live(dir: &Path, load: &Load) -> anyhow::Result<LiveOutcome> {
             let mut arrivals = Arrivals::new(n);
             let notice = |doc: &str, am: &automerge::AutoCommit, arrivals: &mut Arrivals| {
                 if let Some(&d) = index.get(doc) {
-                    arrivals.notice(&ledger, d, am);
+                    arrivals.notice(&ledger, d, |h| fixture::has_change(am, h));
                 }
             };
             for (k, at) in schedule.iter().enumerate() {

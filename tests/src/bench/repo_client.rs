@@ -14,10 +14,11 @@ use anyhow::{Context, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
-use casebook_shared::sync::receive::{Apply, receive_with};
+use casebook_shared::sync::receive::{Sharing, receive_with};
 use ciborium::Value;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -42,7 +43,7 @@ pub struct RepoDevice {
     /// `error` and `doc-unavailable` messages received.
     pub errors: usize,
     /// Shared with the other devices of the run (see [`super::applied_once`]).
-    apply: Option<Apply>,
+    sharing: Option<Arc<dyn Sharing>>,
 }
 
 fn text(s: &str) -> Value {
@@ -69,7 +70,7 @@ impl RepoDevice {
         url: &str,
         me: &str,
         documents: &[String],
-        apply: Option<Apply>,
+        sharing: Option<Arc<dyn Sharing>>,
     ) -> anyhow::Result<Self> {
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
         // Nagle's algorithm off (`true`), as automerge-repo's own client (the `ws` package) has it.
@@ -82,7 +83,7 @@ impl RepoDevice {
             server: String::new(),
             docs: HashMap::new(),
             errors: 0,
-            apply,
+            sharing,
         };
         let join = encode(vec![
             ("type", text("join")),
@@ -183,7 +184,12 @@ impl RepoDevice {
                     .context("sync without data")?;
                 let message = sync::Message::decode(data)?;
                 if let Some(held) = self.docs.get_mut(&doc) {
-                    receive_with(&mut held.doc, &mut held.state, message, self.apply.as_ref())?;
+                    receive_with(
+                        &mut held.doc,
+                        &mut held.state,
+                        message,
+                        self.sharing.as_deref(),
+                    )?;
                     if !held.doc.get_heads().is_empty() {
                         held.received = true;
                     }
