@@ -6,12 +6,14 @@
 //! At 500 changes/s that is 12,000 applications a second, more than the two cores the
 //! server runs on, where real devices would each do theirs on their own processor.
 //!
-//! Casebook's simulated devices keep each record closed except while writing in it, as a
-//! worker does (`ClientCore::close` once nothing of theirs waits in it): the protocol core
-//! then keeps the document as bytes and adds a change that follows it to them, without
-//! Automerge, as the app does for every record not open. What remains is opening a record
-//! to write in it, and taking in what does not simply follow (concurrent changes, a device
-//! behind).
+//! Casebook's simulated devices hold each of their records open, as a record being
+//! written in is. With `CASEBOOK_BENCH_CLOSE_RECORDS` they instead keep each record closed
+//! except while writing in it, as a worker closes a record after writing
+//! (`ClientCore::close` once nothing of theirs waits in it): the protocol core then keeps
+//! the document as bytes and adds a change that follows it to them, without Automerge, as
+//! the app does for every record not open; what remains is opening a record to write in
+//! it, and taking in what does not simply follow (concurrent changes, a device behind).
+//! Not the default: see `bench/method.md`, What limits it now.
 //!
 //! An Automerge document is fixed by the changes it holds, which its heads name. So
 //! every device whose document reaches the same heads, with no change waiting for a
@@ -31,9 +33,9 @@
 //! Anything else (a document with a change waiting for a dependency, changes that would
 //! wait for one, bytes that are not plain change chunks) is applied as usual.
 //!
-//! The automerge-repo clients of the side by side hold their documents open throughout
-//! (their protocol has no form of a document without Automerge) and share applying the
-//! same way, the writer offering its document as it writes ([`Shared::offer`]).
+//! Each writer offers its document as it writes ([`Shared::offer`]), so the first device
+//! to take the change in copies it. The automerge-repo clients of the side by side hold
+//! their documents open throughout and share the same way.
 
 use automerge::{AutoCommit, AutomergeError, ChangeHash};
 use casebook_shared::sync::chunk;
@@ -223,8 +225,8 @@ impl Shared {
     /// apply it, where a writer that was in step holds the very document they reach (one
     /// copy per change instead of one application; at 300 changes/s this took the copies
     /// from 94% of the deliveries to all of them). A document with a change waiting for a
-    /// dependency is not offered: it holds more than its heads say. (Casebook's devices
-    /// hand theirs over when they close the record instead, see [`Sharing::keep`].)
+    /// dependency is not offered: it holds more than its heads say. (A device closing a
+    /// record hands the document over too, see [`Sharing::keep`].)
     pub fn offer(&self, doc: &AutoCommit, change: ChangeHash) {
         if !automerge::ReadDoc::get_missing_deps(doc, &[]).is_empty() {
             return;
