@@ -1284,6 +1284,96 @@ mod tests {
         assert!(in_room.get(automerge::ROOT, "again").unwrap().is_some());
     }
 
+    /// Lets two devices (the room's peers 1 and 2, connected already) and `room` exchange
+    /// messages about `id` for ten rounds, starting with what each has to send, without
+    /// reconnecting; the first closes the record whenever it can.
+    fn exchange(
+        devices: [&mut ClientCore; 2],
+        room: &mut DocumentRoom,
+        id: DocumentId,
+        mut to_server: [Vec<ClientMessage>; 2],
+    ) {
+        let [first, second] = devices;
+        for _ in 0..10 {
+            for (peer, messages) in (1..).zip(to_server.iter_mut()) {
+                for message in messages.drain(..) {
+                    if let ClientMessage::Sync { session, data, .. } = message {
+                        room.receive(peer, session, &data, &Limits::default())
+                            .unwrap();
+                    }
+                }
+            }
+            for out in room.outgoing(0) {
+                let answer = ServerMessage::Sync {
+                    doc: id,
+                    session: out.session,
+                    data: out.data,
+                };
+                let (core, sends) = match out.peer {
+                    1 => (&mut *first, &mut to_server[0]),
+                    _ => (&mut *second, &mut to_server[1]),
+                };
+                sends.extend(core.receive(0, answer).unwrap().send);
+            }
+            first.close(id);
+        }
+    }
+
+    /// Within one session, a device that wrote and then closed the record goes on taking in
+    /// what a co-worker writes, and the co-worker what it writes.
+    #[test]
+    fn a_record_closed_after_writing_goes_on_taking_in_within_the_session() {
+        let id = DocumentId(uuid::Uuid::from_u128(17));
+        let mut room = DocumentRoom::load(Some(&server_document(20).save()), []).unwrap();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        let mut other = ClientCore::new(DeviceId(uuid::Uuid::from_u128(2)), vec![2; 16]);
+        let welcome = |core: &mut ClientCore| {
+            core.connected(0);
+            core.receive(
+                0,
+                ServerMessage::Welcome {
+                    documents: vec![id],
+                },
+            )
+            .unwrap()
+            .send
+        };
+        let sends = [welcome(&mut core), welcome(&mut other)];
+        exchange([&mut core, &mut other], &mut room, id, sends);
+        assert_eq!(core.heads(id), other.heads(id));
+        for round in 0..3 {
+            let (_, out) = core
+                .edit(id, |doc| {
+                    doc.put(automerge::ROOT, format!("mine{round}"), 1).unwrap()
+                })
+                .unwrap();
+            exchange(
+                [&mut core, &mut other],
+                &mut room,
+                id,
+                [out.send, Vec::new()],
+            );
+            assert!(!core.is_loaded(id), "closed once stored");
+            assert_eq!(core.heads(id), other.heads(id), "round {round}");
+            for k in 0..2 {
+                let (_, out) = other
+                    .edit(id, |doc| {
+                        doc.put(automerge::ROOT, format!("theirs{round}{k}"), 1)
+                            .unwrap()
+                    })
+                    .unwrap();
+                exchange(
+                    [&mut core, &mut other],
+                    &mut room,
+                    id,
+                    [Vec::new(), out.send],
+                );
+                assert_eq!(core.heads(id), other.heads(id), "round {round}, entry {k}");
+                assert!(!core.is_loaded(id), "taken in as bytes");
+            }
+        }
+    }
+
     /// A record made here, never held as bytes, closes with a save and reopens the same.
     #[test]
     fn a_record_made_here_closes_and_reopens_the_same() {
