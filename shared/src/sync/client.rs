@@ -596,9 +596,12 @@ impl ClientCore {
         persisted: &[Head],
     ) -> Result<(), ClientError> {
         let content = match chunks {
-            [whole] => {
-                Content::unloaded(whole.clone(), self.actor.clone(), self.sharing.clone()).ok()
-            }
+            [whole] => Content::unloaded(
+                whole.clone(),
+                self.actor.clone(),
+                self.sharing.clone().map(|s| (s, id)),
+            )
+            .ok(),
             _ => None,
         };
         let content = match content {
@@ -865,7 +868,7 @@ impl ClientCore {
                     Some(bytes) => match Content::unloaded(
                         bytes.clone(),
                         self.actor.clone(),
-                        self.sharing.clone(),
+                        self.sharing.clone().map(|s| (s, doc)),
                     ) {
                         Ok(content) => {
                             let heads = content.unloaded_heads().unwrap_or_default().to_vec();
@@ -1419,7 +1422,7 @@ mod tests {
             doc.load_incremental(bytes).map(|_| ())
         }
 
-        fn copy_at(&self, heads: &[ChangeHash]) -> Option<AutoCommit> {
+        fn copy_at(&self, _: DocumentId, heads: &[ChangeHash]) -> Option<AutoCommit> {
             let copy = self.docs.lock().unwrap().get(heads).cloned();
             if copy.is_some() {
                 self.copied
@@ -1428,7 +1431,7 @@ mod tests {
             copy
         }
 
-        fn keep(&self, heads: Vec<ChangeHash>, doc: AutoCommit) {
+        fn keep(&self, _: DocumentId, heads: Vec<ChangeHash>, doc: AutoCommit) {
             self.kept.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.docs.lock().unwrap().insert(heads, doc);
         }

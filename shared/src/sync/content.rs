@@ -21,6 +21,7 @@
 
 use super::chunk;
 use super::receive::Sharing;
+use crate::ids::DocumentId;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use sha2::{Digest, Sha256};
 use std::cell::OnceCell;
@@ -34,8 +35,8 @@ pub(crate) struct Content {
     /// these bytes' changes and the ones since, so it can be put back to bytes
     /// ([`Content::close`]) without being saved again.
     saved: Option<Saved>,
-    /// Loads with, when given (see [`Sharing`]).
-    sharing: Option<Arc<dyn Sharing>>,
+    /// Loads with, when given (see [`Sharing`]), as this document.
+    sharing: Option<(Arc<dyn Sharing>, DocumentId)>,
     /// Changes taken in or made since it was loaded from `saved`, as their bytes came
     /// (change chunks back to back; up to [`ADDED_LIMIT`] bytes): put back to bytes with
     /// it ([`Content::close`]) rather than extracted from the document again, which
@@ -93,7 +94,7 @@ impl Content {
     pub(crate) fn unloaded(
         bytes: Vec<u8>,
         actor: ActorId,
-        sharing: Option<Arc<dyn Sharing>>,
+        sharing: Option<(Arc<dyn Sharing>, DocumentId)>,
     ) -> Result<Self, Vec<u8>> {
         match chunk::document_heads(&bytes) {
             Some(heads) if !heads.is_empty() && checksum_holds(&bytes) => Ok(Self {
@@ -188,15 +189,15 @@ impl Content {
                 .saved
                 .as_ref()
                 .expect("a document is loaded or has its saved bytes");
-            let sharing = self.sharing.as_deref();
-            if let Some(mut copy) = sharing.and_then(|s| s.copy_at(&saved.heads)) {
+            let sharing = self.sharing.as_ref().map(|(s, id)| (&**s, *id));
+            if let Some(mut copy) = sharing.and_then(|(s, id)| s.copy_at(id, &saved.heads)) {
                 copy.set_actor(saved.actor.clone());
                 return copy;
             }
             // A document at earlier heads, and the bytes added since: a few changes to
             // apply rather than the whole document to load.
             for (heads, len) in saved.earlier.iter().rev() {
-                let Some(mut copy) = sharing.and_then(|s| s.copy_at(heads)) else {
+                let Some(mut copy) = sharing.and_then(|(s, id)| s.copy_at(id, heads)) else {
                     continue;
                 };
                 copy.set_actor(saved.actor.clone());
@@ -204,8 +205,8 @@ impl Content {
                     && copy.get_heads() == saved.heads
                 {
                     super::forget_patches(&mut copy);
-                    if let Some(sharing) = sharing {
-                        sharing.keep(saved.heads.clone(), copy.clone());
+                    if let Some((sharing, id)) = sharing {
+                        sharing.keep(id, saved.heads.clone(), copy.clone());
                     }
                     return copy;
                 }
@@ -218,10 +219,10 @@ impl Content {
                 doc = AutoCommit::new().with_actor(saved.actor.clone());
             }
             super::forget_patches(&mut doc);
-            if let Some(sharing) = sharing
+            if let Some((sharing, id)) = sharing
                 && doc.get_heads() == saved.heads
             {
-                sharing.keep(saved.heads.clone(), doc.clone());
+                sharing.keep(id, saved.heads.clone(), doc.clone());
             }
             doc
         })
@@ -289,10 +290,10 @@ impl Content {
         self.added.clear();
         self.added_bytes = 0;
         let doc = self.loaded.take().expect("loaded");
-        if let Some(sharing) = &self.sharing
+        if let Some((sharing, id)) = &self.sharing
             && !heads.is_empty()
         {
-            sharing.keep(heads, doc);
+            sharing.keep(*id, heads, doc);
         }
         true
     }

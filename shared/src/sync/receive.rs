@@ -16,6 +16,7 @@
 //! has it.) The tests check the document and the state against Automerge's after every
 //! message of a randomised exchange.
 
+use crate::ids::DocumentId;
 use automerge::sync::{self, MessageFlags};
 use automerge::{AutoCommit, AutomergeError, Change, ChangeHash};
 use std::collections::{BTreeSet, HashSet};
@@ -47,13 +48,13 @@ pub trait Sharing: Send + Sync {
     /// `doc` exactly as `load_incremental` would.
     fn apply(&self, doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), AutomergeError>;
 
-    /// A document holding exactly the changes up to `heads` (sorted), with nothing waiting
-    /// for a dependency, if one is at hand; its actor is the caller's to set.
-    fn copy_at(&self, heads: &[ChangeHash]) -> Option<AutoCommit>;
+    /// A copy of document `id` holding exactly the changes up to `heads` (sorted), with
+    /// nothing waiting for a dependency, if one is at hand; its actor is the caller's to set.
+    fn copy_at(&self, id: DocumentId, heads: &[ChangeHash]) -> Option<AutoCommit>;
 
-    /// A document a device has done with (at `heads`, sorted, nothing waiting for a
-    /// dependency), for [`Sharing::copy_at`].
-    fn keep(&self, heads: Vec<ChangeHash>, doc: AutoCommit);
+    /// Document `id` as a device has done with it (at `heads`, sorted, nothing waiting for
+    /// a dependency), for [`Sharing::copy_at`].
+    fn keep(&self, id: DocumentId, heads: Vec<ChangeHash>, doc: AutoCommit);
 
     /// The hash and dependencies of each change a sync message brought (`bytes`, its
     /// chunks joined), if every one is an uncompressed change that Automerge decodes

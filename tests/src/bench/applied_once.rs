@@ -13,7 +13,7 @@
 //! the document as bytes and adds a change that follows it to them, without Automerge, as
 //! the app does for every record not open; what remains is opening a record to write in
 //! it, and taking in what does not simply follow (concurrent changes, a device behind).
-//! Not the default: see `bench/method.md`, What limits it now.
+//! Not the default yet: see `bench/method.md`, What limits it now.
 //!
 //! An Automerge document is fixed by the changes it holds, which its heads name. So
 //! every device whose document reaches the same heads, with no change waiting for a
@@ -21,7 +21,9 @@
 //! keeps the documents devices reached or closed, by their heads. A device opening a record
 //! at heads another device has been at copies that document (13 µs for a chronology of 175
 //! entries, measured alone) and sets its own actor id on it, instead of loading the bytes
-//! (the first to get there loads them and leaves the result). A device about to take in
+//! (the first to get there loads them and leaves the result; each document's newest state
+//! is kept until a newer one comes, as records rest between bursts of writing). A device
+//! about to take in
 //! changes onto an open document works out the heads they bring it to (from the changes'
 //! hashes and dependencies, read from their bytes without decoding them:
 //! [`chunk::change_headers`], and what its document holds) and, when another device has
@@ -38,6 +40,7 @@
 //! their documents open throughout and share the same way.
 
 use automerge::{AutoCommit, AutomergeError, ChangeHash};
+use casebook_shared::ids::DocumentId;
 use casebook_shared::sync::chunk;
 use casebook_shared::sync::receive::{Header, Sharing, checked_headers};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -82,6 +85,9 @@ struct Reached {
     led_to: Recent<(Vec<ChangeHash>, Vec<u8>), Vec<ChangeHash>>,
     /// Messages' changes as checked ([`Sharing::checked_headers`]), by their bytes.
     checked: Recent<Vec<u8>, Option<Vec<Header>>>,
+    /// Each document as last kept, whatever the others kept since: a record written in
+    /// by bursts rests longer than `documents` keeps anything.
+    newest: HashMap<DocumentId, (Vec<ChangeHash>, AutoCommit)>,
 }
 
 /// The heads `doc` (at `ours`, nothing waiting) reaches by taking in `changes` (each a
@@ -171,18 +177,30 @@ impl Sharing for Documents {
         Ok(())
     }
 
-    fn copy_at(&self, heads: &[ChangeHash]) -> Option<AutoCommit> {
+    fn copy_at(&self, id: DocumentId, heads: &[ChangeHash]) -> Option<AutoCommit> {
         self.opened.fetch_add(1, Ordering::Relaxed);
-        let copy = self.lock().documents.values.get(heads).cloned();
+        let copy = {
+            let reached = self.lock();
+            reached.documents.values.get(heads).cloned().or_else(|| {
+                reached
+                    .newest
+                    .get(&id)
+                    .filter(|(at, _)| at == heads)
+                    .map(|(_, doc)| doc.clone())
+            })
+        };
         if copy.is_some() {
             self.copied.fetch_add(1, Ordering::Relaxed);
         }
         copy
     }
 
-    fn keep(&self, heads: Vec<ChangeHash>, mut doc: AutoCommit) {
+    fn keep(&self, id: DocumentId, heads: Vec<ChangeHash>, mut doc: AutoCommit) {
         doc.reset_diff_cursor();
-        self.lock().documents.keep(heads, doc);
+        let copy = doc.clone();
+        let mut reached = self.lock();
+        reached.newest.insert(id, (heads.clone(), copy));
+        reached.documents.keep(heads, doc);
     }
 
     /// Each change is decoded once for all the devices it reaches (some 40 µs for a
@@ -208,6 +226,7 @@ impl Shared {
                 documents: Recent::new(capacity),
                 led_to: Recent::new(capacity),
                 checked: Recent::new(capacity),
+                newest: HashMap::new(),
             }),
             applied: AtomicUsize::new(0),
             opened: AtomicUsize::new(0),
@@ -427,6 +446,33 @@ mod tests {
         apply(&mut other, &bytes).unwrap();
         assert_eq!(shared.copies(), 0);
         assert!(other.get(ROOT, "two").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_document_resting_longer_than_the_others_are_kept_is_still_copied_at_its_newest() {
+        use casebook_shared::ids::DocumentId;
+        let (_, saved) = origin();
+        let shared = Shared::new(1);
+        let sharing = shared.sharing();
+        let (quiet, busy) = (
+            DocumentId(uuid::Uuid::from_u128(1)),
+            DocumentId(uuid::Uuid::from_u128(2)),
+        );
+        let mut resting = device(&saved);
+        change(&mut resting, "last before the rest");
+        let heads = resting.get_heads();
+        sharing.keep(quiet, heads.clone(), resting.clone());
+        let mut other = device(&saved);
+        change(&mut other, "elsewhere");
+        sharing.keep(busy, other.get_heads(), other);
+        let mut copy = sharing
+            .copy_at(quiet, &heads)
+            .expect("the newest of the quiet document");
+        assert_eq!(copy.get_heads(), heads);
+        assert!(
+            sharing.copy_at(busy, &heads).is_none(),
+            "another document's"
+        );
     }
 
     fn own_hash(bytes: &[u8]) -> automerge::ChangeHash {
