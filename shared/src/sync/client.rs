@@ -687,7 +687,7 @@ impl ClientCore {
     /// waits in it (see [`Content::close`]): as when its record is closed. Changes that
     /// follow it are then added to the bytes as they come, and the next read or edit loads
     /// it again. Returns whether it is now not loaded (`false` while something of this
-    /// device's, or a change waiting for a dependency, is held in it).
+    /// device's, or a change waiting for a dependency, is held in it, or it is empty).
     pub fn close(&mut self, id: DocumentId) -> bool {
         let Some(d) = self.docs.get_mut(&id) else {
             return false;
@@ -1383,6 +1383,7 @@ mod tests {
         let id = DocumentId(uuid::Uuid::from_u128(15));
         let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
         core.restore(id, &[], &[]).unwrap();
+        assert!(!core.close(id), "an empty record stays as it is");
         for key in ["first", "second"] {
             core.edit(id, |doc| doc.put(automerge::ROOT, key, 1).unwrap())
                 .unwrap();

@@ -232,15 +232,16 @@ impl Content {
     /// took in or made since, or a save when it was never kept as bytes) and drops it from
     /// Automerge, leaving it for the sharing, if any; as when a record is closed. Returns
     /// whether it is now unloaded: a document with a change waiting for a dependency stays
-    /// loaded (the bytes could not say what waits).
+    /// loaded (the bytes could not say what waits), and so does an empty one (kept bytes
+    /// always hold a change, as [`Content::unloaded`] requires).
     pub(crate) fn close(&mut self) -> bool {
         let Some(doc) = self.loaded.get_mut() else {
             return true;
         };
-        if !doc.get_missing_deps(&[]).is_empty() {
+        let heads = doc.get_heads();
+        if heads.is_empty() || !doc.get_missing_deps(&[]).is_empty() {
             return false;
         }
-        let heads = doc.get_heads();
         match &mut self.saved {
             // What it was loaded from, and the changes since.
             Some(saved) if doc.get_missing_deps(&saved.heads).is_empty() => {
@@ -290,9 +291,7 @@ impl Content {
         self.added.clear();
         self.added_bytes = 0;
         let doc = self.loaded.take().expect("loaded");
-        if let Some((sharing, id)) = &self.sharing
-            && !heads.is_empty()
-        {
+        if let Some((sharing, id)) = &self.sharing {
             sharing.keep(*id, heads, doc);
         }
         true
