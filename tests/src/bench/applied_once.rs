@@ -6,14 +6,14 @@
 //! At 500 changes/s that is 12,000 applications a second, more than the two cores the
 //! server runs on, where real devices would each do theirs on their own processor.
 //!
-//! Casebook's simulated devices hold each of their records open, as a record being
-//! written in is. With `CASEBOOK_BENCH_CLOSE_RECORDS` they instead keep each record closed
-//! except while writing in it, as a worker closes a record after writing
-//! (`ClientCore::close` once nothing of theirs waits in it): the protocol core then keeps
-//! the document as bytes and adds a change that follows it to them, without Automerge, as
-//! the app does for every record not open; what remains is opening a record to write in
-//! it, and taking in what does not simply follow (concurrent changes, a device behind).
-//! Not the default yet: see `bench/method.md`, What limits it now.
+//! Casebook's simulated devices keep each record closed except while writing in it, as a
+//! worker closes a record after writing (`ClientCore::close` once nothing of theirs waits
+//! in it): the protocol core then keeps the document as bytes and adds a change that
+//! follows it to them, without Automerge, as the app does for every record not open; what
+//! remains is opening a record to write in it, and taking in what does not simply follow
+//! (concurrent changes, a device behind, a device whose own change still waits). With
+//! `CASEBOOK_BENCH_OPEN_RECORDS` they hold every record open instead, as the live loads
+//! did until 8 December (see `bench/method.md`).
 //!
 //! An Automerge document is fixed by the changes it holds, which its heads name. So
 //! every device whose document reaches the same heads, with no change waiting for a

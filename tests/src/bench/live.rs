@@ -449,7 +449,7 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
     let ledger = Arc::new(Ledger::new(load.documents));
     let line = Arc::new(StartLine::new(load.devices));
     let applying = applied_once::Shared::for_run(load.documents);
-    let closes_records = std::env::var_os("CASEBOOK_BENCH_CLOSE_RECORDS").is_some();
+    let closes_records = std::env::var_os("CASEBOOK_BENCH_OPEN_RECORDS").is_none();
     let mut tasks = Vec::new();
     for n in 0..load.devices {
         let me = fixture::practitioner(staff[n], &format!("bench.live.{}", n + 1));
@@ -474,15 +474,18 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
                 .line_up(async {
                     device.connect(&url, &cookie).await?;
                     device.sync().await?;
-                    // The device writes in each of its documents: they are open on it, as a
-                    // record being written in is. A document that arrived whole is kept
-                    // unloaded until read; loading it here keeps that out of the timing
-                    // (the driver reads every changed document to see what arrived). With
-                    // `CASEBOOK_BENCH_CLOSE_RECORDS` the device instead keeps each record
-                    // closed but while writing in it (see `applied_once`).
-                    if !closes_records {
-                        for (_, id) in &mine {
-                            device.core.document(*id);
+                    // A document that arrived whole is kept unloaded until read. Each is
+                    // opened here, out of the timing, as a worker opens a case before
+                    // working in it: the first device on a record loads it and leaves it
+                    // to the sharing, and the rest copy it. The device then keeps each
+                    // record closed but while writing in it (see `applied_once`); with
+                    // `CASEBOOK_BENCH_OPEN_RECORDS` it holds them all open instead, as a
+                    // record being written in is (the driver then reads every changed
+                    // document to see what arrived).
+                    for (_, id) in &mine {
+                        device.core.document(*id);
+                        if closes_records {
+                            device.core.close(*id);
                         }
                     }
                     anyhow::Ok(())
@@ -583,6 +586,9 @@ pub async fn run(settings: &Settings, load: &Load) -> anyhow::Result<Outcome> {
             pids.iter().map(|p| process_stats(*p)).collect::<Vec<_>>()
         })
     };
+    if std::env::var_os("CASEBOOK_BENCH_TIMELINE").is_some() {
+        eprintln!("  load starts: {} devices connected", load.devices);
+    }
     let started = line.go().await;
     let mut logs = Vec::new();
     for task in tasks {
