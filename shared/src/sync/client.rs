@@ -1235,9 +1235,7 @@ mod tests {
     fn a_closed_record_takes_changes_in_as_bytes_and_reopens_as_if_kept_open() {
         use automerge::ReadDoc;
         let id = DocumentId(uuid::Uuid::from_u128(14));
-        let mut room = DocumentRoom::load(Some(&server_document(20).save()), []).unwrap();
-        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
-        sync_with_room(&mut core, &mut room, id, true);
+        let (mut room, mut core) = room_and_synced_device(id, 20, true);
         core.edit(id, |doc| doc.put(automerge::ROOT, "mine", 1).unwrap())
             .unwrap();
         assert!(!core.close(id), "not closed while the entry waits");
@@ -1520,6 +1518,19 @@ mod tests {
     /// Connects `core` and lets it and `room` exchange messages about `id` for ten rounds,
     /// telling the device the room's heads as stored after each round if `tell_persisted`.
     /// Returns the sync messages sent each way: (to the server, to the device).
+    /// A room over [`server_document`] of `entries` entries, and device 1 synced with it
+    /// ([`sync_with_room`]).
+    fn room_and_synced_device(
+        id: DocumentId,
+        entries: usize,
+        told: bool,
+    ) -> (DocumentRoom, ClientCore) {
+        let mut room = DocumentRoom::load(Some(&server_document(entries).save()), []).unwrap();
+        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
+        sync_with_room(&mut core, &mut room, id, told);
+        (room, core)
+    }
+
     fn sync_with_room(
         core: &mut ClientCore,
         room: &mut DocumentRoom,
@@ -1884,9 +1895,7 @@ mod tests {
     fn what_the_server_sends_is_not_counted_as_waiting() {
         // A fresh device sent a whole document, and no `Persisted`.
         let id = DocumentId(uuid::Uuid::from_u128(14));
-        let mut room = DocumentRoom::load(Some(&server_document(40).save()), []).unwrap();
-        let mut core = ClientCore::new(DeviceId(uuid::Uuid::from_u128(1)), vec![1; 16]);
-        sync_with_room(&mut core, &mut room, id, false);
+        let (mut room, mut core) = room_and_synced_device(id, 40, false);
         assert_eq!(
             core.docs.get_mut(&id).unwrap().content.heads(),
             room.change_hashes()
