@@ -2,7 +2,9 @@
 //!
 //! A room ([`casebook_shared::sync::room::DocumentRoom`]) is loaded from storage the first time
 //! a device sends the document something only the loaded document can answer, and dropped
-//! once no device has used it for [`IDLE_AFTER`]. Until then a document stored as one
+//! once no device has used it for [`IDLE_AFTER`]: with no device in it, or with devices
+//! still connected, which are then told to start their sessions again after its changes are
+//! folded into a snapshot ([`DocumentHub::release_idle`]). Until then a document stored as one
 //! snapshot is answered from that snapshot ([`QuietDocument`]): a device that holds nothing
 //! of it is sent the snapshot as stored, a device already in step is told so, and neither
 //! costs Automerge a load (which rebuilds every change of the document).
@@ -641,6 +643,58 @@ impl DocumentHub {
         });
     }
 
+    /// Lets go of rooms nobody has written in for `idle_after` though devices are still in
+    /// them (tablets stay connected all day, and a room holds its document loaded: a few KB
+    /// per chronology entry): their changes are folded into a snapshot, the room is dropped,
+    /// and its devices are told to start their sessions again, which the snapshot answers
+    /// without loading it ([`QuietDocument`]) until the next change. A room someone has
+    /// open (presence) is kept, and so is one whose compaction fails (tried again next
+    /// time). Returns how many rooms were let go.
+    pub async fn release_idle(&self, idle_after: Duration) -> usize {
+        let idle = |slot: &Slot| {
+            !slot.removed
+                && slot.last_used.elapsed() >= idle_after
+                && slot.live.as_ref().is_some_and(|l| l.present.is_empty())
+        };
+        // Rooms busy at the moment of looking are not idle.
+        let candidates: Vec<(DocumentId, Arc<tokio::sync::Mutex<Slot>>)> = self
+            .rooms
+            .lock()
+            .expect("rooms lock")
+            .iter()
+            .filter(|(_, slot)| slot.try_lock().is_ok_and(|s| idle(&s)))
+            .map(|(doc, slot)| (*doc, slot.clone()))
+            .collect();
+        let mut released = 0;
+        for (doc, handle) in candidates {
+            let mut slot = handle.lock().await;
+            if !idle(&slot) {
+                continue;
+            }
+            let live = slot.live.as_mut().expect("idle rooms are loaded");
+            if live.uncompacted > 0 {
+                if let Err(e) = compact(&self.db, doc, &mut live.room).await {
+                    tracing::warn!(%doc, error = format!("{e:#}"), "compaction failed; the idle room stays loaded");
+                    continue;
+                }
+                live.uncompacted = 0;
+            }
+            let live = slot.live.take().expect("checked above");
+            slot.removed = true;
+            {
+                let mut rooms = self.rooms.lock().expect("rooms lock");
+                if rooms.get(&doc).is_some_and(|s| Arc::ptr_eq(s, &handle)) {
+                    rooms.remove(&doc);
+                }
+            }
+            for peer in live.peers.values() {
+                peer.send(&ServerMessage::Restart { doc });
+            }
+            released += 1;
+        }
+        released
+    }
+
     /// Another server instance stored changes to `doc`: if the document is live here, take
     /// them in from storage and pass them to this instance's devices (their sync messages
     /// carry the stored heads).
@@ -766,7 +820,8 @@ impl DocumentHub {
         });
     }
 
-    /// Runs [`Self::sweep_idle`] every few seconds for as long as the hub lives.
+    /// Runs [`Self::sweep_idle`] and [`Self::release_idle`] every few seconds for as long as
+    /// the hub lives.
     pub fn spawn_idle_sweeper(self: &Arc<Self>) {
         let hub = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -775,6 +830,7 @@ impl DocumentHub {
                 every.tick().await;
                 let Some(hub) = hub.upgrade() else { return };
                 hub.sweep_idle(IDLE_AFTER);
+                hub.release_idle(IDLE_AFTER).await;
             }
         });
     }

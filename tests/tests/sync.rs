@@ -279,6 +279,66 @@ async fn idle_documents_leave_memory_and_load_again_intact() {
     assert!(b.entries(doc).iter().any(|e| e.id == id));
 }
 
+/// A co-worked record both tablets stay connected to all day is not held loaded all day:
+/// once nobody has written in it for a while, the server folds its changes into a snapshot,
+/// lets the room go and has the devices start their sessions again, which the snapshot
+/// answers without loading it; the next change loads it, and both carry on.
+#[tokio::test]
+async fn a_room_left_idle_with_its_devices_connected_leaves_memory_and_they_carry_on() {
+    let server = TestServer::start().await.unwrap();
+    let (jo, lee, case) = Session::co_workers(&server.base).await.unwrap();
+    let doc = case.chronology;
+    let mut a = online_device(&server, &jo).await;
+    let mut b = online_device(&server, &lee).await;
+    let first = a.add_entry(doc, &draft("Before the quiet")).await.unwrap();
+    a.sync().await.unwrap();
+    b.pump_until(Duration::from_secs(10), |d| {
+        d.entries(doc).iter().any(|e| e.id == first)
+    })
+    .await
+    .unwrap();
+    assert!(server.state.documents.is_live(doc));
+    assert!(rows_of(&server, "document_changes", doc).await > 0);
+
+    let released = server.state.documents.release_idle(Duration::ZERO).await;
+    assert!(released >= 1, "the idle room was let go");
+    assert!(!server.state.documents.is_live(doc));
+    assert_eq!(
+        rows_of(&server, "document_changes", doc).await,
+        0,
+        "its changes were folded into the snapshot first"
+    );
+    // Both devices are told to start again, and are answered from the snapshot.
+    for device in [&mut a, &mut b] {
+        let _ = device
+            .pump_until(Duration::from_millis(500), |_| false)
+            .await;
+        assert!(device.core.all_in_step());
+    }
+    assert!(
+        !server.state.documents.is_live(doc),
+        "answered without loading it"
+    );
+
+    let second = a.add_entry(doc, &draft("After the quiet")).await.unwrap();
+    a.sync().await.unwrap();
+    b.pump_until(Duration::from_secs(10), |d| {
+        d.entries(doc).iter().any(|e| e.id == second)
+    })
+    .await
+    .unwrap();
+    let back = b.add_entry(doc, &draft("And back")).await.unwrap();
+    b.sync().await.unwrap();
+    a.pump_until(Duration::from_secs(10), |d| {
+        d.entries(doc).iter().any(|e| e.id == back)
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.entries(doc), b.entries(doc));
+    assert_eq!(a.entries(doc).len(), b.entries(doc).len());
+    assert!(server.stored_changes(doc).await.unwrap() >= 3);
+}
+
 /// A device of `session` that wrote enough entries to `doc` offline for the server to fold
 /// them into a snapshot once they are synced, connected and synced.
 async fn wrote_past_compaction(
