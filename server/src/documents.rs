@@ -4,7 +4,8 @@
 //! a device sends the document something only the loaded document can answer, and dropped
 //! once no device has used it for [`IDLE_AFTER`]: with no device in it, or with devices
 //! still connected, which are then told to start their sessions again after its changes are
-//! folded into a snapshot ([`DocumentHub::release_idle`]). Until then a document stored as one
+//! folded into a snapshot ([`DocumentHub::release_idle`], which also lets an idle quiet
+//! document forget its snapshot's bytes until needed). Until then a document stored as one
 //! snapshot is answered from that snapshot ([`QuietDocument`]): a device that holds nothing
 //! of it is sent the snapshot as stored, a device already in step is told so, and neither
 //! costs Automerge a load (which rebuilds every change of the document).
@@ -268,6 +269,16 @@ impl DocumentHub {
         self.rooms.lock().expect("rooms lock").len()
     }
 
+    /// Whether `doc` is answered from its snapshot with the snapshot's bytes in memory (not
+    /// loaded, and not forgotten by [`Self::release_idle`]).
+    pub fn holds_snapshot(&self, doc: DocumentId) -> bool {
+        let rooms = self.rooms.lock().expect("rooms lock");
+        rooms.get(&doc).is_some_and(|slot| {
+            slot.try_lock()
+                .is_ok_and(|s| s.quiet.as_ref().is_some_and(|q| q.doc.snapshot().is_some()))
+        })
+    }
+
     /// Whether `doc` is loaded into a room (Automerge has loaded it), rather than answered
     /// from its snapshot alone or not in memory. A document busy at the moment of asking
     /// counts as loaded.
@@ -437,55 +448,84 @@ impl DocumentHub {
         session: u32,
         data: &[u8],
     ) -> Result<bool, SyncError> {
-        if slot.live.is_some() {
-            return Ok(false);
-        }
-        slot.last_used = Instant::now();
-        if slot.quiet.is_none() {
-            let mut stored = read_stored(&self.db, doc).await?;
-            let snapshot = if stored.changes.is_empty() {
-                stored.snapshot.take()
-            } else {
-                None
-            };
-            match snapshot.map(QuietDocument::open) {
-                Some(Ok(quiet)) => {
-                    slot.quiet = Some(Quiet {
-                        doc: quiet,
-                        peers: HashMap::new(),
-                        kind: stored.kind,
-                        case: stored.case,
-                    })
-                }
-                not_quiet => {
-                    stored.snapshot = match not_quiet {
-                        Some(Err(bytes)) => Some(bytes),
-                        _ => stored.snapshot,
-                    };
-                    slot.live = Some(stored.into_live()?);
-                    return Ok(false);
+        loop {
+            if slot.live.is_some() {
+                return Ok(false);
+            }
+            slot.last_used = Instant::now();
+            if slot.quiet.is_none() {
+                let mut stored = read_stored(&self.db, doc).await?;
+                let snapshot = if stored.changes.is_empty() {
+                    stored.snapshot.take()
+                } else {
+                    None
+                };
+                match snapshot.map(QuietDocument::open) {
+                    Some(Ok(quiet)) => {
+                        slot.quiet = Some(Quiet {
+                            doc: quiet,
+                            peers: HashMap::new(),
+                            kind: stored.kind,
+                            case: stored.case,
+                        })
+                    }
+                    not_quiet => {
+                        stored.snapshot = match not_quiet {
+                            Some(Err(bytes)) => Some(bytes),
+                            _ => stored.snapshot,
+                        };
+                        slot.live = Some(stored.into_live()?);
+                        return Ok(false);
+                    }
                 }
             }
-        }
-        let quiet = slot.quiet.as_mut().expect("opened above");
-        match quiet.doc.receive(peer.id, session, data) {
-            quiet::Answer::Send(reply) => {
-                quiet.peers.insert(peer.id, peer.clone());
-                peer.send(&ServerMessage::Sync {
-                    doc,
-                    session,
-                    data: reply,
-                });
-                peer.send(&ServerMessage::Persisted {
-                    doc,
-                    heads: quiet.doc.heads(),
-                });
-                Ok(true)
+            let quiet = slot.quiet.as_mut().expect("opened above");
+            match quiet.doc.receive(peer.id, session, data) {
+                quiet::Answer::Send(reply) => {
+                    quiet.peers.insert(peer.id, peer.clone());
+                    peer.send(&ServerMessage::Sync {
+                        doc,
+                        session,
+                        data: reply,
+                    });
+                    peer.send(&ServerMessage::Persisted {
+                        doc,
+                        heads: quiet.doc.heads(),
+                    });
+                    return Ok(true);
+                }
+                quiet::Answer::Nothing | quiet::Answer::Stale => return Ok(true),
+                quiet::Answer::Malformed => return Err(RoomError::Malformed.into()),
+                // A device holding nothing while the snapshot is forgotten: read it back
+                // and answer again.
+                quiet::Answer::Load if quiet.doc.snapshot().is_none() => {
+                    self.recall_snapshot(slot, doc).await?;
+                }
+                quiet::Answer::Load => return Ok(false),
             }
-            quiet::Answer::Nothing | quiet::Answer::Stale => Ok(true),
-            quiet::Answer::Malformed => Err(RoomError::Malformed.into()),
-            quiet::Answer::Load => Ok(false),
         }
+    }
+
+    /// Reads back the snapshot a quiet document forgot while idle ([`Self::release_idle`]).
+    /// If what is stored is no longer that snapshot (another instance stored changes since),
+    /// the quiet document is dropped and its devices are told to start again, against what
+    /// is stored now.
+    async fn recall_snapshot(&self, slot: &mut Slot, doc: DocumentId) -> Result<(), SyncError> {
+        let Some(quiet) = slot.quiet.as_mut().filter(|q| q.doc.snapshot().is_none()) else {
+            return Ok(());
+        };
+        let stored = read_stored(&self.db, doc).await?;
+        let restored = match (stored.snapshot, stored.changes.is_empty()) {
+            (Some(bytes), true) => quiet.doc.restore_snapshot(bytes).is_ok(),
+            _ => false,
+        };
+        if !restored {
+            let quiet = slot.quiet.take().expect("checked above");
+            for peer in quiet.peers.values() {
+                peer.send(&ServerMessage::Restart { doc });
+            }
+        }
+        Ok(())
     }
 
     /// Loads the document into the slot if it is not in memory. A quiet document is loaded
@@ -497,9 +537,10 @@ impl DocumentHub {
         doc: DocumentId,
     ) -> Result<&'a mut LiveRoom, SyncError> {
         slot.last_used = Instant::now();
+        self.recall_snapshot(slot, doc).await?;
         if let Some(quiet) = slot.quiet.take() {
             let mut room = self
-                .heavy(true, || DocumentRoom::load(Some(quiet.doc.snapshot()), []))
+                .heavy(true, || DocumentRoom::load(quiet.doc.snapshot(), []))
                 .await?;
             let mut peers = quiet.peers;
             for restart in quiet.doc.replay(&mut room, &self.limits, now_ms() as u64) {
@@ -643,29 +684,44 @@ impl DocumentHub {
         });
     }
 
-    /// Lets go of rooms nobody has written in for `idle_after` though devices are still in
-    /// them (tablets stay connected all day, and a room holds its document loaded: a few KB
-    /// per chronology entry): their changes are folded into a snapshot, the room is dropped,
-    /// and its devices are told to start their sessions again, which the snapshot answers
-    /// without loading it ([`QuietDocument`]) until the next change. A room someone has
-    /// open (presence) is kept, and so is one whose compaction fails (tried again next
-    /// time). Returns how many rooms were let go.
+    /// Lets go of what documents nobody has written in for `idle_after` hold in memory
+    /// though devices are still in them (tablets stay connected all day). A room (its
+    /// document loaded: a few KB per chronology entry) has its changes folded into a
+    /// snapshot and is dropped, and its devices are told to start their sessions again,
+    /// which the snapshot answers without loading it ([`QuietDocument`]) until the next
+    /// change; a room someone has open (presence) is kept, and so is one whose compaction
+    /// fails (tried again next time). A document answered from its snapshot forgets the
+    /// snapshot's bytes (its devices in step are answered from the heads; the bytes are
+    /// read back when needed). Returns how many documents let go of something.
     pub async fn release_idle(&self, idle_after: Duration) -> usize {
         let idle = |slot: &Slot| {
             !slot.removed
                 && slot.last_used.elapsed() >= idle_after
                 && slot.live.as_ref().is_some_and(|l| l.present.is_empty())
         };
-        // Rooms busy at the moment of looking are not idle.
+        let mut released = 0;
+        // Documents busy at the moment of looking are not idle.
         let candidates: Vec<(DocumentId, Arc<tokio::sync::Mutex<Slot>>)> = self
             .rooms
             .lock()
             .expect("rooms lock")
             .iter()
-            .filter(|(_, slot)| slot.try_lock().is_ok_and(|s| idle(&s)))
+            .filter(|(_, slot)| {
+                let Ok(mut slot) = slot.try_lock() else {
+                    return false;
+                };
+                if !slot.removed
+                    && slot.last_used.elapsed() >= idle_after
+                    && let Some(quiet) = slot.quiet.as_mut()
+                    && quiet.doc.snapshot().is_some()
+                {
+                    quiet.doc.forget_snapshot();
+                    released += 1;
+                }
+                idle(&slot)
+            })
             .map(|(doc, slot)| (*doc, slot.clone()))
             .collect();
-        let mut released = 0;
         for (doc, handle) in candidates {
             let mut slot = handle.lock().await;
             if !idle(&slot) {

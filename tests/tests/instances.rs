@@ -5,7 +5,7 @@
 
 use casebook_tests::database::{TestDatabase, engine};
 use casebook_tests::device::{NativeDevice, draft};
-use casebook_tests::server::{ServerProcess, ws_url};
+use casebook_tests::server::{ServerProcess, TestServer, ws_url};
 use std::time::Duration;
 
 #[tokio::test]
@@ -107,4 +107,77 @@ async fn devices_on_two_instances_converge_and_killing_one_loses_nothing_acknowl
     fresh.sync().await.unwrap();
     let held: Vec<String> = fresh.entries(doc).into_iter().map(|e| e.id).collect();
     assert!(acknowledged.iter().all(|id| held.contains(id)));
+}
+
+/// A document one instance answers from its snapshot, with the snapshot's bytes let go
+/// while idle, is changed through another instance: when the first hears of it, what is
+/// stored is no longer that snapshot, so its devices start again against storage and get
+/// the change.
+#[tokio::test]
+async fn a_change_through_another_instance_reaches_devices_of_a_document_idle_here() {
+    if engine() != "postgres" {
+        eprintln!("several instances need PostgreSQL: run with CASEBOOK_TEST_ENGINE=postgres");
+        return;
+    }
+    let here = TestServer::start().await.unwrap();
+    let binary = env!("CARGO_BIN_EXE_casebook-server-under-test");
+    let there = ServerProcess::start(binary, here.database_url(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let jo = here.sign_in("worker.north1").await;
+    let lee = there.sign_in("worker.north2").await;
+    let lees: Vec<_> = lee
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let doc = jo
+        .cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| lees.contains(&c.id))
+        .unwrap()
+        .chronology;
+    let mut on_here = NativeDevice::new(jo.me.clone());
+    on_here.connect(&here.ws_url(), &jo.cookie).await.unwrap();
+    on_here.sync().await.unwrap();
+    on_here
+        .add_entry(doc, &draft("Before the quiet"))
+        .await
+        .unwrap();
+    on_here.sync().await.unwrap();
+    // Idle: the room goes (its changes folded into a snapshot), the device restarts and is
+    // answered from the snapshot; idle still, the snapshot's bytes go.
+    let hub = &here.state.documents;
+    assert!(hub.release_idle(Duration::ZERO).await >= 1);
+    let _ = on_here
+        .pump_until(Duration::from_millis(500), |_| false)
+        .await;
+    assert!(hub.holds_snapshot(doc));
+    assert!(hub.release_idle(Duration::ZERO).await >= 1);
+    assert!(!hub.holds_snapshot(doc) && !hub.is_live(doc));
+
+    let mut on_there = NativeDevice::new(lee.me.clone());
+    on_there
+        .connect(&ws_url(&there.base), &lee.cookie)
+        .await
+        .unwrap();
+    on_there.sync().await.unwrap();
+    let from_there = on_there
+        .add_entry(doc, &draft("Written through the other instance"))
+        .await
+        .unwrap();
+    on_there.sync().await.unwrap();
+    // The notice of it (LISTEN/NOTIFY in a running server).
+    hub.refresh(doc).await;
+    on_here
+        .pump_until(Duration::from_secs(10), |d| {
+            d.entries(doc).iter().any(|e| e.id == from_there)
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_here.entries(doc), on_there.entries(doc));
 }

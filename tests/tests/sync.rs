@@ -282,7 +282,8 @@ async fn idle_documents_leave_memory_and_load_again_intact() {
 /// A co-worked record both tablets stay connected to all day is not held loaded all day:
 /// once nobody has written in it for a while, the server folds its changes into a snapshot,
 /// lets the room go and has the devices start their sessions again, which the snapshot
-/// answers without loading it; the next change loads it, and both carry on.
+/// answers without loading it; later it lets the snapshot's bytes go too. A fresh tablet
+/// still gets the record whole, the next change loads it, and everyone carries on.
 #[tokio::test]
 async fn a_room_left_idle_with_its_devices_connected_leaves_memory_and_they_carry_on() {
     let server = TestServer::start().await.unwrap();
@@ -319,14 +320,30 @@ async fn a_room_left_idle_with_its_devices_connected_leaves_memory_and_they_carr
         !server.state.documents.is_live(doc),
         "answered without loading it"
     );
+    assert!(server.state.documents.holds_snapshot(doc));
+
+    // Still idle: the snapshot's bytes go too. The devices in step need only its heads; a
+    // fresh tablet is sent it whole, read back from storage.
+    assert!(server.state.documents.release_idle(Duration::ZERO).await >= 1);
+    assert!(!server.state.documents.holds_snapshot(doc));
+    let mut c = online_device(&server, &lee).await;
+    assert_eq!(
+        c.entries(doc),
+        a.entries(doc),
+        "the fresh tablet holds it all"
+    );
+    assert!(!server.state.documents.is_live(doc));
 
     let second = a.add_entry(doc, &draft("After the quiet")).await.unwrap();
     a.sync().await.unwrap();
-    b.pump_until(Duration::from_secs(10), |d| {
-        d.entries(doc).iter().any(|e| e.id == second)
-    })
-    .await
-    .unwrap();
+    for device in [&mut b, &mut c] {
+        device
+            .pump_until(Duration::from_secs(10), |d| {
+                d.entries(doc).iter().any(|e| e.id == second)
+            })
+            .await
+            .unwrap();
+    }
     let back = b.add_entry(doc, &draft("And back")).await.unwrap();
     b.sync().await.unwrap();
     a.pump_until(Duration::from_secs(10), |d| {

@@ -61,7 +61,9 @@ struct QuietPeer {
 pub struct QuietDocument {
     /// Sorted.
     heads: Vec<ChangeHash>,
-    snapshot: Vec<u8>,
+    /// `None` once forgotten ([`QuietDocument::forget_snapshot`]): peers in step are still
+    /// answered from the heads; anything else waits for [`QuietDocument::restore_snapshot`].
+    snapshot: Option<Vec<u8>>,
     peers: HashMap<PeerId, QuietPeer>,
 }
 
@@ -72,7 +74,7 @@ impl QuietDocument {
         match super::chunk::document_heads(&snapshot).filter(|h| !h.is_empty()) {
             Some(heads) => Ok(Self {
                 heads,
-                snapshot,
+                snapshot: Some(snapshot),
                 peers: HashMap::new(),
             }),
             None => Err(snapshot),
@@ -84,9 +86,27 @@ impl QuietDocument {
         super::heads_to_wire(&self.heads)
     }
 
-    /// The snapshot (to load the room from).
-    pub fn snapshot(&self) -> &[u8] {
-        &self.snapshot
+    /// The snapshot (to load the room from), unless forgotten.
+    pub fn snapshot(&self) -> Option<&[u8]> {
+        self.snapshot.as_deref()
+    }
+
+    /// Lets go of the snapshot's bytes while nobody needs them (the devices in step are
+    /// answered from the heads), keeping the heads and the peers: a device connected all
+    /// day holds every document of its caseload open this way.
+    pub fn forget_snapshot(&mut self) {
+        self.snapshot = None;
+    }
+
+    /// Takes the snapshot back (read from storage again) if it is of this document's
+    /// heads; otherwise returns it: the stored document changed meanwhile.
+    pub fn restore_snapshot(&mut self, snapshot: Vec<u8>) -> Result<(), Vec<u8>> {
+        if super::chunk::document_heads(&snapshot).is_some_and(|h| h == self.heads) {
+            self.snapshot = Some(snapshot);
+            Ok(())
+        } else {
+            Err(snapshot)
+        }
     }
 
     /// Peers that have sent a message.
@@ -135,7 +155,11 @@ impl QuietDocument {
             // The first message of a session.
             None => {
                 let (reply, stage) = if message.heads.is_empty() && summary_fits(false) {
-                    (self.reply(vec![self.snapshot.clone()]), Stage::SentWhole)
+                    // The whole document: without the snapshot, it waits for it.
+                    let Some(snapshot) = self.snapshot.clone() else {
+                        return Answer::Load;
+                    };
+                    (self.reply(vec![snapshot]), Stage::SentWhole)
                 } else if at_ours && summary_fits(false) {
                     (self.reply(Vec::new()), Stage::InStep)
                 } else {
@@ -389,5 +413,44 @@ mod tests {
         let mut room = DocumentRoom::load(Some(&newer.save()), []).unwrap();
         assert_eq!(quiet.replay(&mut room, &Limits::default(), 0), vec![7]);
         assert_eq!(room.peers().count(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_snapshot_still_answers_devices_in_step_and_is_taken_back_only_at_its_heads() {
+        let snapshot = stored();
+        let mut quiet = QuietDocument::open(snapshot.clone()).unwrap();
+        let mut device = Device::holding(None);
+        let Answer::Send(whole) = quiet.receive(1, 1, &device.say().unwrap()) else {
+            panic!("whole document")
+        };
+        device.hear(&whole);
+        quiet.forget_snapshot();
+        assert_eq!(quiet.snapshot(), None);
+        // The device in step acknowledges, and a device in step starts a session: the heads
+        // answer both.
+        assert_eq!(quiet.receive(1, 1, &device.say().unwrap()), Answer::Nothing);
+        let mut in_step = Device::holding(Some(&snapshot));
+        assert!(matches!(
+            quiet.receive(2, 1, &in_step.say().unwrap()),
+            Answer::Send(_)
+        ));
+        // A device holding nothing needs the bytes.
+        let mut fresh = Device::holding(None);
+        let hello = fresh.say().unwrap();
+        assert_eq!(quiet.receive(3, 1, &hello), Answer::Load);
+        // Bytes of another state of the document are refused; the stored ones taken back.
+        let mut newer = AutoCommit::load(&snapshot).unwrap();
+        newer.put(automerge::ROOT, "since", 1).unwrap();
+        newer.commit();
+        assert!(quiet.restore_snapshot(newer.save()).is_err());
+        assert!(quiet.restore_snapshot(b"not a document".to_vec()).is_err());
+        assert_eq!(quiet.snapshot(), None);
+        quiet.restore_snapshot(snapshot.clone()).unwrap();
+        assert_eq!(quiet.snapshot(), Some(&snapshot[..]));
+        let Answer::Send(whole) = quiet.receive(3, 1, &hello) else {
+            panic!("whole document")
+        };
+        fresh.hear(&whole);
+        assert_eq!(fresh.doc.get_heads(), device.doc.get_heads());
     }
 }
