@@ -694,11 +694,9 @@ impl DocumentHub {
     /// snapshot's bytes (its devices in step are answered from the heads; the bytes are
     /// read back when needed). Returns how many documents let go of something.
     pub async fn release_idle(&self, idle_after: Duration) -> usize {
-        let idle = |slot: &Slot| {
-            !slot.removed
-                && slot.last_used.elapsed() >= idle_after
-                && slot.live.as_ref().is_some_and(|l| l.present.is_empty())
-        };
+        let rested = |slot: &Slot| !slot.removed && slot.last_used.elapsed() >= idle_after;
+        let idle =
+            |slot: &Slot| rested(slot) && slot.live.as_ref().is_some_and(|l| l.present.is_empty());
         let mut released = 0;
         // Documents busy at the moment of looking are not idle.
         let candidates: Vec<(DocumentId, Arc<tokio::sync::Mutex<Slot>>)> = self
@@ -710,8 +708,7 @@ impl DocumentHub {
                 let Ok(mut slot) = slot.try_lock() else {
                     return false;
                 };
-                if !slot.removed
-                    && slot.last_used.elapsed() >= idle_after
+                if rested(&slot)
                     && let Some(quiet) = slot.quiet.as_mut()
                     && quiet.doc.snapshot().is_some()
                 {

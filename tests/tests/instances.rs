@@ -5,6 +5,7 @@
 
 use casebook_tests::database::{TestDatabase, engine};
 use casebook_tests::device::{NativeDevice, draft};
+use casebook_tests::http::Session;
 use casebook_tests::server::{ServerProcess, TestServer, ws_url};
 use std::time::Duration;
 
@@ -124,23 +125,9 @@ async fn a_change_through_another_instance_reaches_devices_of_a_document_idle_he
     let there = ServerProcess::start(binary, here.database_url(), "127.0.0.1:0")
         .await
         .unwrap();
-    let jo = here.sign_in("worker.north1").await;
-    let lee = there.sign_in("worker.north2").await;
-    let lees: Vec<_> = lee
-        .cases()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    let doc = jo
-        .cases()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| lees.contains(&c.id))
-        .unwrap()
-        .chronology;
+    // Sessions live in the shared database: Lee's works on the other instance too.
+    let (jo, lee, case) = Session::co_workers(&here.base).await.unwrap();
+    let doc = case.chronology;
     let mut on_here = NativeDevice::new(jo.me.clone());
     on_here.connect(&here.ws_url(), &jo.cookie).await.unwrap();
     on_here.sync().await.unwrap();

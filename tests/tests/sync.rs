@@ -129,6 +129,26 @@ async fn co_workers_edit_offline_and_reconnect(order: Return) {
     assert_eq!(b.core.waiting(), 0);
 }
 
+/// Writes an entry on `from`, syncs it, and waits until each of `to` holds it.
+async fn write_and_wait(
+    from: &mut NativeDevice,
+    to: &mut [&mut NativeDevice],
+    doc: casebook_shared::ids::DocumentId,
+    text: &str,
+) -> String {
+    let id = from.add_entry(doc, &draft(text)).await.unwrap();
+    from.sync().await.unwrap();
+    for device in to.iter_mut() {
+        device
+            .pump_until(Duration::from_secs(10), |d| {
+                d.entries(doc).iter().any(|e| e.id == id)
+            })
+            .await
+            .unwrap();
+    }
+    id
+}
+
 #[tokio::test]
 async fn a_change_reaches_a_connected_co_worker_without_reconnecting() {
     let server = TestServer::start().await.unwrap();
@@ -136,13 +156,7 @@ async fn a_change_reaches_a_connected_co_worker_without_reconnecting() {
     let doc = case.chronology;
     let mut a = online_device(&server, &jo).await;
     let mut b = online_device(&server, &lee).await;
-    let id = a.add_entry(doc, &draft("Fan-out check")).await.unwrap();
-    a.sync().await.unwrap();
-    b.pump_until(Duration::from_secs(10), |d| {
-        d.entries(doc).iter().any(|e| e.id == id)
-    })
-    .await
-    .unwrap();
+    write_and_wait(&mut a, &mut [&mut b], doc, "Fan-out check").await;
 }
 
 /// Every sync message the server sends is built from what it has stored, so a co-worker
@@ -291,13 +305,7 @@ async fn a_room_left_idle_with_its_devices_connected_leaves_memory_and_they_carr
     let doc = case.chronology;
     let mut a = online_device(&server, &jo).await;
     let mut b = online_device(&server, &lee).await;
-    let first = a.add_entry(doc, &draft("Before the quiet")).await.unwrap();
-    a.sync().await.unwrap();
-    b.pump_until(Duration::from_secs(10), |d| {
-        d.entries(doc).iter().any(|e| e.id == first)
-    })
-    .await
-    .unwrap();
+    write_and_wait(&mut a, &mut [&mut b], doc, "Before the quiet").await;
     assert!(server.state.documents.is_live(doc));
     assert!(rows_of(&server, "document_changes", doc).await > 0);
 
@@ -334,23 +342,8 @@ async fn a_room_left_idle_with_its_devices_connected_leaves_memory_and_they_carr
     );
     assert!(!server.state.documents.is_live(doc));
 
-    let second = a.add_entry(doc, &draft("After the quiet")).await.unwrap();
-    a.sync().await.unwrap();
-    for device in [&mut b, &mut c] {
-        device
-            .pump_until(Duration::from_secs(10), |d| {
-                d.entries(doc).iter().any(|e| e.id == second)
-            })
-            .await
-            .unwrap();
-    }
-    let back = b.add_entry(doc, &draft("And back")).await.unwrap();
-    b.sync().await.unwrap();
-    a.pump_until(Duration::from_secs(10), |d| {
-        d.entries(doc).iter().any(|e| e.id == back)
-    })
-    .await
-    .unwrap();
+    write_and_wait(&mut a, &mut [&mut b, &mut c], doc, "After the quiet").await;
+    write_and_wait(&mut b, &mut [&mut a], doc, "And back").await;
     assert_eq!(a.entries(doc), b.entries(doc));
     assert_eq!(a.entries(doc).len(), b.entries(doc).len());
     assert!(server.stored_changes(doc).await.unwrap() >= 3);
