@@ -12,7 +12,7 @@
 //! PostgreSQL's `commit_delay` waits only while enough transactions are active; a change
 //! arriving after a pause is committed at once. At 400/s that halved the fsyncs (1,899 in
 //! 10 s) and the server's context switches, and at 500/s the server's CPU went from about
-//! 100% of a core to 80-90% (`bench/method.md`).
+//! 100% of a core to 75-90% (`bench/method.md`).
 //!
 //! If a group's transaction fails, each batch in it is tried again in a transaction of its
 //! own, so one batch's failure is reported to its own connection only.
