@@ -135,6 +135,8 @@ async fn gather<T>(requests: &mut mpsc::Receiver<T>, first: T, until: Option<Ins
             }
         }
     }
+    // Those waiting when the linger ends (`recv` may have stopped short on tokio's
+    // cooperative budget, `try_recv` does not), or all of them when there was none.
     while group.len() < MAX_GROUP {
         match requests.try_recv() {
             Ok(next) => group.push(next),

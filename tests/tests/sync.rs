@@ -135,7 +135,7 @@ async fn write_and_wait(
     to: &mut [&mut NativeDevice],
     doc: casebook_shared::ids::DocumentId,
     text: &str,
-) -> String {
+) {
     let id = from.add_entry(doc, &draft(text)).await.unwrap();
     from.sync().await.unwrap();
     for device in to.iter_mut() {
@@ -146,7 +146,6 @@ async fn write_and_wait(
             .await
             .unwrap();
     }
-    id
 }
 
 #[tokio::test]
@@ -452,20 +451,8 @@ async fn a_stored_document_is_opened_without_loading_it_and_changes_still_reach_
     );
 
     // A change loads it; both devices, answered quietly until now, hear of every change.
-    let id = a.add_entry(doc, &draft("After the quiet")).await.unwrap();
-    a.sync().await.unwrap();
-    b.pump_until(Duration::from_secs(10), |d| {
-        d.entries(doc).iter().any(|e| e.id == id)
-    })
-    .await
-    .unwrap();
-    let back = b.add_entry(doc, &draft("And back")).await.unwrap();
-    b.sync().await.unwrap();
-    a.pump_until(Duration::from_secs(10), |d| {
-        d.entries(doc).iter().any(|e| e.id == back)
-    })
-    .await
-    .unwrap();
+    write_and_wait(&mut a, &mut [&mut b], doc, "After the quiet").await;
+    write_and_wait(&mut b, &mut [&mut a], doc, "And back").await;
     assert!(server.state.documents.is_live(doc));
     assert_eq!(a.entries(doc), b.entries(doc));
 }
